@@ -1,0 +1,82 @@
+#include "engine/layer.h"
+
+#include "engine/common.h"
+
+namespace coco {
+
+std::string Layer::where() const { return "layer '" + name() + "' (" + type() + "): "; }
+
+void Layer::setup(const Blobs& bottom, const Blobs& top, LayerContext* ctx, Rng& rng) {
+  ctx_ = ctx;
+  const int nb = static_cast<int>(bottom.size()), nt = static_cast<int>(top.size());
+  if (nb < min_bottoms() || (max_bottoms() >= 0 && nb > max_bottoms()))
+    COCO_THROW(where(), "takes ", min_bottoms(), (max_bottoms() == min_bottoms() ? "" : " or more"),
+               max_bottoms() > min_bottoms() ? " (at most " + std::to_string(max_bottoms()) + ")" : "",
+               " bottom blob(s), got ", nb);
+  if (nt < min_tops() || (max_tops() >= 0 && nt > max_tops()))
+    COCO_THROW(where(), "takes ", min_tops(), (max_tops() == min_tops() ? "" : " or more"),
+               max_tops() > min_tops() ? " (at most " + std::to_string(max_tops()) + ")" : "",
+               " top blob(s), got ", nt);
+  layer_setup(bottom, top, rng);
+  reshape(bottom, top);
+}
+
+static bool on_cuda(const Blobs& a, const Blobs& b) {
+  if (!a.empty()) return a[0]->device() == Device::kCUDA;
+  if (!b.empty()) return b[0]->device() == Device::kCUDA;
+  return false;
+}
+
+void Layer::forward(const Blobs& bottom, const Blobs& top) {
+  if (on_cuda(bottom, top))
+    forward_cuda(bottom, top);
+  else
+    forward_cpu(bottom, top);
+}
+
+void Layer::backward(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) {
+  if (on_cuda(bottom, top))
+    backward_cuda(top, propagate_down, bottom);
+  else
+    backward_cpu(top, propagate_down, bottom);
+}
+
+void Layer::forward_cuda(const Blobs&, const Blobs&) {
+  COCO_THROW(where(), "has no CUDA implementation yet; run it on the CPU (--device cpu)");
+}
+
+void Layer::backward_cuda(const Blobs&, const std::vector<bool>&, const Blobs&) {
+  COCO_THROW(where(), "has no CUDA implementation yet; run it on the CPU (--device cpu)");
+}
+
+void LayerRegistry::add(const std::string& type, LayerFactory factory) {
+  if (!factories_.emplace(type, std::move(factory)).second)
+    COCO_THROW("layer type '", type, "' registered twice");
+}
+
+std::unique_ptr<Layer> LayerRegistry::create(const proto::LayerParameter& param) const {
+  auto it = factories_.find(param.type());
+  if (it == factories_.end()) {
+    std::string known;
+    for (auto& kv : factories_) known += (known.empty() ? "" : ", ") + kv.first;
+    COCO_THROW("layer '", param.name(), "': unknown layer type '", param.type(), "' (known: ", known, ")");
+  }
+  return it->second(param);
+}
+
+std::vector<std::string> LayerRegistry::types() const {
+  std::vector<std::string> out;
+  for (auto& kv : factories_) out.push_back(kv.first);
+  return out;
+}
+
+const LayerRegistry& layer_registry() {
+  static const LayerRegistry registry = [] {
+    LayerRegistry r;
+    register_builtin_layers(r);
+    return r;
+  }();
+  return registry;
+}
+
+}  // namespace coco

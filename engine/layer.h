@@ -1,0 +1,118 @@
+// Layer: the unit a Net is built from, and the explicit registry of layer types.
+//
+// A layer reads `bottom` blobs and writes `top` blobs. forward() computes tops
+// from bottoms; backward() writes (=, never +=) the gradient of the loss into the
+// diff of every bottom whose propagate_down is set, and accumulates (+=) into the
+// diffs of its parameter blobs (the Net zeroes them before each step). The Net
+// inserts Split layers where one blob feeds several layers, so "=" is always right.
+//
+// Device dispatch: forward()/backward() pick the CPU or CUDA path from the device
+// of the first blob. The CPU path is the oracle; a layer without a CUDA path throws
+// a clear error on CUDA tensors -- nothing is copied to the host behind the user.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "engine/proto_fwd.h"
+#include "engine/rng.h"
+#include "engine/tensor.h"
+
+namespace coco {
+
+enum class Phase { kTrain, kTest };
+
+// What a layer may know about the run it is part of. Owned by the Net.
+struct LayerContext {
+  Phase phase = Phase::kTrain;
+  int64_t iter = 0;        // current training iteration (counter-based randomness)
+  uint64_t seed = 1;       // the run's seed
+  Communicator* comm = nullptr;  // never null inside a Net (LocalCommunicator at size 1)
+};
+
+using Blobs = std::vector<Blob*>;
+
+class Layer {
+ public:
+  explicit Layer(const proto::LayerParameter& param) : param_(param) {}
+  virtual ~Layer() = default;
+  Layer(const Layer&) = delete;
+  Layer& operator=(const Layer&) = delete;
+
+  virtual const char* type() const = 0;
+
+  // Bottom/top count limits, checked by setup() (-1: unbounded).
+  virtual int min_bottoms() const { return 1; }
+  virtual int max_bottoms() const { return 1; }
+  virtual int min_tops() const { return 1; }
+  virtual int max_tops() const { return 1; }
+  // False for inputs a gradient never flows to (labels).
+  virtual bool can_backward_to(int bottom_index) const { return true; }
+  // Loss layers get loss_weight 1 on top 0 unless the config says otherwise.
+  virtual bool is_loss() const { return false; }
+  // Layers whose top may be its bottom (in-place) say so.
+  virtual bool allows_in_place() const { return false; }
+
+  // Once, when the net is built: check counts, create and fill parameters, reshape.
+  void setup(const Blobs& bottom, const Blobs& top, LayerContext* ctx, Rng& rng);
+  // Tops' shapes from bottoms' shapes; called before every forward.
+  virtual void reshape(const Blobs& bottom, const Blobs& top) = 0;
+
+  void forward(const Blobs& bottom, const Blobs& top);
+  void backward(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom);
+
+  const proto::LayerParameter& param() const { return param_; }
+  const std::string& name() const { return param_.name(); }
+  std::vector<std::shared_ptr<Blob>>& blobs() { return blobs_; }
+  const std::vector<std::shared_ptr<Blob>>& blobs() const { return blobs_; }
+  const LayerContext& ctx() const { return *ctx_; }
+  Phase phase() const { return ctx_->phase; }
+
+ protected:
+  // Create parameters (blobs_) and read the layer's parameters. Bottom shapes are set.
+  virtual void layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) {}
+  virtual void forward_cpu(const Blobs& bottom, const Blobs& top) = 0;
+  virtual void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                            const Blobs& bottom) = 0;
+  virtual void forward_cuda(const Blobs& bottom, const Blobs& top);
+  virtual void backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down,
+                             const Blobs& bottom);
+
+  // "layer 'conv1' (Convolution): " -- prefix for error messages.
+  std::string where() const;
+
+  proto::LayerParameter param_;
+  std::vector<std::shared_ptr<Blob>> blobs_;
+  LayerContext* ctx_ = nullptr;
+};
+
+using LayerFactory = std::function<std::unique_ptr<Layer>(const proto::LayerParameter&)>;
+
+class LayerRegistry {
+ public:
+  // Throws if `type` is already registered.
+  void add(const std::string& type, LayerFactory factory);
+  // Throws a clear error naming the layer and the known types if `type` is unknown.
+  std::unique_ptr<Layer> create(const proto::LayerParameter& param) const;
+  bool has(const std::string& type) const { return factories_.count(type) != 0; }
+  std::vector<std::string> types() const;
+
+ private:
+  std::map<std::string, LayerFactory> factories_;
+};
+
+// Every built-in layer, in one explicit list (layers/register_layers.cpp).
+void register_builtin_layers(LayerRegistry& registry);
+// The process-wide registry holding the built-in layers (built on first use).
+const LayerRegistry& layer_registry();
+
+template <typename T>
+LayerFactory factory_of() {
+  return [](const proto::LayerParameter& p) { return std::unique_ptr<Layer>(new T(p)); };
+}
+
+}  // namespace coco

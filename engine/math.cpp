@@ -1,0 +1,62 @@
+#include "engine/math.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include "engine/common.h"
+
+namespace coco {
+
+namespace {
+CBLAS_TRANSPOSE cb(Trans t) { return t == Trans::kNo ? CblasNoTrans : CblasTrans; }
+}  // namespace
+
+void cpu_gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+              const float* B, float beta, float* C) {
+  if (M == 0 || N == 0) return;
+  if (K == 0) {
+    cpu_scale(M * N, beta, C);
+    return;
+  }
+  const int64_t lda = ta == Trans::kNo ? K : M;
+  const int64_t ldb = tb == Trans::kNo ? N : K;
+  cblas_sgemm(CblasRowMajor, cb(ta), cb(tb), M, N, K, alpha, A, lda, B, ldb, beta, C, N);
+}
+
+void cpu_gemv(Trans ta, int64_t M, int64_t N, float alpha, const float* A, const float* x,
+              float beta, float* y) {
+  if (M == 0 || N == 0) return;
+  cblas_sgemv(CblasRowMajor, cb(ta), M, N, alpha, A, N, x, 1, beta, y, 1);
+}
+
+void cpu_axpy(int64_t n, float alpha, const float* x, float* y) { cblas_saxpy(n, alpha, x, 1, y, 1); }
+
+void cpu_axpby(int64_t n, float alpha, const float* x, float beta, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = alpha * x[i] + beta * y[i];
+}
+
+void cpu_scale(int64_t n, float alpha, float* x) {
+  if (alpha == 0.f) {
+    for (int64_t i = 0; i < n; ++i) x[i] = 0.f;
+  } else if (alpha != 1.f) {
+    cblas_sscal(n, alpha, x, 1);
+  }
+}
+
+float cpu_dot(int64_t n, const float* x, const float* y) { return cblas_sdot(n, x, 1, y, 1); }
+
+double cpu_dot_double(int64_t n, const float* x, const float* y) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += static_cast<double>(x[i]) * y[i];
+  return s;
+}
+
+void set_num_threads(int n) {
+  if (n <= 0) return;
+  openblas_set_num_threads(n);
+  omp_set_num_threads(n);
+}
+
+int num_threads() { return omp_get_max_threads(); }
+
+}  // namespace coco

@@ -1,0 +1,118 @@
+#include "engine/tensor.h"
+
+#include <algorithm>
+
+#include "engine/common.h"
+#include "engine/device_memory.h"
+
+namespace coco {
+
+DeviceSpec DeviceSpec::parse(const std::string& s) {
+  DeviceSpec d;
+  if (s == "cpu") return d;
+  if (s == "cuda") {
+    d.type = Device::kCUDA;
+    return d;
+  }
+  if (s.rfind("cuda:", 0) == 0) {
+    d.type = Device::kCUDA;
+    try {
+      size_t used = 0;
+      d.index = std::stoi(s.substr(5), &used);
+      if (used != s.size() - 5 || d.index < 0) throw std::invalid_argument("");
+    } catch (const std::exception&) {
+      COCO_THROW("bad device '", s, "': expected cpu, cuda or cuda:N");
+    }
+    return d;
+  }
+  COCO_THROW("bad device '", s, "': expected cpu, cuda or cuda:N");
+}
+
+std::string DeviceSpec::str() const {
+  return type == Device::kCPU ? std::string("cpu") : "cuda:" + std::to_string(index);
+}
+
+std::string shape_str(const Shape& s) {
+  std::string out = "(";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + ")";
+}
+
+int64_t shape_count(const Shape& s, int begin, int end) {
+  if (end < 0) end = static_cast<int>(s.size());
+  int64_t c = 1;
+  for (int i = begin; i < end; ++i) c *= s[i];
+  return c;
+}
+
+Tensor::Tensor(const Shape& shape, Device dev) : device_(dev) { reshape(shape); }
+
+void Tensor::reshape(const Shape& shape) {
+  for (auto d : shape) COCO_CHECK(d >= 0, "negative dimension in shape ", shape_str(shape));
+  shape_ = shape;
+  count_ = shape_count(shape_);
+  if (count_ > capacity_) {
+    Device dev = device_;
+    float* p = static_cast<float*>(device_alloc(dev, static_cast<size_t>(count_) * sizeof(float)));
+    data_.reset(p, [dev](float* q) { device_free(dev, q); });
+    device_memset_zero(p, dev, static_cast<size_t>(count_) * sizeof(float));
+    capacity_ = count_;
+  }
+}
+
+void Tensor::set_device(Device dev) {
+  if (dev == device_) return;
+  device_ = dev;
+  data_.reset();
+  capacity_ = 0;
+  reshape(shape_);
+}
+
+int Tensor::canonical_axis(int axis) const {
+  int n = num_axes();
+  COCO_CHECK(axis >= -n && axis < n, "axis ", axis, " out of range for shape ", shape_str(shape_));
+  return axis < 0 ? axis + n : axis;
+}
+
+int64_t Tensor::shape(int axis) const { return shape_[canonical_axis(axis)]; }
+
+void Tensor::copy_from(const Tensor& other) {
+  reshape(other.shape());
+  if (data_.get() == other.data_.get()) return;
+  device_copy(data(), device_, other.data(), other.device_, static_cast<size_t>(count_) * sizeof(float));
+}
+
+void Tensor::zero() { device_memset_zero(data(), device_, static_cast<size_t>(count_) * sizeof(float)); }
+
+void Tensor::fill(float v) {
+  if (device_ == Device::kCPU) {
+    std::fill(data(), data() + count_, v);
+  } else {
+    std::vector<float> host(count_, v);
+    device_copy(data(), device_, host.data(), Device::kCPU, host.size() * sizeof(float));
+  }
+}
+
+float& Tensor::at(int64_t i) {
+  COCO_CHECK(device_ == Device::kCPU, "Tensor::at on a CUDA tensor");
+  COCO_CHECK(i >= 0 && i < count_, "index ", i, " out of range ", count_);
+  return data_.get()[i];
+}
+
+float Tensor::at(int64_t i) const { return const_cast<Tensor*>(this)->at(i); }
+
+std::vector<float> Tensor::to_vector() const {
+  std::vector<float> v(count_);
+  device_copy(v.data(), Device::kCPU, data(), device_, v.size() * sizeof(float));
+  return v;
+}
+
+void Tensor::share(const Tensor& other) {
+  shape_ = other.shape_;
+  count_ = other.count_;
+  capacity_ = other.capacity_;
+  device_ = other.device_;
+  data_ = other.data_;
+}
+
+}  // namespace coco

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages coco builds against (idempotent; needs root or sudo).
+# Usage: tools/setup.sh            CPU toolchain and libraries
+# The CUDA toolkit, cuDNN and NCCL are not Debian packages: install them from NVIDIA
+# if you want the CUDA build (COCO_WITH_CUDA=AUTO picks nvcc up from PATH).
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config ccache git
+      libprotobuf-dev protobuf-compiler libspdlog-dev nlohmann-json3-dev
+      libopenblas-dev libgtest-dev libgmock-dev libbenchmark-dev
+      libopenmpi-dev openmpi-bin python3)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then echo "setup: all packages present"; exit 0; fi
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+echo "setup: installing ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
