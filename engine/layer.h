@@ -56,6 +56,9 @@ class Layer {
   virtual bool is_loss() const { return false; }
   // Layers whose top may be its bottom (in-place) say so.
   virtual bool allows_in_place() const { return false; }
+  // False for parameter blobs that are state, not weights (BatchNorm's running
+  // statistics): the solver never updates them, checkpoints still hold them.
+  virtual bool param_learnable(int param_index) const { return true; }
 
   // Once, when the net is built: check counts, create and fill parameters, reshape.
   void setup(const Blobs& bottom, const Blobs& top, LayerContext* ctx, Rng& rng);
