@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "comm/communicator.h"
+#include "engine/common.h"
 #include "engine/layer.h"
 
 namespace coco::testing {
@@ -62,12 +63,13 @@ class GradientChecker {
     std::vector<bool> prop(bottom.size(), false);
     for (int b : bottoms) prop[b] = true;
 
-    // Analytic gradients.
+    // Analytic gradients. Parameter diffs are cleared before the forward, as the
+    // solver does: a fused head (CocoLoss) accumulates them during its forward.
+    for (auto& p : layer.blobs()) p->diff().zero();
     layer.reshape(bottom, top);
     layer.forward(bottom, top);
     make_weights(top);
     set_top_diffs(top);
-    for (auto& p : layer.blobs()) p->diff().zero();
     for (auto* b : bottom) b->diff().zero();
     layer.backward(top, prop, bottom);
 
