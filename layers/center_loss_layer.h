@@ -9,14 +9,16 @@
 //   centre diff (+=), center_update:
 //     SEED (default)  sum_{i: y_i = j} (c_j - x_i) / (1 + n_j)   n_j = count of class j
 //     GRADIENT        top_diff * sum_{i: y_i = j} (c_j - x_i) / N  (the true gradient)
-// SEED is what the original layer does. Read from the original Caffe source (the
-// CenterLoss layer of ydwen/caffe-face, identical in the seed author's
-// liuyuisanai/CaffeMex_v2 src/caffe/layers/center_loss_layer.cpp): Backward_cpu
-// accumulates variation_sum_j -= (x_i - c_j) over the batch's samples of class j and
-// then center_diff_j += variation_sum_j / (count_j + 1). It never reads top diff, so
-// the loss weight does not scale the centre step (the centre learning rate alpha of
-// the paper is the solver's lr * lr_mult), and classes absent from the batch get 0.
-// The original does not check labels; coco rejects a label outside [0, K).
+// SEED is what the original layer does. Read from the Caffe sources (the seed
+// author's liuyuisanai/CaffeMex_v2 and Wen's ydwen/caffe, both
+// src/caffe/layers/center_loss_layer.cpp): Backward_cpu sums
+// variation_sum_j -= (x_i - c_j) over the batch's samples of class j and sets
+// center_diff_j = variation_sum_j / (count_j + 1). It never reads top diff, so the
+// loss weight does not scale the centre step (the paper's centre rate alpha is the
+// solver's lr * lr_mult), and classes absent from the batch get 0. CaffeMex adds
+// into the diff (axpy), ydwen overwrites it (axpby, beta 0); coco accumulates, as
+// every parameter diff here (the same thing once the Net has zeroed the diffs).
+// The originals do not check labels; coco rejects a label outside [0, K).
 #pragma once
 
 #include "engine/layer.h"
