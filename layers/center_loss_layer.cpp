@@ -1,0 +1,116 @@
+#include "layers/center_loss_layer.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "engine/common.h"
+#include "engine/filler.h"
+
+namespace coco {
+
+void CenterLossLayer::layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) {
+  const auto& cp = param_.center_loss_param();
+  num_classes_ = cp.num_output();
+  if (num_classes_ < 1) COCO_THROW(where(), "center_loss_param.num_output (the class count) must be >= 1");
+  update_ = cp.center_update() == proto::CenterLossParameter::GRADIENT ? CenterUpdate::kGradient
+                                                                        : CenterUpdate::kSeed;
+  const int na = bottom[0]->num_axes();
+  const int a = cp.axis();
+  if (a < -na || a >= na)
+    COCO_THROW(where(), "center_loss_param.axis ", a, " is out of range for bottom ", shape_str(bottom[0]->shape()));
+  axis_ = a < 0 ? a + na : a;
+  dim_ = bottom[0]->count(axis_);
+  if (dim_ < 1) COCO_THROW(where(), "bottom ", shape_str(bottom[0]->shape()), " has no features from axis ", axis_);
+  const Shape cshape{num_classes_, dim_};
+  if (!blobs_.empty()) {
+    if (blobs_.size() != 1) COCO_THROW(where(), "expected 1 parameter blob (the centres), got ", blobs_.size());
+    if (blobs_[0]->shape() != cshape)
+      COCO_THROW(where(), "centres shape ", shape_str(blobs_[0]->shape()), " does not match ", shape_str(cshape));
+    return;
+  }
+  blobs_.push_back(std::make_shared<Blob>(cshape));
+  fill(cp.center_filler(), blobs_[0]->data(), rng);
+}
+
+void CenterLossLayer::reshape(const Blobs& bottom, const Blobs& top) {
+  if (axis_ >= bottom[0]->num_axes() || bottom[0]->count(axis_) != dim_)
+    COCO_THROW(where(), "bottom ", shape_str(bottom[0]->shape()), " must have ", dim_,
+               " features from axis ", axis_, " (the centres' dimension)");
+  num_ = bottom[0]->count(0, axis_);
+  if (bottom[1]->count() != num_)
+    COCO_THROW(where(), "labels ", shape_str(bottom[1]->shape()), " must hold one value per sample (", num_,
+               "), got ", bottom[1]->count());
+  top[0]->reshape({1});
+  distance_.reshape({num_, dim_});
+}
+
+void CenterLossLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
+  const int64_t n = num_, d = dim_, k = num_classes_;
+  const float* x = bottom[0]->cdata();      // (N, D)
+  const float* label = bottom[1]->cdata();  // (N)
+  const float* c = blobs_[0]->cdata();      // (K, D)
+  float* dist = distance_.data();           // (N, D)
+  for (int64_t i = 0; i < n; ++i) {
+    const float l = label[i];
+    if (!(l >= 0 && l < static_cast<float>(k)) || l != std::floor(l))
+      COCO_THROW(where(), "label ", l, " at index ", i, " is not a class id in [0, ", k, ")");
+  }
+  std::vector<double> row(static_cast<size_t>(n));  // per-sample ||x_i - c_{y_i}||^2
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const float* ci = c + static_cast<int64_t>(label[i]) * d;
+    double s = 0;
+    for (int64_t j = 0; j < d; ++j) {
+      const float v = x[i * d + j] - ci[j];
+      dist[i * d + j] = v;
+      s += static_cast<double>(v) * v;
+    }
+    row[i] = s;
+  }
+  double total = 0;  // fixed order: deterministic
+  for (int64_t i = 0; i < n; ++i) total += row[i];
+  top[0]->mutable_data()[0] = n > 0 ? static_cast<float>(total / (2.0 * n)) : 0.0f;
+}
+
+void CenterLossLayer::backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                                   const Blobs& bottom) {
+  if (propagate_down.size() > 1 && propagate_down[1])
+    COCO_THROW(where(), "cannot backpropagate to the labels (bottom 1)");
+  const int64_t n = num_, d = dim_, k = num_classes_;
+  if (n == 0) return;
+  const float top_diff = top[0]->cdiff()[0];
+  const float* label = bottom[1]->cdata();  // (N)
+  const float* dist = distance_.data();     // (N, D): x_i - c_{y_i}
+
+  // Centres (K, D) +=. Samples bucketed by class, in batch order, so each class's
+  // sum runs in a fixed order on one thread: deterministic without atomics.
+  std::vector<std::vector<int64_t>> members(static_cast<size_t>(k));
+  for (int64_t i = 0; i < n; ++i) members[static_cast<size_t>(label[i])].push_back(i);
+  float* dc = blobs_[0]->mutable_diff();
+  const CenterUpdate update = update_;
+#pragma omp parallel
+  {
+    std::vector<double> acc(static_cast<size_t>(d));  // (D): sum_i (c_j - x_i)
+#pragma omp for schedule(static)
+    for (int64_t j = 0; j < k; ++j) {
+      const auto& mj = members[j];
+      if (mj.empty()) continue;
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (int64_t i : mj)
+        for (int64_t col = 0; col < d; ++col) acc[col] -= dist[i * d + col];
+      const double coef = update == CenterUpdate::kSeed ? 1.0 / (1.0 + static_cast<double>(mj.size()))
+                                                        : static_cast<double>(top_diff) / static_cast<double>(n);
+      float* dcj = dc + j * d;
+      for (int64_t col = 0; col < d; ++col) dcj[col] += static_cast<float>(coef * acc[col]);
+    }
+  }
+
+  if (propagate_down[0]) {  // bottom diff (N, D) = (x_i - c_{y_i}) * top_diff / N
+    float* dx = bottom[0]->mutable_diff();
+    const float s = top_diff / static_cast<float>(n);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n * d; ++i) dx[i] = s * dist[i];
+  }
+}
+
+}  // namespace coco

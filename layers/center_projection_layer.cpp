@@ -1,0 +1,95 @@
+#include "layers/center_projection_layer.h"
+
+#include <cmath>
+
+#include "engine/common.h"
+#include "engine/filler.h"
+#include "engine/math.h"
+
+namespace coco {
+
+namespace {
+constexpr double kNormEps = 1e-12;  // inside the square root (DESIGN.md)
+}
+
+void CenterProjectionLayer::layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) {
+  const auto& cp = param_.center_projection_param();
+  num_output_ = cp.num_output();
+  if (num_output_ < 1) COCO_THROW(where(), "center_projection_param.num_output must be >= 1");
+  bias_term_ = cp.bias_term();
+  scale_ = cp.scale();
+  if (!std::isfinite(scale_)) COCO_THROW(where(), "center_projection_param.scale must be finite");
+  if (bottom[0]->num_axes() < 2 || bottom[0]->count(1) < 1)
+    COCO_THROW(where(), "bottom must be (N, D...) with D >= 1, got ", shape_str(bottom[0]->shape()));
+  dim_ = bottom[0]->count(1);
+  const Shape wshape{num_output_, dim_}, bshape{num_output_};
+  const size_t nblobs = bias_term_ ? 2 : 1;
+  if (!blobs_.empty()) {
+    if (blobs_.size() != nblobs)
+      COCO_THROW(where(), "expected ", nblobs, " parameter blob(s) (bias_term ", bias_term_ ? "true" : "false",
+                 "), got ", blobs_.size());
+    if (blobs_[0]->shape() != wshape)
+      COCO_THROW(where(), "weight shape ", shape_str(blobs_[0]->shape()), " does not match ", shape_str(wshape));
+    if (bias_term_ && blobs_[1]->shape() != bshape)
+      COCO_THROW(where(), "bias shape ", shape_str(blobs_[1]->shape()), " does not match ", shape_str(bshape));
+    return;
+  }
+  blobs_.push_back(std::make_shared<Blob>(wshape));
+  fill(cp.weight_filler(), blobs_[0]->data(), rng);
+  if (bias_term_) {
+    blobs_.push_back(std::make_shared<Blob>(bshape));
+    fill(cp.bias_filler(), blobs_[1]->data(), rng);
+  }
+}
+
+void CenterProjectionLayer::reshape(const Blobs& bottom, const Blobs& top) {
+  if (bottom[0]->num_axes() < 2 || bottom[0]->count(1) != dim_)
+    COCO_THROW(where(), "bottom ", shape_str(bottom[0]->shape()), " must be (N, D...) with D = ", dim_,
+               " (the weight's input dimension)");
+  top[0]->reshape({bottom[0]->shape(0), num_output_});
+}
+
+void CenterProjectionLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
+  const int64_t n = bottom[0]->shape(0), k = num_output_, d = dim_;
+  float* w = blobs_[0]->mutable_data();  // (K, D), rewritten to unit rows
+#pragma omp parallel for schedule(static)
+  for (int64_t j = 0; j < k; ++j) {
+    float* wj = w + j * d;
+    const double ss = cpu_dot_double(d, wj, wj);
+    const float s = static_cast<float>(1.0 / std::sqrt(ss + kNormEps));
+    for (int64_t c = 0; c < d; ++c) wj[c] *= s;
+  }
+  const float* x = bottom[0]->cdata();  // (N, D)
+  float* y = top[0]->mutable_data();    // (N, K)
+  if (n == 0) return;
+  cpu_gemm(Trans::kNo, Trans::kYes, n, k, d, scale_, x, w, 0.0f, y);
+  if (bias_term_) {
+    const float* b = blobs_[1]->cdata();  // (K)
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < k; ++j) y[i * k + j] += b[j];
+  }
+}
+
+void CenterProjectionLayer::backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                                         const Blobs& bottom) {
+  const int64_t n = bottom[0]->shape(0), k = num_output_, d = dim_;
+  if (n == 0) return;
+  const float* dy = top[0]->cdiff();    // (N, K)
+  const float* x = bottom[0]->cdata();  // (N, D)
+  // weight diff (K, D) += scale * dYᵀ x
+  cpu_gemm(Trans::kYes, Trans::kNo, k, d, n, scale_, dy, x, 1.0f, blobs_[0]->mutable_diff());
+  if (bias_term_) {
+    float* db = blobs_[1]->mutable_diff();  // (K) += column sums of dY
+#pragma omp parallel for schedule(static)
+    for (int64_t j = 0; j < k; ++j) {
+      double s = 0;
+      for (int64_t i = 0; i < n; ++i) s += dy[i * k + j];
+      db[j] += static_cast<float>(s);
+    }
+  }
+  if (propagate_down[0])  // bottom diff (N, D) = scale * dY w
+    cpu_gemm(Trans::kNo, Trans::kNo, n, d, k, scale_, dy, blobs_[0]->cdata(), 0.0f, bottom[0]->mutable_diff());
+}
+
+}  // namespace coco
