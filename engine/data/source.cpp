@@ -1,0 +1,23 @@
+#include "engine/data/source.h"
+
+#include "engine/common.h"
+
+namespace coco {
+
+std::unique_ptr<DataSource> open_mnist_source(const std::string& dir, const proto::DataSourceParameter& p,
+                                              uint64_t seed, const std::string& origin);
+
+std::unique_ptr<DataSource> open_data_source(const proto::DataSourceParameter& p, const std::string& data_root,
+                                             uint64_t seed, const std::string& origin) {
+  const std::string& src = p.source();
+  const auto colon = src.find(':');
+  if (src.empty() || colon == std::string::npos)
+    COCO_THROW(origin, ": data source '", src, "' must look like KIND:PATH (e.g. mnist:data/mnist)");
+  const std::string kind = src.substr(0, colon);
+  const std::string path = data_root.empty() ? src.substr(colon + 1) : data_root;
+  if (p.batch_size() == 0) COCO_THROW(origin, ": data source '", src, "' has batch_size 0");
+  if (kind == "mnist") return open_mnist_source(path, p, seed, origin);
+  COCO_THROW(origin, ": unknown data source kind '", kind, "' in '", src, "' (known: mnist)");
+}
+
+}  // namespace coco

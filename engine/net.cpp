@@ -1,0 +1,382 @@
+#include "engine/net.h"
+
+#include <algorithm>
+#include <iomanip>
+#include <set>
+#include <sstream>
+
+#include "engine/common.h"
+
+namespace coco {
+
+bool layer_included(const proto::LayerParameter& layer, const proto::NetState& state) {
+  auto meets = [&](const proto::NetStateRule& r) {
+    if (r.has_phase() && r.phase() != state.phase()) return false;
+    if (r.has_min_level() && state.level() < r.min_level()) return false;
+    if (r.has_max_level() && state.level() > r.max_level()) return false;
+    for (const auto& s : r.stage())
+      if (std::find(state.stage().begin(), state.stage().end(), s) == state.stage().end()) return false;
+    for (const auto& s : r.not_stage())
+      if (std::find(state.stage().begin(), state.stage().end(), s) != state.stage().end()) return false;
+    return true;
+  };
+  if (layer.include_size() > 0) {
+    for (const auto& r : layer.include())
+      if (meets(r)) return true;
+    return false;
+  }
+  for (const auto& r : layer.exclude())
+    if (meets(r)) return false;
+  return true;
+}
+
+Shape blob_shape_from_proto(const proto::BlobProto& b) {
+  if (b.has_shape()) return Shape(b.shape().dim().begin(), b.shape().dim().end());
+  if (b.has_num() || b.has_channels() || b.has_height() || b.has_width())
+    return Shape{b.num(), b.channels(), b.height(), b.width()};
+  return Shape{static_cast<int64_t>(b.data_size())};
+}
+
+proto::NetParameter prepare_net(const proto::NetParameter& in, Phase phase, const std::string& origin) {
+  proto::NetState state = in.state();
+  state.set_phase(phase == Phase::kTrain ? proto::TRAIN : proto::TEST);
+
+  proto::NetParameter p;
+  p.set_name(in.name());
+  // Legacy inputs become one Input layer.
+  if (in.input_size() > 0) {
+    auto* l = p.add_layer();
+    l->set_name("input");
+    l->set_type("Input");
+    const bool dims = in.input_dim_size() > 0, shapes = in.input_shape_size() > 0;
+    if (dims && shapes) COCO_THROW(origin, ": give input shapes with input_dim or input_shape, not both");
+    if (dims && in.input_dim_size() != 4 * in.input_size())
+      COCO_THROW(origin, ": ", in.input_size(), " inputs need ", 4 * in.input_size(), " input_dim values, got ",
+                 in.input_dim_size());
+    if (shapes && in.input_shape_size() != in.input_size())
+      COCO_THROW(origin, ": ", in.input_size(), " inputs need as many input_shape entries, got ", in.input_shape_size());
+    if (!dims && !shapes) COCO_THROW(origin, ": inputs declared without input_dim or input_shape");
+    for (int i = 0; i < in.input_size(); ++i) {
+      l->add_top(in.input(i));
+      auto* s = l->mutable_input_param()->add_shape();
+      if (dims)
+        for (int d = 0; d < 4; ++d) s->add_dim(in.input_dim(4 * i + d));
+      else
+        *s = in.input_shape(i);
+    }
+  }
+  for (const auto& l : in.layer()) {
+    if (!layer_included(l, state)) continue;
+    if (l.type().empty()) COCO_THROW(origin, ": layer '", l.name(), "' has no type");
+    *p.add_layer() = l;
+  }
+
+  // Versions of each blob: who produced it and who reads it.
+  struct Slot {
+    int producer, top;
+    std::string name;
+    std::vector<std::pair<int, int>> consumers;  // (layer, bottom index)
+  };
+  std::vector<Slot> slots;
+  std::map<std::string, int> current;
+  std::set<std::string> names;
+  for (int li = 0; li < p.layer_size(); ++li) {
+    const auto& l = p.layer(li);
+    if (l.name().empty()) COCO_THROW(origin, ": layer #", li + 1, " (", l.type(), ") has no name");
+    if (!names.insert(l.name()).second) COCO_THROW(origin, ": two layers are named '", l.name(), "'");
+    for (int b = 0; b < l.bottom_size(); ++b) {
+      auto it = current.find(l.bottom(b));
+      if (it == current.end())
+        COCO_THROW(origin, ": layer '", l.name(), "' (", l.type(), "): bottom '", l.bottom(b),
+                   "' is not produced by any earlier layer or input");
+      slots[it->second].consumers.push_back({li, b});
+    }
+    for (int t = 0; t < l.top_size(); ++t) {
+      slots.push_back({li, t, l.top(t), {}});
+      current[l.top(t)] = static_cast<int>(slots.size()) - 1;
+    }
+  }
+  std::map<int, std::vector<proto::LayerParameter>> splits_after;
+  for (auto& s : slots) {
+    if (s.consumers.size() < 2) continue;
+    const std::string& producer = p.layer(s.producer).name();
+    const std::string base = s.name + "_" + producer + "_" + std::to_string(s.top) + "_split";
+    proto::LayerParameter split;
+    split.set_name(base);
+    split.set_type("Split");
+    split.add_bottom(s.name);
+    for (size_t k = 0; k < s.consumers.size(); ++k) {
+      auto [li, b] = s.consumers[k];
+      auto* consumer = p.mutable_layer(li);
+      for (const auto& t : consumer->top())
+        if (t == s.name)
+          COCO_THROW(origin, ": layer '", consumer->name(), "' works in place on '", s.name,
+                     "', which other layers also read; give it its own top");
+      const std::string top = base + "_" + std::to_string(k);
+      split.add_top(top);
+      consumer->set_bottom(b, top);
+    }
+    splits_after[s.producer].push_back(split);
+  }
+  proto::NetParameter out;
+  out.set_name(p.name());
+  out.set_force_backward(in.force_backward());
+  for (int li = 0; li < p.layer_size(); ++li) {
+    *out.add_layer() = p.layer(li);
+    for (auto& s : splits_after[li]) *out.add_layer() = s;
+  }
+  return out;
+}
+
+Net::Net(const proto::NetParameter& param, Phase phase, Communicator* comm, uint64_t seed,
+         const std::string& origin)
+    : name_(param.name()), origin_(origin), rng_(seed) {
+  COCO_CHECK(comm != nullptr, "Net needs a communicator");
+  ctx_.phase = phase;
+  ctx_.seed = seed;
+  ctx_.comm = comm;
+  const proto::NetParameter p = prepare_net(param, phase, origin);
+  const auto& registry = layer_registry();
+
+  std::map<const Blob*, bool> need_grad;
+  for (const auto& lp : p.layer()) {
+    std::unique_ptr<Layer> layer;
+    try {
+      layer = registry.create(lp);
+    } catch (const Error& e) {
+      COCO_THROW(origin, ": ", e.what());
+    }
+    std::vector<Blob*> bottom, top;
+    for (const auto& b : lp.bottom()) {
+      bottom.push_back(blob_by_name_.at(b));
+    }
+    for (const auto& t : lp.top()) {
+      auto in_place = std::find(lp.bottom().begin(), lp.bottom().end(), t);
+      if (in_place != lp.bottom().end()) {
+        if (!layer->allows_in_place())
+          COCO_THROW(origin, ": layer '", lp.name(), "' (", lp.type(), ") cannot work in place (top '", t,
+                     "' is also its bottom)");
+        top.push_back(blob_by_name_.at(t));
+        continue;
+      }
+      if (blob_by_name_.count(t))
+        COCO_THROW(origin, ": top blob '", t, "' of layer '", lp.name(), "' is produced by more than one layer");
+      blobs_.push_back(std::make_shared<Blob>());
+      blob_by_name_[t] = blobs_.back().get();
+      top.push_back(blobs_.back().get());
+    }
+    try {
+      layer->setup(bottom, top, &ctx_, rng_);
+    } catch (const Error& e) {
+      COCO_THROW(origin, ": ", e.what());
+    }
+    if (lp.type() == "Input")
+      for (int t = 0; t < lp.top_size(); ++t) {
+        inputs_.push_back(top[t]);
+        input_names_.push_back(lp.top(t));
+      }
+
+    // Parameters and whether this layer needs a backward pass.
+    bool needs = false;
+    for (size_t i = 0; i < layer->blobs().size(); ++i) {
+      ParamInfo info;
+      info.blob = layer->blobs()[i];
+      info.layer = lp.name();
+      info.index = static_cast<int>(i);
+      if (static_cast<int>(i) < lp.param_size()) {
+        info.lr_mult = lp.param(static_cast<int>(i)).lr_mult();
+        info.decay_mult = lp.param(static_cast<int>(i)).decay_mult();
+      }
+      info.learnable = layer->param_learnable(static_cast<int>(i)) && info.lr_mult != 0;
+      needs = needs || info.learnable;
+      params_.push_back(info);
+    }
+    std::vector<bool> prop(bottom.size(), false);
+    for (size_t b = 0; b < bottom.size(); ++b) {
+      const bool want = (need_grad[bottom[b]] || p.force_backward()) && layer->can_backward_to(static_cast<int>(b));
+      const bool allowed = static_cast<int>(b) >= lp.propagate_down_size() || lp.propagate_down(static_cast<int>(b));
+      prop[b] = want && allowed;
+      needs = needs || prop[b];
+    }
+    for (auto* t : top) need_grad[t] = needs;
+    for (size_t t = 0; t < top.size(); ++t) {
+      float w = static_cast<int>(t) < lp.loss_weight_size() ? lp.loss_weight(static_cast<int>(t))
+                                                            : (layer->is_loss() && t == 0 ? 1.f : 0.f);
+      if (w != 0) losses_.push_back({top[t], w});
+    }
+    bottoms_.push_back(bottom);
+    tops_.push_back(top);
+    propagate_down_.push_back(prop);
+    need_backward_.push_back(needs);
+    layers_.push_back(std::move(layer));
+  }
+
+  // Outputs: blobs still unread after the last layer (Caffe's rule); not inputs.
+  struct Available {
+    std::string name;
+    Blob* blob;
+    bool accuracy;
+  };
+  std::vector<Available> available;
+  for (size_t li = 0; li < layers_.size(); ++li) {
+    const auto& lp = p.layer(static_cast<int>(li));
+    for (const auto& b : lp.bottom())
+      available.erase(std::remove_if(available.begin(), available.end(), [&](auto& a) { return a.name == b; }),
+                      available.end());
+    if (lp.type() == "Input") continue;
+    for (int t = 0; t < lp.top_size(); ++t)
+      available.push_back({lp.top(t), tops_[li][t], lp.type() == "Accuracy" || (lp.type() == "CocoLoss" && t == 1)});
+  }
+  for (auto& [name, blob, accuracy] : available) {
+    output_names_.push_back(name);
+    output_is_accuracy_.push_back(accuracy);
+    float w = 0;
+    for (auto& l : losses_)
+      if (l.first == blob) w = l.second;
+    output_weights_.push_back(w);
+  }
+
+  // Only layers that lead to a loss run backward.
+  std::set<const Blob*> under_loss;
+  for (auto& l : losses_) under_loss.insert(l.first);
+  for (size_t li = layers_.size(); li-- > 0;) {
+    bool contributes = false;
+    for (auto* t : tops_[li]) contributes = contributes || under_loss.count(t);
+    if (!contributes) {
+      need_backward_[li] = false;
+      std::fill(propagate_down_[li].begin(), propagate_down_[li].end(), false);
+      continue;
+    }
+    for (size_t b = 0; b < bottoms_[li].size(); ++b)
+      if (propagate_down_[li][b]) under_loss.insert(bottoms_[li][b]);
+  }
+}
+
+Blob* Net::blob(const std::string& name) const {
+  auto it = blob_by_name_.find(name);
+  if (it == blob_by_name_.end()) COCO_THROW(origin_, ": no blob named '", name, "'");
+  return it->second;
+}
+
+double Net::forward() {
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    layers_[i]->reshape(bottoms_[i], tops_[i]);
+    layers_[i]->forward(bottoms_[i], tops_[i]);
+  }
+  double loss = 0;
+  for (auto& l : losses_) {
+    const auto v = l.first->data().to_vector();
+    for (float x : v) loss += static_cast<double>(l.second) * x;
+  }
+  return loss;
+}
+
+void Net::backward() {
+  for (auto& l : losses_) l.first->diff().fill(l.second);
+  for (size_t i = layers_.size(); i-- > 0;)
+    if (need_backward_[i]) layers_[i]->backward(tops_[i], propagate_down_[i], bottoms_[i]);
+}
+
+void Net::clear_param_diffs() {
+  for (auto& p : params_) p.blob->diff().zero();
+}
+
+int64_t Net::num_learnable_values() const {
+  int64_t n = 0;
+  for (auto& p : params_)
+    if (p.learnable) n += p.blob->count();
+  return n;
+}
+
+void Net::share_params_from(const Net& other) {
+  std::map<std::pair<std::string, int>, std::shared_ptr<Blob>> theirs;
+  for (auto& p : other.params_) theirs[{p.layer, p.index}] = p.blob;
+  for (size_t li = 0; li < layers_.size(); ++li) {
+    auto& blobs = layers_[li]->blobs();
+    for (size_t i = 0; i < blobs.size(); ++i) {
+      auto it = theirs.find({layers_[li]->name(), static_cast<int>(i)});
+      if (it == theirs.end()) continue;
+      if (it->second->shape() != blobs[i]->shape())
+        COCO_THROW(origin_, ": layer '", layers_[li]->name(), "' parameter ", i, " has shape ",
+                   shape_str(blobs[i]->shape()), " here but ", shape_str(it->second->shape()), " in ", other.origin_);
+      blobs[i] = it->second;
+    }
+  }
+  for (auto& p : params_) {
+    auto it = theirs.find({p.layer, p.index});
+    if (it != theirs.end()) p.blob = it->second;
+  }
+}
+
+void Net::to_proto(proto::NetParameter* out) const {
+  out->Clear();
+  out->set_name(name_);
+  for (const auto& layer : layers_) {
+    if (layer->blobs().empty()) continue;
+    auto* lp = out->add_layer();
+    lp->set_name(layer->name());
+    lp->set_type(layer->type());
+    for (const auto& b : layer->blobs()) {
+      auto* bp = lp->add_blobs();
+      for (auto d : b->shape()) bp->mutable_shape()->add_dim(d);
+      const auto v = b->data().to_vector();
+      bp->mutable_data()->Add(v.begin(), v.end());
+    }
+  }
+}
+
+void Net::copy_from(const proto::NetParameter& in, const std::string& origin, bool require_all) {
+  std::map<std::string, const proto::LayerParameter*> by_name;
+  for (const auto& l : in.layer())
+    if (l.blobs_size() > 0) by_name[l.name()] = &l;
+  for (const auto& layer : layers_) {
+    auto& blobs = layer->blobs();
+    if (blobs.empty()) continue;
+    auto it = by_name.find(layer->name());
+    if (it == by_name.end()) {
+      if (require_all) COCO_THROW(origin, ": has no parameters for layer '", layer->name(), "'");
+      continue;
+    }
+    const auto& src = *it->second;
+    if (src.blobs_size() != static_cast<int>(blobs.size()))
+      COCO_THROW(origin, ": layer '", layer->name(), "' has ", src.blobs_size(), " parameter blobs, the net expects ",
+                 blobs.size());
+    for (size_t i = 0; i < blobs.size(); ++i) {
+      const auto& bp = src.blobs(static_cast<int>(i));
+      const Shape shape = blob_shape_from_proto(bp);
+      if (shape_count(shape) != blobs[i]->count() ||
+          (bp.has_shape() && shape != blobs[i]->shape()))
+        COCO_THROW(origin, ": layer '", layer->name(), "' parameter ", i, " has shape ", shape_str(shape),
+                   ", the net expects ", shape_str(blobs[i]->shape()));
+      if (bp.data_size() == blobs[i]->count()) {
+        std::copy(bp.data().begin(), bp.data().end(), blobs[i]->mutable_data());
+      } else if (bp.double_data_size() == blobs[i]->count()) {
+        std::transform(bp.double_data().begin(), bp.double_data().end(), blobs[i]->mutable_data(),
+                       [](double v) { return static_cast<float>(v); });
+      } else {
+        COCO_THROW(origin, ": layer '", layer->name(), "' parameter ", i, " holds ", bp.data_size(),
+                   " values for shape ", shape_str(blobs[i]->shape()));
+      }
+    }
+  }
+}
+
+std::string Net::describe() const {
+  std::ostringstream os;
+  int64_t total = 0;
+  os << std::left << std::setw(34) << "layer" << std::setw(18) << "type" << std::setw(30) << "top shape"
+     << "params\n";
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    int64_t n = 0;
+    for (auto& b : layers_[i]->blobs()) n += b->count();
+    total += n;
+    std::string shapes;
+    for (auto* t : tops_[i]) shapes += (shapes.empty() ? "" : " ") + shape_str(t->shape());
+    os << std::setw(34) << layers_[i]->name() << std::setw(18) << layers_[i]->type() << std::setw(30) << shapes
+       << n << "\n";
+  }
+  os << layers_.size() << " layers, " << total << " parameters (" << num_learnable_values() << " learnable)\n";
+  return os.str();
+}
+
+}  // namespace coco

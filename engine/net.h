@@ -1,0 +1,105 @@
+// Net: a graph of layers built from a NetParameter (Caffe's model).
+//
+// Blobs are found by name; a layer whose top repeats its bottom works in place.
+// Where one blob feeds several layers, a Split is inserted (as Caffe does) so each
+// backward writes its bottom diff with "=". Legacy `input`/`input_dim` and
+// `input_shape` become an Input layer. Layers are filtered by include/exclude
+// rules for the phase. Every error names the net's origin and the layer.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/layer.h"
+
+namespace coco {
+
+struct ParamInfo {
+  std::shared_ptr<Blob> blob;
+  std::string layer;  // owning layer's name
+  int index = 0;      // index among the layer's blobs
+  float lr_mult = 1;
+  float decay_mult = 1;
+  bool learnable = true;  // false: state (running statistics), or lr_mult == 0
+};
+
+class Net {
+ public:
+  Net(const proto::NetParameter& param, Phase phase, Communicator* comm, uint64_t seed,
+      const std::string& origin = "net");
+
+  // Runs every layer forward; returns the weighted sum of the loss tops.
+  double forward();
+  // Seeds loss tops' diffs with their weights and runs the needed backward passes.
+  void backward();
+  double forward_backward() {
+    const double l = forward();
+    backward();
+    return l;
+  }
+  void clear_param_diffs();
+  void set_iter(int64_t iter) { ctx_.iter = iter; }
+  Phase phase() const { return ctx_.phase; }
+  const std::string& name() const { return name_; }
+  const std::string& origin() const { return origin_; }
+
+  bool has_blob(const std::string& name) const { return blob_by_name_.count(name) != 0; }
+  Blob* blob(const std::string& name) const;
+  // The blobs filled from outside (Input layer tops), in declaration order.
+  const std::vector<Blob*>& input_blobs() const { return inputs_; }
+  const std::vector<std::string>& input_names() const { return input_names_; }
+  // Blobs no layer consumes (losses, accuracies), with their loss weights.
+  const std::vector<std::string>& output_names() const { return output_names_; }
+  const std::vector<float>& output_weights() const { return output_weights_; }
+  // True for outputs that are accuracies (an Accuracy layer's top, CocoLoss's second top).
+  const std::vector<bool>& output_is_accuracy() const { return output_is_accuracy_; }
+
+  size_t num_layers() const { return layers_.size(); }
+  Layer& layer(size_t i) { return *layers_[i]; }
+  const Layer& layer(size_t i) const { return *layers_[i]; }
+  const std::vector<Blob*>& tops(size_t i) const { return tops_[i]; }
+  const std::vector<Blob*>& bottoms(size_t i) const { return bottoms_[i]; }
+  bool layer_needs_backward(size_t i) const { return need_backward_[i]; }
+
+  // Every parameter blob (learnable or state), in layer order.
+  const std::vector<ParamInfo>& params() const { return params_; }
+  int64_t num_learnable_values() const;
+
+  // Use other's parameter blobs (by layer name) instead of this net's own; shapes must match.
+  void share_params_from(const Net& other);
+  // Writes each layer with parameters as (name, type, blobs).
+  void to_proto(proto::NetParameter* out) const;
+  // Copies parameters by layer name. Layers of `in` absent here are skipped; a shape
+  // mismatch or (with require_all) a layer here missing from `in` is an error.
+  void copy_from(const proto::NetParameter& in, const std::string& origin, bool require_all);
+  // One line per layer: name, type, top shapes, parameter count; then totals.
+  std::string describe() const;
+
+ private:
+  std::string name_, origin_;
+  LayerContext ctx_;
+  Rng rng_;
+  std::vector<std::unique_ptr<Layer>> layers_;
+  std::vector<std::vector<Blob*>> bottoms_, tops_;
+  std::vector<std::vector<bool>> propagate_down_;
+  std::vector<bool> need_backward_;
+  std::vector<std::shared_ptr<Blob>> blobs_;
+  std::map<std::string, Blob*> blob_by_name_;
+  std::vector<Blob*> inputs_;
+  std::vector<std::string> input_names_;
+  std::vector<std::string> output_names_;
+  std::vector<float> output_weights_;
+  std::vector<bool> output_is_accuracy_;
+  std::vector<std::pair<Blob*, float>> losses_;
+  std::vector<ParamInfo> params_;
+};
+
+// Caffe's rule for include/exclude.
+bool layer_included(const proto::LayerParameter& layer, const proto::NetState& state);
+// The net after phase filtering, legacy-input upgrade and Split insertion.
+proto::NetParameter prepare_net(const proto::NetParameter& in, Phase phase, const std::string& origin);
+Shape blob_shape_from_proto(const proto::BlobProto& b);
+
+}  // namespace coco

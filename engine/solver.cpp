@@ -1,0 +1,132 @@
+#include "engine/solver.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "engine/common.h"
+#include "engine/math.h"
+
+namespace coco {
+
+void validate_solver(const proto::SolverParameter& p, const std::string& origin) {
+  static const char* kPolicies[] = {"fixed", "step", "multistep", "exp", "inv", "poly", "cosine"};
+  const std::string policy = p.has_lr_policy() ? p.lr_policy() : "fixed";
+  if (std::find(std::begin(kPolicies), std::end(kPolicies), policy) == std::end(kPolicies))
+    COCO_THROW(origin, ": unknown lr_policy '", policy, "' (fixed, step, multistep, exp, inv, poly, cosine)");
+  if (p.type() != "SGD" || p.solver_type() != proto::SolverParameter::SGD)
+    COCO_THROW(origin, ": solver type '", p.type(), "' is not supported (only SGD with momentum)");
+  if (!(p.base_lr() > 0)) COCO_THROW(origin, ": base_lr must be positive");
+  if (policy == "step" && p.stepsize() <= 0) COCO_THROW(origin, ": lr_policy step needs a positive stepsize");
+  if ((policy == "poly" || policy == "cosine") && p.max_iter() <= 0)
+    COCO_THROW(origin, ": lr_policy ", policy, " needs max_iter");
+  for (int i = 1; i < p.stepvalue_size(); ++i)
+    if (p.stepvalue(i) <= p.stepvalue(i - 1)) COCO_THROW(origin, ": stepvalue must increase");
+  if (p.regularization_type() != "L2" && p.regularization_type() != "L1")
+    COCO_THROW(origin, ": regularization_type must be L1 or L2");
+  if (p.iter_size() != 1) COCO_THROW(origin, ": iter_size other than 1 is not supported");
+  if (p.momentum() < 0 || p.momentum() >= 1) COCO_THROW(origin, ": momentum must be in [0, 1)");
+}
+
+SgdSolver::SgdSolver(const proto::SolverParameter& param, Net* net) : param_(param), net_(net) {
+  const auto& params = net_->params();
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (!params[i].learnable) continue;
+    learnable_.push_back(static_cast<int>(i));
+    history_.emplace_back(params[i].blob->shape(), params[i].blob->device());
+    history_.back().zero();
+  }
+}
+
+double SgdSolver::learning_rate(int64_t iter) const {
+  const double base = param_.base_lr(), gamma = param_.gamma(), power = param_.power();
+  const std::string policy = param_.has_lr_policy() ? param_.lr_policy() : "fixed";
+  const double max_iter = param_.max_iter();
+  const double floor_lr = base * param_.min_lr_factor();
+  double lr = base;
+  if (policy == "step") {
+    lr = base * std::pow(gamma, std::floor(static_cast<double>(iter) / param_.stepsize()));
+  } else if (policy == "multistep") {
+    int passed = 0;
+    for (int v : param_.stepvalue()) passed += iter >= v;
+    lr = base * std::pow(gamma, passed);
+  } else if (policy == "exp") {
+    lr = base * std::pow(gamma, static_cast<double>(iter));
+  } else if (policy == "inv") {
+    lr = base * std::pow(1 + gamma * iter, -power);
+  } else if (policy == "poly") {
+    lr = floor_lr + (base - floor_lr) * std::pow(std::max(0.0, 1 - iter / max_iter), power);
+  } else if (policy == "cosine") {
+    const double t = std::min(1.0, iter / max_iter);
+    lr = floor_lr + (base - floor_lr) * 0.5 * (1 + std::cos(M_PI * t));
+  }
+  if (iter < param_.warmup_iter()) {
+    const double s = param_.warmup_start_factor();
+    lr *= s + (1 - s) * static_cast<double>(iter) / param_.warmup_iter();
+  }
+  return lr;
+}
+
+double SgdSolver::gradient_norm() const {
+  double s = 0;
+  for (int i : learnable_) {
+    const auto& b = *net_->params()[i].blob;
+    s += cpu_dot_double(b.count(), b.cdiff(), b.cdiff());
+  }
+  return std::sqrt(s);
+}
+
+void SgdSolver::apply_update(int64_t iter) {
+  const float lr = static_cast<float>(learning_rate(iter));
+  const float momentum = param_.momentum(), wd = param_.weight_decay();
+  const bool l1 = param_.regularization_type() == "L1";
+  float clip = 1.f;
+  if (param_.clip_gradients() > 0) {
+    const double norm = gradient_norm();
+    if (norm > param_.clip_gradients()) clip = static_cast<float>(param_.clip_gradients() / norm);
+  }
+  for (size_t h = 0; h < learnable_.size(); ++h) {
+    const ParamInfo& p = net_->params()[learnable_[h]];
+    Blob& b = *p.blob;
+    COCO_CHECK(b.device() == Device::kCPU, "the CUDA solver path arrives with the CUDA backend");
+    float* w = b.mutable_data();
+    const float* g = b.cdiff();
+    float* v = history_[h].data();
+    const float local_lr = lr * p.lr_mult, decay = wd * p.decay_mult;
+    const int64_t n = b.count();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      const float reg = l1 ? decay * ((w[i] > 0) - (w[i] < 0)) : decay * w[i];
+      v[i] = momentum * v[i] + local_lr * (clip * g[i] + reg);
+      w[i] -= v[i];
+    }
+  }
+}
+
+void SgdSolver::save_state(proto::SolverState* state) const {
+  state->clear_history();
+  for (const auto& h : history_) {
+    auto* bp = state->add_history();
+    for (auto d : h.shape()) bp->mutable_shape()->add_dim(d);
+    const auto v = h.to_vector();
+    bp->mutable_data()->Add(v.begin(), v.end());
+  }
+}
+
+void SgdSolver::restore_state(const proto::SolverState& state, const std::string& origin) {
+  if (state.history_size() != static_cast<int>(history_.size()))
+    COCO_THROW(origin, ": holds ", state.history_size(), " momentum buffers, this net has ", history_.size(),
+               " learnable parameters");
+  for (size_t h = 0; h < history_.size(); ++h) {
+    const auto& bp = state.history(static_cast<int>(h));
+    if (bp.data_size() != history_[h].count())
+      COCO_THROW(origin, ": momentum buffer ", h, " holds ", bp.data_size(), " values, expected ",
+                 history_[h].count());
+    std::vector<float> v(bp.data().begin(), bp.data().end());
+    Tensor host({static_cast<int64_t>(v.size())});
+    std::copy(v.begin(), v.end(), host.data());
+    host.reshape(history_[h].shape());
+    history_[h].copy_from(host);
+  }
+}
+
+}  // namespace coco

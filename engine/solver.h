@@ -1,0 +1,45 @@
+// SGD with momentum and weight decay, Caffe's update rule, and learning-rate policies.
+//
+//   g   = diff + wd * decay_mult * w          (L2; L1 uses sign(w))
+//   v   = momentum * v + lr * lr_mult * g
+//   w  -= v
+//
+// Policies: fixed, step, multistep, exp, inv, poly, cosine, each optionally with a
+// linear warm-up over the first warmup_iter iterations from warmup_start_factor * lr.
+// Only learnable parameters are stepped (running statistics and lr_mult 0 are not).
+#pragma once
+
+#include <vector>
+
+#include "engine/net.h"
+#include "engine/proto_fwd.h"
+
+namespace coco {
+
+class SgdSolver {
+ public:
+  SgdSolver(const proto::SolverParameter& param, Net* net);
+
+  // The learning rate at iteration `iter` (0-based), warm-up included.
+  double learning_rate(int64_t iter) const;
+  // Applies one update with the rate of `iter` to the net's current diffs.
+  void apply_update(int64_t iter);
+  // Global L2 norm of the learnable gradients (before the update).
+  double gradient_norm() const;
+
+  void save_state(proto::SolverState* state) const;
+  void restore_state(const proto::SolverState& state, const std::string& origin);
+
+  const proto::SolverParameter& param() const { return param_; }
+
+ private:
+  proto::SolverParameter param_;
+  Net* net_;
+  std::vector<Tensor> history_;  // momentum, one per learnable parameter
+  std::vector<int> learnable_;   // indices into net_->params()
+};
+
+// Checks the solver's fields (policy names, required values) with clear messages.
+void validate_solver(const proto::SolverParameter& p, const std::string& origin);
+
+}  // namespace coco

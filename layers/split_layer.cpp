@@ -1,0 +1,41 @@
+#include "layers/split_layer.h"
+
+#include <cstring>
+
+#include "engine/common.h"
+#include "engine/math.h"
+
+namespace coco {
+
+void SplitLayer::reshape(const Blobs& bottom, const Blobs& top) {
+  for (auto* t : top) {
+    if (t == bottom[0]) COCO_THROW(where(), "a split cannot be in place");
+    t->reshape_like(*bottom[0]);
+  }
+}
+
+void SplitLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
+  for (auto* t : top) t->data().copy_from(bottom[0]->data());
+}
+
+// bottom diff = sum of the tops' diffs.
+void SplitLayer::backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) {
+  if (!propagate_down[0]) return;
+  const int64_t n = bottom[0]->count();
+  float* dx = bottom[0]->mutable_diff();
+  std::memcpy(dx, top[0]->cdiff(), n * sizeof(float));
+  for (size_t t = 1; t < top.size(); ++t) cpu_axpy(n, 1.f, top[t]->cdiff(), dx);
+}
+
+void InputLayer::layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) {
+  const auto& shapes = param_.input_param().shape();
+  if (shapes.size() != 1 && static_cast<size_t>(shapes.size()) != top.size())
+    COCO_THROW(where(), "input_param gives ", shapes.size(), " shapes for ", top.size(), " tops");
+  for (size_t t = 0; t < top.size(); ++t) {
+    const auto& s = shapes.size() == 1 ? shapes[0] : shapes[static_cast<int>(t)];
+    Shape shape(s.dim().begin(), s.dim().end());
+    top[t]->reshape(shape);
+  }
+}
+
+}  // namespace coco

@@ -1,0 +1,165 @@
+// Checkpoints: round trip, atomic replacement, and clear errors for truncated,
+// corrupt and foreign files; Caffe-style binary weights load by layer name.
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "engine/checkpoint.h"
+#include "engine/common.h"
+#include "engine/config.h"
+
+namespace coco {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("coco_ckpt_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    fs::permissions(path, fs::perms::owner_all);
+    fs::remove_all(path);
+  }
+};
+
+proto::Checkpoint sample(int64_t iter) {
+  proto::Checkpoint c;
+  c.set_iter(iter);
+  auto* l = c.mutable_net()->add_layer();
+  l->set_name("w");
+  auto* b = l->add_blobs();
+  b->mutable_shape()->add_dim(3);
+  for (int i = 0; i < 3; ++i) b->add_data(0.25f * i + iter);
+  return c;
+}
+
+std::string expect_error(const std::string& path) {
+  try {
+    load_checkpoint(path);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no error for " << path;
+  return "";
+}
+
+TEST(Checkpoint, RoundTrip) {
+  TempDir d;
+  const std::string p = (d.path / "a.ckpt").string();
+  save_checkpoint(p, sample(7));
+  const auto c = load_checkpoint(p);
+  EXPECT_EQ(c.iter(), 7);
+  EXPECT_EQ(c.SerializeAsString(), sample(7).SerializeAsString());
+  // No temporary files left behind.
+  int files = 0;
+  for (auto& e : fs::directory_iterator(d.path)) files += e.is_regular_file();
+  EXPECT_EQ(files, 1);
+}
+
+TEST(Checkpoint, TruncatedCorruptAndForeignFilesAreClearErrors) {
+  TempDir d;
+  const std::string p = (d.path / "a.ckpt").string();
+  save_checkpoint(p, sample(3));
+  std::string bytes = read_file(p);
+
+  const std::string cut = (d.path / "cut.ckpt").string();
+  std::ofstream(cut, std::ios::binary) << bytes.substr(0, bytes.size() - 5);
+  std::string msg = expect_error(cut);
+  EXPECT_NE(msg.find("cut.ckpt"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("truncated"), std::string::npos) << msg;
+
+  const std::string bad = (d.path / "bad.ckpt").string();
+  std::string flipped = bytes;
+  flipped[flipped.size() - 2] ^= 0x40;
+  std::ofstream(bad, std::ios::binary) << flipped;
+  msg = expect_error(bad);
+  EXPECT_NE(msg.find("corrupt"), std::string::npos) << msg;
+
+  const std::string other = (d.path / "other.ckpt").string();
+  std::ofstream(other) << "hello";
+  msg = expect_error(other);
+  EXPECT_NE(msg.find("not a coco checkpoint"), std::string::npos) << msg;
+
+  msg = expect_error((d.path / "missing.ckpt").string());
+  EXPECT_NE(msg.find("cannot open"), std::string::npos) << msg;
+}
+
+TEST(Checkpoint, FailedWriteKeepsThePreviousFile) {
+  if (::geteuid() == 0) {
+    // Root ignores directory permissions; use a path whose parent is a file instead.
+    TempDir d;
+    const std::string p = (d.path / "a.ckpt").string();
+    save_checkpoint(p, sample(1));
+    EXPECT_THROW(save_checkpoint(p + "/child.ckpt", sample(2)), Error);
+    EXPECT_EQ(load_checkpoint(p).iter(), 1);
+    return;
+  }
+  TempDir d;
+  const std::string p = (d.path / "a.ckpt").string();
+  save_checkpoint(p, sample(1));
+  fs::permissions(d.path, fs::perms::owner_read | fs::perms::owner_exec);
+  EXPECT_THROW(save_checkpoint(p, sample(2)), Error);
+  fs::permissions(d.path, fs::perms::owner_all);
+  EXPECT_EQ(load_checkpoint(p).iter(), 1);
+}
+
+TEST(Checkpoint, ReplacesAtomically) {
+  TempDir d;
+  const std::string p = (d.path / "a.ckpt").string();
+  save_checkpoint(p, sample(1));
+  save_checkpoint(p, sample(2));
+  EXPECT_EQ(load_checkpoint(p).iter(), 2);
+}
+
+TEST(Checkpoint, CaffeBinaryWeightsLoadByLayerName) {
+  TempDir d;
+  LocalCommunicator comm;
+  proto::NetParameter np;
+  parse_text(R"(
+    input: "x" input_shape { dim: 2 dim: 3 }
+    input: "y" input_shape { dim: 2 }
+    layer { name: "head" type: "CocoLoss" bottom: "x" bottom: "y" top: "loss"
+            coco_loss_param { num_output: 4 scale: 2 } })",
+             "<net>", &np);
+  Net net(np, Phase::kTrain, &comm, 5);
+  // A Caffe model: legacy 4-d blob shape, an extra layer coco skips.
+  proto::NetParameter caffe;
+  auto* extra = caffe.add_layer();
+  extra->set_name("not_here");
+  extra->add_blobs()->add_data(1);
+  auto* l = caffe.add_layer();
+  l->set_name("head");
+  auto* b = l->add_blobs();
+  b->set_num(1);
+  b->set_channels(1);
+  b->set_height(4);
+  b->set_width(3);
+  for (int i = 0; i < 12; ++i) b->add_data(static_cast<float>(i));
+  const std::string path = (d.path / "m.caffemodel").string();
+  std::ofstream(path, std::ios::binary) << caffe.SerializeAsString();
+  load_weights(net, path);
+  for (int i = 0; i < 12; ++i) EXPECT_EQ(net.params()[0].blob->cdata()[i], static_cast<float>(i));
+
+  // Wrong element count: a clear error naming the layer.
+  b->clear_data();
+  b->add_data(1);
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << caffe.SerializeAsString();
+  try {
+    load_weights(net, path);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'head'"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace coco
