@@ -93,7 +93,7 @@ TEST(Solver, StateRoundTrip) {
   proto::SolverState st;
   a.save_state(&st);
   ASSERT_EQ(st.history_size(), 1);
-  EXPECT_NEAR(st.history(0).data(3), 0.1 * 0.5 * 3, 1e-7);
+  EXPECT_NEAR(st.history(0).data(3), 0.1 * 2 * 0.5 * 3, 1e-6);  // lr * lr_mult * g
   SgdSolver b(sp, &net);
   b.restore_state(st, "state");
   proto::SolverState st2;
