@@ -1,2 +1,104 @@
+// coco-bench: performance measurements that check their own setup (Google Benchmark).
+//
+//   coco-bench [--config FILE] [--threads N] [benchmark flags...]
+//
+// BM_TrainStep/B: one full training step (forward, backward, SGD update) of the
+// net in FILE (default configs/mnist_coco.prototxt, the seed's LeNet++ with the COCO
+// head) at batch B on random inputs; reports images/s. BM_Sgemm: OpenBLAS SGEMM at
+// the shape of LeNet++'s largest convolution GEMM, the machine's floor for the
+// same work, reported in FLOP/s so the two can be read side by side in one run.
 #include <benchmark/benchmark.h>
-BENCHMARK_MAIN();
+
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <random>
+#include <string>
+
+#include "comm/communicator.h"
+#include "engine/config.h"
+#include "engine/math.h"
+#include "engine/net.h"
+#include "engine/solver.h"
+#include "engine/trainer.h"
+
+namespace {
+
+std::string g_config = std::string(COCO_SOURCE_DIR) + "/configs/mnist_coco.prototxt";
+
+void BM_TrainStep(benchmark::State& state) {
+  const int64_t batch = state.range(0);
+  coco::TrainConfig cfg = coco::load_train_config(g_config);
+  coco::set_input_batch(&cfg.net, batch);
+  coco::LocalCommunicator comm;
+  coco::Net net(cfg.net, coco::Phase::kTrain, &comm, 1, cfg.net_origin);
+  coco::SgdSolver solver(cfg.solver, &net);
+  std::mt19937 g(7);
+  std::uniform_real_distribution<float> u(-0.5f, 0.5f);
+  coco::Blob* data = net.input_blobs()[0];
+  coco::Blob* label = net.input_blobs()[1];
+  for (int64_t i = 0; i < data->count(); ++i) data->mutable_data()[i] = u(g);
+  for (int64_t i = 0; i < label->count(); ++i) label->mutable_data()[i] = static_cast<float>(i % 10);
+  int64_t it = 0;
+  // One warm-up step: buffers reach their steady-state sizes.
+  net.clear_param_diffs();
+  net.forward_backward();
+  solver.apply_update(it++);
+  for (auto _ : state) {
+    net.set_iter(it);
+    net.clear_param_diffs();
+    benchmark::DoNotOptimize(net.forward_backward());
+    solver.apply_update(it++);
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+  state.counters["images_per_s"] = benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_TrainStep)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
+
+// C (32, 100352) = A (32, 800) B (800, 100352): conv1+'s forward GEMM at batch 128.
+void BM_Sgemm(benchmark::State& state) {
+  const int64_t M = state.range(0), N = state.range(1), K = state.range(2);
+  std::vector<float> a(M * K, 0.5f), b(K * N, 0.25f), c(M * N);
+  for (auto _ : state) {
+    coco::cpu_gemm(coco::Trans::kNo, coco::Trans::kNo, M, N, K, 1.f, a.data(), b.data(), 0.f, c.data());
+    benchmark::ClobberMemory();
+  }
+  if (c[0] != 0.5f * 0.25f * K) state.SkipWithError("SGEMM result is wrong");
+  state.counters["flops"] = benchmark::Counter(2.0 * M * N * K, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_Sgemm)->Args({32, 128 * 784, 800})->Args({128, 128 * 49, 3200})->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int threads = 2;
+  std::vector<char*> rest{argv[0]};
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--config") && i + 1 < argc) {
+      g_config = argv[++i];
+    } else if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) {
+      threads = std::atoi(argv[++i]);
+    } else if (!std::strcmp(argv[i], "-h") || !std::strcmp(argv[i], "--help")) {
+      std::cout << "usage: coco-bench [--config SOLVER] [--threads N (default 2)] [Google Benchmark flags]\n"
+                   "  BM_TrainStep/B  a full training step of the config's net at batch B (images/s)\n"
+                   "  BM_Sgemm/M/N/K  OpenBLAS SGEMM at LeNet++ convolution shapes (FLOP/s)\n"
+                   "  e.g. coco-bench --benchmark_filter=TrainStep\n";
+      return 0;
+    } else {
+      rest.push_back(argv[i]);
+    }
+  }
+  coco::set_num_threads(threads);
+  int n = static_cast<int>(rest.size());
+  benchmark::Initialize(&n, rest.data());
+  if (benchmark::ReportUnrecognizedArguments(n, rest.data())) return 2;
+  try {
+    benchmark::RunSpecifiedBenchmarks();
+  } catch (const std::exception& e) {
+    std::cerr << "coco-bench: " << e.what() << "\n";
+    return 1;
+  }
+  benchmark::Shutdown();
+  return 0;
+}
