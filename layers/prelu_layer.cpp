@@ -1,0 +1,82 @@
+#include "layers/prelu_layer.h"
+
+#include "engine/common.h"
+#include "engine/filler.h"
+
+namespace coco {
+
+void PReLULayer::layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) {
+  const auto& p = param_.prelu_param();
+  if (bottom[0]->num_axes() < 2)
+    COCO_THROW(where(), "bottom must be (N, C, ...), got ", shape_str(bottom[0]->shape()));
+  channels_ = bottom[0]->shape(1);
+  const int64_t n_slopes = p.channel_shared() ? 1 : channels_;
+  if (blobs_.empty()) {
+    blobs_.push_back(std::make_shared<Blob>(Shape{n_slopes}));
+    proto::FillerParameter filler = p.filler();
+    if (!p.has_filler()) filler.set_value(0.25f);  // constant 0.25, Caffe's default
+    fill(filler, blobs_[0]->data(), rng);
+  } else if (blobs_.size() != 1 || blobs_[0]->count() != n_slopes) {
+    COCO_THROW(where(), "expects one slope blob of ", n_slopes, " value(s)",
+               p.channel_shared() ? " (channel_shared)" : "", ", got ", blobs_.size(), " blob(s)",
+               blobs_.empty() ? "" : " of shape " + shape_str(blobs_[0]->shape()));
+  }
+}
+
+void PReLULayer::reshape(const Blobs& bottom, const Blobs& top) {
+  if (bottom[0]->num_axes() < 2 || bottom[0]->shape(1) != channels_)
+    COCO_THROW(where(), "bottom ", shape_str(bottom[0]->shape()), " does not have the ", channels_,
+               " channels the layer was set up for");
+  if (top[0] != bottom[0]) top[0]->reshape_like(*bottom[0]);
+}
+
+void PReLULayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
+  const int64_t C = channels_, S = bottom[0]->count(2), NC = bottom[0]->count(0, 2);
+  const bool shared = param_.prelu_param().channel_shared();
+  if (top[0] == bottom[0]) bottom_copy_.copy_from(bottom[0]->data());
+  const float* x = bottom[0]->cdata();
+  const float* a = blobs_[0]->cdata();
+  float* y = top[0]->mutable_data();
+#pragma omp parallel for schedule(static)
+  for (int64_t nc = 0; nc < NC; ++nc) {
+    const float slope = a[shared ? 0 : nc % C];
+    for (int64_t i = nc * S; i < (nc + 1) * S; ++i) y[i] = x[i] > 0 ? x[i] : slope * x[i];
+  }
+}
+
+// slope diff += sum over x <= 0 of dy * x; bottom diff (=) dy * (x > 0 ? 1 : a).
+void PReLULayer::backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) {
+  const int64_t N = bottom[0]->shape(0), C = channels_, S = bottom[0]->count(2);
+  const bool shared = param_.prelu_param().channel_shared();
+  const float* x = top[0] == bottom[0] ? bottom_copy_.data() : bottom[0]->cdata();
+  const float* dy = top[0]->cdiff();
+  const float* a = blobs_[0]->cdata();
+  // Per-channel sums in a fixed order (one channel per thread), then the shared sum.
+  std::vector<double> per_channel(C, 0.0);
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < C; ++c) {
+    double acc = 0;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t i = (n * C + c) * S; i < (n * C + c + 1) * S; ++i)
+        if (x[i] <= 0) acc += static_cast<double>(dy[i]) * x[i];
+    per_channel[c] = acc;
+  }
+  float* da = blobs_[0]->mutable_diff();
+  if (shared) {
+    double total = 0;
+    for (double v : per_channel) total += v;
+    da[0] += static_cast<float>(total);
+  } else {
+    for (int64_t c = 0; c < C; ++c) da[c] += static_cast<float>(per_channel[c]);
+  }
+  if (!propagate_down[0]) return;
+  float* dx = bottom[0]->mutable_diff();
+  const int64_t NC = N * C;
+#pragma omp parallel for schedule(static)
+  for (int64_t nc = 0; nc < NC; ++nc) {
+    const float slope = a[shared ? 0 : nc % C];
+    for (int64_t i = nc * S; i < (nc + 1) * S; ++i) dx[i] = x[i] > 0 ? dy[i] : slope * dy[i];
+  }
+}
+
+}  // namespace coco
