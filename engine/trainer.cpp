@@ -191,7 +191,7 @@ TrainResult Trainer::run() {
   double recent_sum = 0;
   double train_seconds = 0;
   int64_t train_images = 0;
-  auto window_start = Clock::now();
+  double window_seconds = 0;  // training steps only: test passes and snapshots excluded
   int64_t window_iters = 0;
   spdlog::info("training {} from iteration {} to {}, batch {}, {} learnable values, seed {}", opt_.config,
                start_iter_, max_iter_, batch_, train_net_->num_learnable_values(), seed_);
@@ -219,6 +219,7 @@ TrainResult Trainer::run() {
     solver_->apply_update(it);
     const double dt = seconds_since(t0);
     train_seconds += dt;
+    window_seconds += dt;
     train_images += batch_;
     ++window_iters;
 
@@ -232,15 +233,14 @@ TrainResult Trainer::run() {
     result.iterations = it + 1;
 
     if (display > 0 && (it + 1) % display == 0) {
-      const double wall = seconds_since(window_start);
-      const double ips = window_iters * batch_ / std::max(wall, 1e-9);
-      const double eta = (max_iter_ - it - 1) * (wall / window_iters);
+      const double ips = window_iters * batch_ / std::max(window_seconds, 1e-9);
+      const double eta = (max_iter_ - it - 1) * (window_seconds / window_iters);
       const double lr = solver_->learning_rate(it);
       if (!opt_.quiet)
         spdlog::info("iter {}/{}  loss {:.5f}  lr {:.3g}  {:.1f} images/s  ETA {}", it + 1, max_iter_,
                      result.last_loss, lr, ips, fmt_duration(eta));
       emit({{"iter", it + 1}, {"loss", result.last_loss}, {"lr", lr}, {"images_per_s", ips}});
-      window_start = Clock::now();
+      window_seconds = 0;
       window_iters = 0;
     }
     if (s.snapshot() > 0 && (it + 1) % s.snapshot() == 0 && it + 1 < max_iter_) result.last_snapshot = snapshot(it + 1);

@@ -11,25 +11,14 @@
 #include "engine/checkpoint.h"
 #include "engine/common.h"
 #include "engine/config.h"
+#include "tests/test_files.h"
 
 namespace coco {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("coco_ckpt_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    fs::permissions(path, fs::perms::owner_all);
-    fs::remove_all(path);
-  }
-};
+using testing::TempDir;
 
 proto::Checkpoint sample(int64_t iter) {
   proto::Checkpoint c;

@@ -9,34 +9,13 @@
 #include <set>
 
 #include "engine/common.h"
+#include "tests/test_files.h"
 
 namespace coco::testing {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-void put32(std::vector<uint8_t>& b, uint32_t v) {
-  for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<uint8_t>(v >> s));
-}
-
-std::vector<uint8_t> idx_images(uint32_t n, uint32_t rows, uint32_t cols, uint32_t magic = 0x803) {
-  std::vector<uint8_t> b;
-  put32(b, magic);
-  put32(b, n);
-  put32(b, rows);
-  put32(b, cols);
-  for (uint32_t i = 0; i < n * rows * cols; ++i) b.push_back(static_cast<uint8_t>((i * 31 + i / 7) % 256));
-  return b;
-}
-
-std::vector<uint8_t> idx_labels(const std::vector<uint8_t>& labels, uint32_t magic = 0x801) {
-  std::vector<uint8_t> b;
-  put32(b, magic);
-  put32(b, static_cast<uint32_t>(labels.size()));
-  b.insert(b.end(), labels.begin(), labels.end());
-  return b;
-}
 
 const std::vector<uint8_t> kLabels = {3, 1, 4, 1, 5, 9, 2};
 
@@ -52,10 +31,7 @@ class MnistFiles : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir_); }
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  void write(const std::string& name, const std::vector<uint8_t>& b) const {
-    std::ofstream f(path(name), std::ios::binary);
-    f.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
-  }
+  void write(const std::string& name, const std::vector<uint8_t>& b) const { write_bytes(path(name), b); }
   void write_train(const std::vector<uint8_t>& images, const std::vector<uint8_t>& labels) const {
     write("train-images-idx3-ubyte", images);
     write("train-labels-idx1-ubyte", labels);

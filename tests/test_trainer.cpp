@@ -1,0 +1,167 @@
+// The training loop end to end on a small synthetic MNIST: a resumed run equals an
+// uninterrupted one bit for bit, metrics lines are written, bad flags are clear.
+#include "engine/trainer.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "engine/checkpoint.h"
+#include "engine/common.h"
+#include "tests/test_files.h"
+
+namespace coco::testing {
+namespace {
+
+// BatchNorm (running statistics), Scale, PReLU, Dropout (counter-based masks) and
+// the COCO head: every kind of state a resumed run must restore.
+const char* kSolver = R"(
+train_data { source: "mnist:unused" split: "train" batch_size: 8 }
+test_data { source: "mnist:unused" split: "test" batch_size: 7 shuffle: false }
+test_interval: 4
+base_lr: 0.5
+momentum: 0.9
+weight_decay: 0.001
+lr_policy: "cosine"
+max_iter: 10
+warmup_iter: 2
+display: 2
+snapshot: 4
+random_seed: 5
+net_param {
+  name: "tiny"
+  input: "data" input_shape { dim: 8 dim: 1 dim: 6 dim: 6 }
+  input: "label" input_shape { dim: 8 }
+  layer { name: "bn" type: "BatchNorm" bottom: "data" top: "bn" }
+  layer { name: "sc" type: "Scale" bottom: "bn" top: "bn" scale_param { bias_term: true } }
+  layer { name: "pr" type: "PReLU" bottom: "bn" top: "bn" }
+  layer { name: "drop" type: "Dropout" bottom: "bn" top: "bn" dropout_param { dropout_ratio: 0.25 } }
+  layer { name: "head" type: "CocoLoss" bottom: "bn" bottom: "label" top: "loss" top: "accuracy"
+          coco_loss_param { num_output: 10 scale: 8 } }
+}
+)";
+
+// 6x6 images whose bright pixels (every 10th, offset by the label) tell the class.
+std::vector<uint8_t> pixels(const std::vector<uint8_t>& labels) {
+  std::vector<uint8_t> p;
+  for (size_t i = 0; i < labels.size(); ++i)
+    for (int j = 0; j < 36; ++j) p.push_back(j % 10 == labels[i] ? 250 : static_cast<uint8_t>(10 + (i * j) % 30));
+  return p;
+}
+
+struct Fixture {
+  TempDir dir;
+  std::string config;
+  Fixture() {
+    std::vector<uint8_t> labels(30), test_labels(11);
+    for (size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<uint8_t>((i * 7) % 10);
+    for (size_t i = 0; i < test_labels.size(); ++i) test_labels[i] = static_cast<uint8_t>(i % 10);
+    write_bytes(dir / "train-images-idx3-ubyte", idx_images(30, 6, 6, 0x803, pixels(labels)));
+    write_bytes(dir / "train-labels-idx1-ubyte", idx_labels(labels));
+    write_bytes(dir / "t10k-images-idx3-ubyte", idx_images(11, 6, 6, 0x803, pixels(test_labels)));
+    write_bytes(dir / "t10k-labels-idx1-ubyte", idx_labels(test_labels));
+    config = dir / "solver.prototxt";
+    std::ofstream(config) << kSolver;
+  }
+  TrainOptions options(int64_t max_iter) const {
+    TrainOptions o;
+    o.config = config;
+    o.data_root = dir.path.string();
+    o.max_iter = max_iter;
+    o.snapshot_prefix = dir / "snap";
+    o.quiet = true;
+    return o;
+  }
+};
+
+std::vector<std::vector<float>> params_of(Trainer& t) {
+  std::vector<std::vector<float>> out;
+  for (const auto& p : t.train_net().params()) out.push_back(p.blob->data().to_vector());
+  proto::SolverState s;
+  t.solver().save_state(&s);
+  for (const auto& h : s.history()) out.emplace_back(h.data().begin(), h.data().end());
+  return out;
+}
+
+TEST(Trainer, ResumeContinuesBitForBit) {
+  Fixture f;
+  LocalCommunicator comm;
+  Trainer full(f.options(10), &comm);
+  const auto r_full = full.run();
+  EXPECT_EQ(r_full.iterations, 10);
+  const auto want = params_of(full);
+
+  // The full run left snapshots at 4 and 8 (and 10, at the end); continue from 4.
+  EXPECT_EQ(r_full.last_snapshot, f.dir / "snap_iter_10.ckpt");
+  auto opt = f.options(10);
+  opt.resume = f.dir / "snap_iter_4.ckpt";
+  Trainer second(opt, &comm);
+  const auto r2 = second.run();
+  EXPECT_EQ(r2.iterations, 10);
+  const auto got = params_of(second);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], want[i]) << "parameter/state blob " << i;
+  EXPECT_EQ(r2.test_loss, r_full.test_loss);
+  EXPECT_EQ(r2.test_accuracy, r_full.test_accuracy);
+}
+
+TEST(Trainer, MetricsLinesAndTheLossFalls) {
+  Fixture f;
+  LocalCommunicator comm;
+  auto opt = f.options(40);
+  opt.metrics = f.dir / "metrics.jsonl";
+  Trainer t(opt, &comm);
+  t.run();
+  std::ifstream in(opt.metrics);
+  std::string line;
+  int train_lines = 0, test_lines = 0;
+  double first_loss = -1, last_loss = -1;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line);
+    if (j.contains("test_loss")) {
+      ++test_lines;
+      EXPECT_TRUE(j.contains("test_accuracy"));
+      EXPECT_GE(j["test_accuracy"].get<double>(), 0.0);
+    } else {
+      ++train_lines;
+      for (const char* k : {"iter", "loss", "lr", "images_per_s"}) EXPECT_TRUE(j.contains(k)) << line;
+      if (first_loss < 0) first_loss = j["loss"];
+      last_loss = j["loss"];
+    }
+  }
+  EXPECT_EQ(train_lines, 20);  // display every 2 of 40
+  EXPECT_EQ(test_lines, 11);   // at 0 (test_initialization), 4, ..., 36, and after the last
+  EXPECT_LT(last_loss, first_loss);
+}
+
+TEST(Trainer, DryRunAndBadInput) {
+  Fixture f;
+  LocalCommunicator comm;
+  auto opt = f.options(1);
+  opt.dry_run = true;
+  Trainer dry(opt, &comm);
+  const std::string d = dry.describe();
+  EXPECT_NE(d.find("CocoLoss"), std::string::npos) << d;
+  EXPECT_NE(d.find("(8, 1, 6, 6)"), std::string::npos) << d;
+
+  auto bad = f.options(1);
+  bad.data_root = f.dir / "missing";
+  try {
+    Trainer t(bad, &comm);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("missing"), std::string::npos) << e.what();
+  }
+  auto corrupt = f.options(1);
+  write_bytes(f.dir / "train-labels-idx1-ubyte", idx_labels({1, 2, 3}));
+  try {
+    Trainer t(corrupt, &comm);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("train-labels-idx1-ubyte"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace coco::testing
