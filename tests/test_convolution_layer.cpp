@@ -246,4 +246,11 @@ TEST(ConvolutionLayer, RejectsBadConfigAndShapes) {
   EXPECT_THROW(layer.reshape({&x}, {&y}), Error);
 }
 
+TEST(ConvolutionLayer, RejectsInPlace) {
+  ConvolutionLayer layer(layer_param(R"(name: "c" type: "Convolution" convolution_param { num_output: 2 kernel_size: 3 })"));
+  Blob x({2, 4, 8, 8});
+  LayerHarness h;
+  EXPECT_THROW(h.setup(layer, {&x}, {&x}), Error);
+}
+
 }  // namespace coco::testing
