@@ -1,0 +1,365 @@
+#include "layers/convolution_layer.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include <cblas.h>
+#include <omp.h>
+
+#include "engine/common.h"
+#include "engine/filler.h"
+#include "engine/math.h"
+
+namespace coco {
+
+namespace {
+
+// One spatial parameter given Caffe's way: the _h/_w pair, or a repeated field with
+// 0 (default), 1 (both axes) or 2 (h, w) values.
+struct Pair {
+  int64_t h, w;
+};
+
+Pair spatial(const std::string& where, const char* name, const char* rep_name, bool has_h, uint32_t h,
+             bool has_w, uint32_t w, const google::protobuf::RepeatedField<uint32_t>& rep, int64_t dflt) {
+  if (has_h || has_w) {
+    if (!(has_h && has_w)) COCO_THROW(where, name, "_h and ", name, "_w must be given together");
+    if (rep.size() != 0) COCO_THROW(where, "give either ", rep_name, " or ", name, "_h/", name, "_w, not both");
+    return {h, w};
+  }
+  if (rep.size() == 0) return {dflt, dflt};
+  if (rep.size() == 1) return {rep.Get(0), rep.Get(0)};
+  if (rep.size() == 2) return {rep.Get(0), rep.Get(1)};
+  COCO_THROW(where, rep_name, " has ", rep.size(), " values; a 2-D convolution takes 1 or 2");
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// The output columns ow in [lo, hi) whose input column ow*stride + off lies in [0, size).
+void valid_range(int64_t off, int64_t stride, int64_t size, int64_t out, int64_t* lo, int64_t* hi) {
+  *lo = off >= 0 ? 0 : ceil_div(-off, stride);
+  *hi = size - off > 0 ? std::min(out, (size - off - 1) / stride + 1) : 0;
+  *lo = std::min(*lo, *hi);
+}
+
+}  // namespace
+
+void ConvolutionLayer::set_col_buffer_limit(int64_t bytes) {
+  COCO_CHECK(bytes > 0, "column buffer limit must be positive, got ", bytes);
+  col_limit_bytes_ = bytes;
+}
+
+void ConvolutionLayer::layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) {
+  const auto& p = param_.convolution_param();
+  const std::string w = where();
+  if (p.axis() != 1 && p.axis() != -3)
+    COCO_THROW(w, "only axis 1 (NCHW) is supported, got axis ", p.axis());
+  if (bottom[0]->num_axes() != 4)
+    COCO_THROW(w, "bottom must be 4-D (N, C, H, W), got ", shape_str(bottom[0]->shape()));
+  if (!p.has_num_output() || p.num_output() == 0) COCO_THROW(w, "num_output must be set and positive");
+  num_output_ = p.num_output();
+  group_ = p.group();
+  has_bias_ = p.bias_term();
+
+  if (!p.has_kernel_h() && !p.has_kernel_w() && p.kernel_size_size() == 0)
+    COCO_THROW(w, "kernel_size (or kernel_h and kernel_w) is required");
+  const Pair k = spatial(w, "kernel", "kernel_size", p.has_kernel_h(), p.kernel_h(), p.has_kernel_w(),
+                         p.kernel_w(), p.kernel_size(), 0);
+  const Pair s = spatial(w, "stride", "stride", p.has_stride_h(), p.stride_h(), p.has_stride_w(),
+                         p.stride_w(), p.stride(), 1);
+  const Pair pd = spatial(w, "pad", "pad", p.has_pad_h(), p.pad_h(), p.has_pad_w(), p.pad_w(), p.pad(), 0);
+  const Pair d = spatial(w, "dilation", "dilation", false, 0, false, 0, p.dilation(), 1);
+  kh_ = k.h, kw_ = k.w, sh_ = s.h, sw_ = s.w, ph_ = pd.h, pw_ = pd.w, dh_ = d.h, dw_ = d.w;
+  if (kh_ <= 0 || kw_ <= 0) COCO_THROW(w, "kernel size must be positive, got ", kh_, "x", kw_);
+  if (sh_ <= 0 || sw_ <= 0) COCO_THROW(w, "stride must be positive, got ", sh_, "x", sw_);
+  if (dh_ <= 0 || dw_ <= 0) COCO_THROW(w, "dilation must be positive, got ", dh_, "x", dw_);
+
+  channels_ = bottom[0]->shape(1);
+  if (group_ <= 0) COCO_THROW(w, "group must be positive");
+  if (channels_ % group_ != 0)
+    COCO_THROW(w, "input channels (", channels_, ") must be a multiple of group (", group_, ")");
+  if (num_output_ % group_ != 0)
+    COCO_THROW(w, "num_output (", num_output_, ") must be a multiple of group (", group_, ")");
+
+  const Shape wshape{num_output_, channels_ / group_, kh_, kw_};
+  const Shape bshape{num_output_};
+  if (!blobs_.empty()) {
+    if (blobs_.size() != (has_bias_ ? 2u : 1u))
+      COCO_THROW(w, "expected ", has_bias_ ? 2 : 1, " parameter blobs, got ", blobs_.size());
+    if (blobs_[0]->shape() != wshape)
+      COCO_THROW(w, "weight shape ", shape_str(blobs_[0]->shape()), " does not match the expected ",
+                 shape_str(wshape));
+    if (has_bias_ && blobs_[1]->shape() != bshape)
+      COCO_THROW(w, "bias shape ", shape_str(blobs_[1]->shape()), " does not match the expected ",
+                 shape_str(bshape));
+    return;
+  }
+  blobs_.push_back(std::make_shared<Blob>(wshape));
+  fill(p.weight_filler(), blobs_[0]->data(), rng);
+  if (has_bias_) {
+    blobs_.push_back(std::make_shared<Blob>(bshape));
+    fill(p.bias_filler(), blobs_[1]->data(), rng);
+  }
+}
+
+void ConvolutionLayer::reshape(const Blobs& bottom, const Blobs& top) {
+  const Blob& x = *bottom[0];
+  if (x.num_axes() != 4) COCO_THROW(where(), "bottom must be 4-D (N, C, H, W), got ", shape_str(x.shape()));
+  if (x.shape(1) != channels_)
+    COCO_THROW(where(), "bottom has ", x.shape(1), " channels; the layer was set up for ", channels_);
+  if (top[0] == bottom[0]) COCO_THROW(where(), "cannot run in place");
+  num_ = x.shape(0), height_ = x.shape(2), width_ = x.shape(3);
+  const int64_t ext_h = dh_ * (kh_ - 1) + 1, ext_w = dw_ * (kw_ - 1) + 1;
+  if (height_ + 2 * ph_ < ext_h || width_ + 2 * pw_ < ext_w)
+    COCO_THROW(where(), "the (dilated) kernel ", ext_h, "x", ext_w, " is larger than the padded input ",
+               height_ + 2 * ph_, "x", width_ + 2 * pw_);
+  out_h_ = (height_ + 2 * ph_ - ext_h) / sh_ + 1;
+  out_w_ = (width_ + 2 * pw_ - ext_w) / sw_ + 1;
+  top[0]->reshape({num_, num_output_, out_h_, out_w_});
+}
+
+int ConvolutionLayer::prepare(bool backward) {
+  const int threads = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), num_));
+  const int slices = std::max(threads, 1);
+  const int64_t per_slice = (num_ + slices - 1) / slices;
+  const int64_t col_per_image = channels_ * kh_ * kw_ * out_h_ * out_w_;
+  chunk_ = std::max<int64_t>(1, std::min<int64_t>(per_slice, col_limit_bytes_ / (4 * std::max<int64_t>(col_per_image, 1))));
+  if (static_cast<int>(ws_.size()) < slices) ws_.resize(slices);
+  const size_t col_need = static_cast<size_t>(col_per_image * chunk_);
+  const size_t out_need = static_cast<size_t>(num_output_ * out_h_ * out_w_ * chunk_);
+  for (int t = 0; t < slices; ++t) {
+    Workspace& ws = ws_[t];
+    if (ws.col.size() < col_need) ws.col.resize(col_need);
+    if (ws.out.size() < out_need) ws.out.resize(out_need);
+    if (backward && slices > 1) {
+      ws.dweight.assign(blobs_[0]->count(), 0.f);
+      ws.dbias.assign(has_bias_ ? num_output_ : 0, 0.f);
+    }
+  }
+  return slices;
+}
+
+// Row r = (c*kh + i)*kw + j of col holds, for every image and output pixel (oh, ow),
+// x[c, oh*sh - ph + i*dh, ow*sw - pw + j*dw] (0 outside the image).
+void ConvolutionLayer::im2col(const float* x, int64_t n_img, float* col) const {
+  const int64_t C = channels_, H = height_, W = width_, Ho = out_h_, Wo = out_w_;
+  const int64_t hwo = Ho * Wo, ld = n_img * hwo;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t n = 0; n < n_img; ++n) {
+    for (int64_t c = 0; c < C; ++c) {
+      const float* plane = x + (n * C + c) * H * W;
+      for (int64_t i = 0; i < kh_; ++i) {
+        for (int64_t j = 0; j < kw_; ++j) {
+          float* dst = col + ((c * kh_ + i) * kw_ + j) * ld + n * hwo;
+          const int64_t h_off = i * dh_ - ph_, w_off = j * dw_ - pw_;
+          int64_t lo, hi;
+          valid_range(w_off, sw_, W, Wo, &lo, &hi);
+          for (int64_t oh = 0; oh < Ho; ++oh) {
+            float* row = dst + oh * Wo;
+            const int64_t h = oh * sh_ + h_off;
+            if (h < 0 || h >= H) {
+              std::memset(row, 0, sizeof(float) * Wo);
+              continue;
+            }
+            for (int64_t ow = 0; ow < lo; ++ow) row[ow] = 0.f;
+            const float* src = plane + h * W + w_off;
+            if (sw_ == 1) {
+              std::memcpy(row + lo, src + lo, sizeof(float) * (hi - lo));
+            } else {
+              for (int64_t ow = lo; ow < hi; ++ow) row[ow] = src[ow * sw_];
+            }
+            for (int64_t ow = hi; ow < Wo; ++ow) row[ow] = 0.f;
+          }
+        }
+      }
+    }
+  }
+}
+
+// The adjoint of im2col: each (image, channel) plane is zeroed and then summed into
+// by one thread, in a fixed order, so the result is deterministic.
+void ConvolutionLayer::col2im(const float* col, int64_t n_img, float* dx) const {
+  const int64_t C = channels_, H = height_, W = width_, Ho = out_h_, Wo = out_w_;
+  const int64_t hwo = Ho * Wo, ld = n_img * hwo;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t n = 0; n < n_img; ++n) {
+    for (int64_t c = 0; c < C; ++c) {
+      float* plane = dx + (n * C + c) * H * W;
+      std::memset(plane, 0, sizeof(float) * H * W);
+      for (int64_t i = 0; i < kh_; ++i) {
+        for (int64_t j = 0; j < kw_; ++j) {
+          const float* src = col + ((c * kh_ + i) * kw_ + j) * ld + n * hwo;
+          const int64_t h_off = i * dh_ - ph_, w_off = j * dw_ - pw_;
+          int64_t lo, hi;
+          valid_range(w_off, sw_, W, Wo, &lo, &hi);
+          for (int64_t oh = 0; oh < Ho; ++oh) {
+            const int64_t h = oh * sh_ + h_off;
+            if (h < 0 || h >= H) continue;
+            const float* row = src + oh * Wo;
+            float* dst = plane + h * W + w_off;
+            if (sw_ == 1) {
+              for (int64_t ow = lo; ow < hi; ++ow) dst[ow] += row[ow];
+            } else {
+              for (int64_t ow = lo; ow < hi; ++ow) dst[ow * sw_] += row[ow];
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+namespace {
+
+// Sets OpenBLAS's thread count for a scope (the batch-parallel paths run one BLAS
+// thread per OpenMP thread).
+class BlasThreadsScope {
+ public:
+  explicit BlasThreadsScope(int n) : saved_(openblas_get_num_threads()) {
+    if (n != saved_) openblas_set_num_threads(n);
+  }
+  ~BlasThreadsScope() {
+    if (openblas_get_num_threads() != saved_) openblas_set_num_threads(saved_);
+  }
+  BlasThreadsScope(const BlasThreadsScope&) = delete;
+  BlasThreadsScope& operator=(const BlasThreadsScope&) = delete;
+
+ private:
+  int saved_;
+};
+
+}  // namespace
+
+// top (N, C_out, Ho, Wo) = W * im2col(x) + bias.
+void ConvolutionLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
+  const float* x = bottom[0]->cdata();
+  float* y = top[0]->mutable_data();
+  const int slices = prepare(false);
+  if (slices == 1) {
+    forward_range(x, y, 0, num_, ws_[0]);
+    return;
+  }
+  BlasThreadsScope one(1);
+#pragma omp parallel num_threads(slices)
+  {
+    const int t = omp_get_thread_num();
+    forward_range(x, y, num_ * t / slices, num_ * (t + 1) / slices, ws_[t]);
+  }
+}
+
+void ConvolutionLayer::forward_range(const float* x, float* y, int64_t begin, int64_t end, Workspace& ws) const {
+  const float* weight = blobs_[0]->cdata();
+  const float* bias = has_bias_ ? blobs_[1]->cdata() : nullptr;
+  const int64_t C = channels_, HW = height_ * width_, hwo = out_h_ * out_w_;
+  const int64_t Co = num_output_, Co_g = Co / group_, K_g = C / group_ * kh_ * kw_;
+  float* col = ws.col.data();
+  for (int64_t n0 = begin; n0 < end; n0 += chunk_) {
+    const int64_t n_img = std::min(chunk_, end - n0), ld = n_img * hwo;
+    float* y0 = y + n0 * Co * hwo;
+    // One image: its (Co, hwo) block of y is the GEMM result itself, no scatter.
+    float* out = n_img == 1 ? y0 : ws.out.data();
+    im2col(x + n0 * C * HW, n_img, col);
+    for (int64_t g = 0; g < group_; ++g)
+      cpu_gemm(Trans::kNo, Trans::kNo, Co_g, ld, K_g, 1.f, weight + g * Co_g * K_g, col + g * K_g * ld, 0.f,
+               out + g * Co_g * ld);
+    if (n_img == 1) {
+      if (bias)
+        for (int64_t c = 0; c < Co; ++c)
+          for (int64_t k = 0; k < hwo; ++k) y0[c * hwo + k] += bias[c];
+      continue;
+    }
+    // out (Co, n_img*hwo) -> y[n0 + n] (Co, hwo), plus bias.
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t n = 0; n < n_img; ++n) {
+      for (int64_t c = 0; c < Co; ++c) {
+        const float* src = out + c * ld + n * hwo;
+        float* dst = y0 + (n * Co + c) * hwo;
+        const float b = bias ? bias[c] : 0.f;
+        for (int64_t k = 0; k < hwo; ++k) dst[k] = src[k] + b;
+      }
+    }
+  }
+}
+
+// weight diff += dY * col^T, bias diff += row sums of dY, bottom diff = col2im(W^T * dY).
+void ConvolutionLayer::backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                                    const Blobs& bottom) {
+  const float* x = bottom[0]->cdata();
+  const float* dy = top[0]->cdiff();
+  float* dweight = blobs_[0]->mutable_diff();
+  float* dbias = has_bias_ ? blobs_[1]->mutable_diff() : nullptr;
+  float* dx = propagate_down[0] ? bottom[0]->mutable_diff() : nullptr;
+  const int slices = prepare(true);
+  if (slices == 1) {
+    backward_range(x, dy, dx, dweight, dbias, 0, num_, ws_[0]);
+    return;
+  }
+  {
+    BlasThreadsScope one(1);
+#pragma omp parallel num_threads(slices)
+    {
+      const int t = omp_get_thread_num();
+      Workspace& ws = ws_[t];
+      backward_range(x, dy, dx, ws.dweight.data(), dbias ? ws.dbias.data() : nullptr, num_ * t / slices,
+                     num_ * (t + 1) / slices, ws);
+    }
+  }
+  // Reduce the per-thread gradients in thread order (deterministic).
+  const int64_t nw = blobs_[0]->count();
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < nw; ++i) {
+    float s = 0.f;
+    for (int t = 0; t < slices; ++t) s += ws_[t].dweight[i];
+    dweight[i] += s;
+  }
+  if (dbias)
+    for (int64_t c = 0; c < num_output_; ++c) {
+      float s = 0.f;
+      for (int t = 0; t < slices; ++t) s += ws_[t].dbias[c];
+      dbias[c] += s;
+    }
+}
+
+void ConvolutionLayer::backward_range(const float* x, const float* dy, float* dx, float* dweight, float* dbias,
+                                      int64_t begin, int64_t end, Workspace& ws) const {
+  const float* weight = blobs_[0]->cdata();
+  const int64_t C = channels_, HW = height_ * width_, hwo = out_h_ * out_w_;
+  const int64_t Co = num_output_, Co_g = Co / group_, K_g = C / group_ * kh_ * kw_;
+  float* col = ws.col.data();
+  for (int64_t n0 = begin; n0 < end; n0 += chunk_) {
+    const int64_t n_img = std::min(chunk_, end - n0), ld = n_img * hwo;
+    // dy[n0 + n] (Co, hwo) -> gy (Co, n_img*hwo); one image is already in that layout.
+    const float* dy0 = dy + n0 * Co * hwo;
+    const float* gy = dy0;
+    if (n_img > 1) {
+      float* buf = ws.out.data();
+#pragma omp parallel for collapse(2) schedule(static)
+      for (int64_t n = 0; n < n_img; ++n) {
+        for (int64_t c = 0; c < Co; ++c) {
+          std::memcpy(buf + c * ld + n * hwo, dy0 + (n * Co + c) * hwo, sizeof(float) * hwo);
+        }
+      }
+      gy = buf;
+    }
+    if (dbias) {
+#pragma omp parallel for schedule(static)
+      for (int64_t c = 0; c < Co; ++c) {
+        const float* row = gy + c * ld;
+        double s = 0;
+        for (int64_t k = 0; k < ld; ++k) s += row[k];
+        dbias[c] += static_cast<float>(s);
+      }
+    }
+    im2col(x + n0 * C * HW, n_img, col);
+    for (int64_t g = 0; g < group_; ++g)
+      cpu_gemm(Trans::kNo, Trans::kYes, Co_g, K_g, ld, 1.f, gy + g * Co_g * ld, col + g * K_g * ld, 1.f,
+               dweight + g * Co_g * K_g);
+    if (!dx) continue;
+    for (int64_t g = 0; g < group_; ++g)
+      cpu_gemm(Trans::kYes, Trans::kNo, K_g, ld, Co_g, 1.f, weight + g * Co_g * K_g, gy + g * Co_g * ld, 0.f,
+               col + g * K_g * ld);
+    col2im(col, n_img, dx + n0 * C * HW);
+  }
+}
+
+}  // namespace coco

@@ -1,0 +1,105 @@
+#include "layers/inner_product_layer.h"
+
+#include <algorithm>
+
+#include "engine/common.h"
+#include "engine/filler.h"
+#include "engine/math.h"
+
+namespace coco {
+
+void InnerProductLayer::layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) {
+  const auto& p = param_.inner_product_param();
+  const std::string w = where();
+  if (!p.has_num_output() || p.num_output() == 0) COCO_THROW(w, "num_output must be set and positive");
+  num_output_ = p.num_output();
+  has_bias_ = p.bias_term();
+  layout_ = p.transpose() ? WeightLayout::kInByOut : WeightLayout::kOutByIn;
+  const int naxes = bottom[0]->num_axes();
+  if (p.axis() < -naxes || p.axis() >= naxes)
+    COCO_THROW(w, "axis ", p.axis(), " is out of range for a bottom of shape ", shape_str(bottom[0]->shape()));
+  axis_ = bottom[0]->canonical_axis(p.axis());
+  k_ = bottom[0]->count(axis_);
+  if (k_ == 0) COCO_THROW(w, "bottom ", shape_str(bottom[0]->shape()), " has no inputs after axis ", axis_);
+
+  const Shape wshape = layout_ == WeightLayout::kOutByIn ? Shape{num_output_, k_} : Shape{k_, num_output_};
+  const Shape bshape{num_output_};
+  if (!blobs_.empty()) {
+    if (blobs_.size() != (has_bias_ ? 2u : 1u))
+      COCO_THROW(w, "expected ", has_bias_ ? 2 : 1, " parameter blobs, got ", blobs_.size());
+    if (blobs_[0]->shape() != wshape)
+      COCO_THROW(w, "weight shape ", shape_str(blobs_[0]->shape()), " does not match the expected ",
+                 shape_str(wshape));
+    if (has_bias_ && blobs_[1]->shape() != bshape)
+      COCO_THROW(w, "bias shape ", shape_str(blobs_[1]->shape()), " does not match the expected ",
+                 shape_str(bshape));
+    return;
+  }
+  blobs_.push_back(std::make_shared<Blob>(wshape));
+  fill(p.weight_filler(), blobs_[0]->data(), rng);
+  if (has_bias_) {
+    blobs_.push_back(std::make_shared<Blob>(bshape));
+    fill(p.bias_filler(), blobs_[1]->data(), rng);
+  }
+}
+
+void InnerProductLayer::reshape(const Blobs& bottom, const Blobs& top) {
+  const Blob& x = *bottom[0];
+  if (top[0] == bottom[0]) COCO_THROW(where(), "cannot run in place");
+  if (x.num_axes() <= axis_)
+    COCO_THROW(where(), "bottom ", shape_str(x.shape()), " has no axis ", axis_);
+  if (x.count(axis_) != k_)
+    COCO_THROW(where(), "bottom ", shape_str(x.shape()), " has ", x.count(axis_), " inputs per sample after axis ",
+               axis_, "; the layer was set up for ", k_);
+  m_ = x.count(0, axis_);
+  Shape out(x.shape().begin(), x.shape().begin() + axis_);
+  out.push_back(num_output_);
+  top[0]->reshape(out);
+}
+
+// top (M, N) = X (M, K) * W^T (+ b).
+void InnerProductLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
+  const float* x = bottom[0]->cdata();
+  const float* wt = blobs_[0]->cdata();
+  float* y = top[0]->mutable_data();
+  const Trans tw = layout_ == WeightLayout::kOutByIn ? Trans::kYes : Trans::kNo;
+  const int64_t M = m_, N = num_output_;
+  if (has_bias_) {
+    const float* b = blobs_[1]->cdata();
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < M; ++i) std::copy(b, b + N, y + i * N);
+  }
+  cpu_gemm(Trans::kNo, tw, M, N, k_, 1.f, x, wt, has_bias_ ? 1.f : 0.f, y);
+}
+
+// weight diff += dY^T X (or X^T dY), bias diff += column sums of dY, bottom diff = dY W.
+void InnerProductLayer::backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
+                                     const Blobs& bottom) {
+  const float* dy = top[0]->cdiff();
+  const float* x = bottom[0]->cdata();
+  const int64_t M = m_, N = num_output_, K = k_;
+  float* dw = blobs_[0]->mutable_diff();
+  if (layout_ == WeightLayout::kOutByIn)
+    cpu_gemm(Trans::kYes, Trans::kNo, N, K, M, 1.f, dy, x, 1.f, dw);  // (N, K)
+  else
+    cpu_gemm(Trans::kYes, Trans::kNo, K, N, M, 1.f, x, dy, 1.f, dw);  // (K, N)
+  if (has_bias_) {
+    float* db = blobs_[1]->mutable_diff();
+    // Each thread owns blocks of columns and sums their rows in order: deterministic.
+    constexpr int64_t kBlock = 256;
+#pragma omp parallel for schedule(static)
+    for (int64_t j0 = 0; j0 < N; j0 += kBlock) {
+      const int64_t j1 = std::min(N, j0 + kBlock);
+      double acc[kBlock] = {};
+      for (int64_t i = 0; i < M; ++i)
+        for (int64_t j = j0; j < j1; ++j) acc[j - j0] += dy[i * N + j];
+      for (int64_t j = j0; j < j1; ++j) db[j] += static_cast<float>(acc[j - j0]);
+    }
+  }
+  if (propagate_down[0]) {
+    const Trans tw = layout_ == WeightLayout::kOutByIn ? Trans::kNo : Trans::kYes;
+    cpu_gemm(Trans::kNo, tw, M, K, N, 1.f, dy, blobs_[0]->cdata(), 0.f, bottom[0]->mutable_diff());
+  }
+}
+
+}  // namespace coco
