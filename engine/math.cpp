@@ -2,6 +2,9 @@
 
 #include <cblas.h>
 #include <omp.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#endif
 
 #include "engine/common.h"
 
@@ -58,5 +61,19 @@ void set_num_threads(int n) {
 }
 
 int num_threads() { return omp_get_max_threads(); }
+
+void set_flush_denormals(bool on) {
+#if defined(__x86_64__) || defined(__i386__)
+  auto apply = [on] {
+    const unsigned bits = 0x8040;  // FTZ (bit 15) | DAZ (bit 6)
+    _mm_setcsr(on ? (_mm_getcsr() | bits) : (_mm_getcsr() & ~bits));
+  };
+  apply();
+#pragma omp parallel
+  apply();
+#else
+  (void)on;
+#endif
+}
 
 }  // namespace coco

@@ -1,6 +1,7 @@
 #include "engine/net.h"
 
 #include <algorithm>
+#include <chrono>
 #include <iomanip>
 #include <set>
 #include <sstream>
@@ -259,9 +260,12 @@ Blob* Net::blob(const std::string& name) const {
 }
 
 double Net::forward() {
+  forward_seconds_.resize(layers_.size(), 0.0);
   for (size_t i = 0; i < layers_.size(); ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
     layers_[i]->reshape(bottoms_[i], tops_[i]);
     layers_[i]->forward(bottoms_[i], tops_[i]);
+    if (timing_) forward_seconds_[i] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
   double loss = 0;
   for (auto& l : losses_) {
@@ -273,8 +277,13 @@ double Net::forward() {
 
 void Net::backward() {
   for (auto& l : losses_) l.first->diff().fill(l.second);
-  for (size_t i = layers_.size(); i-- > 0;)
-    if (need_backward_[i]) layers_[i]->backward(tops_[i], propagate_down_[i], bottoms_[i]);
+  backward_seconds_.resize(layers_.size(), 0.0);
+  for (size_t i = layers_.size(); i-- > 0;) {
+    if (!need_backward_[i]) continue;
+    const auto t0 = std::chrono::steady_clock::now();
+    layers_[i]->backward(tops_[i], propagate_down_[i], bottoms_[i]);
+    if (timing_) backward_seconds_[i] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
 }
 
 void Net::clear_param_diffs() {
@@ -362,18 +371,24 @@ void Net::copy_from(const proto::NetParameter& in, const std::string& origin, bo
 }
 
 std::string Net::describe() const {
+  std::vector<std::string> shapes(layers_.size());
+  size_t name_w = 5, type_w = 4, shape_w = 9;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    for (auto* t : tops_[i]) shapes[i] += (shapes[i].empty() ? "" : " ") + shape_str(t->shape());
+    name_w = std::max(name_w, layers_[i]->name().size());
+    type_w = std::max(type_w, std::string(layers_[i]->type()).size());
+    shape_w = std::max(shape_w, shapes[i].size());
+  }
   std::ostringstream os;
+  os << std::left << std::setw(name_w + 2) << "layer" << std::setw(type_w + 2) << "type" << std::setw(shape_w + 2)
+     << "top shape" << "params\n";
   int64_t total = 0;
-  os << std::left << std::setw(34) << "layer" << std::setw(18) << "type" << std::setw(30) << "top shape"
-     << "params\n";
   for (size_t i = 0; i < layers_.size(); ++i) {
     int64_t n = 0;
     for (auto& b : layers_[i]->blobs()) n += b->count();
     total += n;
-    std::string shapes;
-    for (auto* t : tops_[i]) shapes += (shapes.empty() ? "" : " ") + shape_str(t->shape());
-    os << std::setw(34) << layers_[i]->name() << std::setw(18) << layers_[i]->type() << std::setw(30) << shapes
-       << n << "\n";
+    os << std::setw(name_w + 2) << layers_[i]->name() << std::setw(type_w + 2) << layers_[i]->type()
+       << std::setw(shape_w + 2) << shapes[i] << n << "\n";
   }
   os << layers_.size() << " layers, " << total << " parameters (" << num_learnable_values() << " learnable)\n";
   return os.str();

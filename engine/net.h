@@ -63,6 +63,11 @@ class Net {
   const std::vector<Blob*>& bottoms(size_t i) const { return bottoms_[i]; }
   bool layer_needs_backward(size_t i) const { return need_backward_[i]; }
 
+  // Per-layer wall time of forward and backward, accumulated while enabled (coco-train --time).
+  void enable_timing(bool on) { timing_ = on; }
+  const std::vector<double>& forward_seconds() const { return forward_seconds_; }
+  const std::vector<double>& backward_seconds() const { return backward_seconds_; }
+
   // Every parameter blob (learnable or state), in layer order.
   const std::vector<ParamInfo>& params() const { return params_; }
   int64_t num_learnable_values() const;
@@ -94,6 +99,8 @@ class Net {
   std::vector<bool> output_is_accuracy_;
   std::vector<std::pair<Blob*, float>> losses_;
   std::vector<ParamInfo> params_;
+  bool timing_ = false;
+  std::vector<double> forward_seconds_, backward_seconds_;
 };
 
 // Caffe's rule for include/exclude.

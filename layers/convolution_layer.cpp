@@ -74,6 +74,7 @@ void ConvolutionLayer::layer_setup(const Blobs& bottom, const Blobs& top, Rng& r
   if (sh_ <= 0 || sw_ <= 0) COCO_THROW(w, "stride must be positive, got ", sh_, "x", sw_);
   if (dh_ <= 0 || dw_ <= 0) COCO_THROW(w, "dilation must be positive, got ", dh_, "x", dw_);
 
+  use_dnnl_ = dnnl_available() && p.engine() != proto::CAFFE;
   channels_ = bottom[0]->shape(1);
   if (group_ <= 0) COCO_THROW(w, "group must be positive");
   if (channels_ % group_ != 0)
@@ -231,9 +232,22 @@ class BlasThreadsScope {
 }  // namespace
 
 // top (N, C_out, Ho, Wo) = W * im2col(x) + bias.
+DnnlConvolution& ConvolutionLayer::dnnl_for_shape() {
+  ConvGeometry g;
+  g.n = num_, g.c = channels_, g.h = height_, g.w = width_, g.oc = num_output_, g.oh = out_h_, g.ow = out_w_;
+  g.kh = kh_, g.kw = kw_, g.sh = sh_, g.sw = sw_, g.ph = ph_, g.pw = pw_, g.dh = dh_, g.dw = dw_, g.group = group_;
+  g.bias = has_bias_;
+  if (!dnnl_ || !(dnnl_->geometry() == g)) dnnl_ = std::make_unique<DnnlConvolution>(g);
+  return *dnnl_;
+}
+
 void ConvolutionLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
   const float* x = bottom[0]->cdata();
   float* y = top[0]->mutable_data();
+  if (use_dnnl_) {
+    dnnl_for_shape().forward(x, blobs_[0]->cdata(), has_bias_ ? blobs_[1]->cdata() : nullptr, y);
+    return;
+  }
   const int slices = prepare(false);
   if (slices == 1) {
     forward_range(x, y, 0, num_, ws_[0]);
@@ -289,6 +303,10 @@ void ConvolutionLayer::backward_cpu(const Blobs& top, const std::vector<bool>& p
   float* dweight = blobs_[0]->mutable_diff();
   float* dbias = has_bias_ ? blobs_[1]->mutable_diff() : nullptr;
   float* dx = propagate_down[0] ? bottom[0]->mutable_diff() : nullptr;
+  if (use_dnnl_) {
+    dnnl_for_shape().backward(dy, blobs_[0]->cdata(), dweight, dbias, dx);
+    return;
+  }
   const int slices = prepare(true);
   if (slices == 1) {
     backward_range(x, dy, dx, dweight, dbias, 0, num_, ws_[0]);

@@ -17,13 +17,19 @@
 // run is deterministic for a given thread count. Smaller batches use one slice
 // and OpenBLAS's threads.
 //
+// With oneDNN (COCO_WITH_DNNL, engine DEFAULT) the CPU path is oneDNN's instead
+// (layers/dnnl_convolution.h), about twice as fast here; im2col + GEMM remains the
+// reference implementation and runs with `engine: CAFFE`.
+//
 // Shapes: bottom (N, C_in, H, W); weight (C_out, C_in/group, kh, kw); bias (C_out);
 // top (N, C_out, Ho, Wo), Ho = (H + 2*pad_h - (dilation_h*(kh-1)+1)) / stride_h + 1.
 #pragma once
 
+#include <memory>
 #include <vector>
 
 #include "engine/layer.h"
+#include "layers/dnnl_convolution.h"
 
 namespace coco {
 
@@ -39,6 +45,9 @@ class ConvolutionLayer final : public Layer {
   void set_col_buffer_limit(int64_t bytes);
   // Images unfolded per GEMM in the last forward/backward.
   int64_t images_per_chunk() const { return chunk_; }
+  // Whether the oneDNN path runs (engine DEFAULT in a build with oneDNN); engine
+  // CAFFE selects im2col + GEMM, the reference.
+  bool uses_dnnl() const { return use_dnnl_; }
 
  protected:
   void layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) override;
@@ -77,6 +86,9 @@ class ConvolutionLayer final : public Layer {
   int64_t chunk_ = 1;  // images per column buffer
   int64_t col_limit_bytes_ = kDefaultColBufferBytes;
   std::vector<Workspace> ws_;  // one per thread
+  bool use_dnnl_ = false;
+  std::unique_ptr<DnnlConvolution> dnnl_;  // primitives for the current input shape
+  DnnlConvolution& dnnl_for_shape();
 };
 
 }  // namespace coco

@@ -33,50 +33,70 @@ void PReLULayer::reshape(const Blobs& bottom, const Blobs& top) {
 void PReLULayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
   const int64_t C = channels_, S = bottom[0]->count(2), NC = bottom[0]->count(0, 2);
   const bool shared = param_.prelu_param().channel_shared();
-  if (top[0] == bottom[0]) bottom_copy_.copy_from(bottom[0]->data());
+  const bool in_place = top[0] == bottom[0];
+  if (in_place) bottom_copy_.reshape(bottom[0]->shape());
   const float* x = bottom[0]->cdata();
   const float* a = blobs_[0]->cdata();
   float* y = top[0]->mutable_data();
+  float* keep = in_place ? bottom_copy_.data() : nullptr;
+  // One pass per (n, c) plane: keep x for backward when in place, write y.
 #pragma omp parallel for schedule(static)
   for (int64_t nc = 0; nc < NC; ++nc) {
     const float slope = a[shared ? 0 : nc % C];
-    for (int64_t i = nc * S; i < (nc + 1) * S; ++i) y[i] = x[i] > 0 ? x[i] : slope * x[i];
+    const float* xp = x + nc * S;
+    float* yp = y + nc * S;
+    if (keep) {
+      float* kp = keep + nc * S;
+#pragma omp simd
+      for (int64_t i = 0; i < S; ++i) {
+        const float v = xp[i];
+        kp[i] = v;
+        yp[i] = v > 0 ? v : slope * v;
+      }
+    } else {
+#pragma omp simd
+      for (int64_t i = 0; i < S; ++i) yp[i] = xp[i] > 0 ? xp[i] : slope * xp[i];
+    }
   }
 }
 
 // slope diff += sum over x <= 0 of dy * x; bottom diff (=) dy * (x > 0 ? 1 : a).
+// One pass per (n, c) plane computes both; the plane sums are then added per
+// channel in a fixed order (deterministic for any thread count).
 void PReLULayer::backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) {
-  const int64_t N = bottom[0]->shape(0), C = channels_, S = bottom[0]->count(2);
+  const int64_t N = bottom[0]->shape(0), C = channels_, S = bottom[0]->count(2), NC = N * C;
   const bool shared = param_.prelu_param().channel_shared();
   const float* x = top[0] == bottom[0] ? bottom_copy_.data() : bottom[0]->cdata();
   const float* dy = top[0]->cdiff();
   const float* a = blobs_[0]->cdata();
-  // Per-channel sums in a fixed order (one channel per thread), then the shared sum.
-  std::vector<double> per_channel(C, 0.0);
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < C; ++c) {
-    double acc = 0;
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t i = (n * C + c) * S; i < (n * C + c + 1) * S; ++i)
-        if (x[i] <= 0) acc += static_cast<double>(dy[i]) * x[i];
-    per_channel[c] = acc;
-  }
-  float* da = blobs_[0]->mutable_diff();
-  if (shared) {
-    double total = 0;
-    for (double v : per_channel) total += v;
-    da[0] += static_cast<float>(total);
-  } else {
-    for (int64_t c = 0; c < C; ++c) da[c] += static_cast<float>(per_channel[c]);
-  }
-  if (!propagate_down[0]) return;
-  float* dx = bottom[0]->mutable_diff();
-  const int64_t NC = N * C;
+  float* dx = propagate_down[0] ? bottom[0]->mutable_diff() : nullptr;
+  plane_sums_.resize(NC);
 #pragma omp parallel for schedule(static)
   for (int64_t nc = 0; nc < NC; ++nc) {
     const float slope = a[shared ? 0 : nc % C];
-    for (int64_t i = nc * S; i < (nc + 1) * S; ++i) dx[i] = x[i] > 0 ? dy[i] : slope * dy[i];
+    const float* xp = x + nc * S;
+    const float* gp = dy + nc * S;
+    float acc = 0.f;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t i = 0; i < S; ++i) acc += xp[i] <= 0 ? gp[i] * xp[i] : 0.f;
+    plane_sums_[nc] = acc;
+    if (dx) {
+      float* dp = dx + nc * S;
+#pragma omp simd
+      for (int64_t i = 0; i < S; ++i) dp[i] = xp[i] > 0 ? gp[i] : slope * gp[i];
+    }
   }
+  float* da = blobs_[0]->mutable_diff();
+  double total = 0;
+  for (int64_t c = 0; c < C; ++c) {
+    double acc = 0;
+    for (int64_t n = 0; n < N; ++n) acc += plane_sums_[n * C + c];
+    if (shared)
+      total += acc;
+    else
+      da[c] += static_cast<float>(acc);
+  }
+  if (shared) da[0] += static_cast<float>(total);
 }
 
 }  // namespace coco

@@ -6,6 +6,8 @@
 // the top overwrites, so the layer keeps a copy of the bottom data in that case.
 #pragma once
 
+#include <vector>
+
 #include "engine/layer.h"
 
 namespace coco {
@@ -25,6 +27,7 @@ class PReLULayer final : public Layer {
  private:
   int64_t channels_ = 0;
   Tensor bottom_copy_;  // (N, C, ...) bottom data, kept only when in place
+  std::vector<float> plane_sums_;  // (N*C) slope-gradient partial sums
 };
 
 }  // namespace coco

@@ -18,9 +18,11 @@ struct ConvCase {
   bool bias;
 };
 
-proto::LayerParameter conv_param(const ConvCase& k) {
+// engine DEFAULT: oneDNN where the build has it; CAFFE: im2col + GEMM (the reference).
+proto::LayerParameter conv_param(const ConvCase& k, proto::Engine engine = proto::DEFAULT) {
   auto p = layer_param(R"(name: "conv" type: "Convolution")");
   auto* cp = p.mutable_convolution_param();
+  cp->set_engine(engine);
   cp->set_num_output(k.co);
   cp->set_kernel_h(k.kh);
   cp->set_kernel_w(k.kw);
@@ -74,10 +76,14 @@ const std::vector<ConvCase> kCases = {
 
 }  // namespace
 
+const proto::Engine kEngines[] = {proto::CAFFE, proto::DEFAULT};
+
 TEST(ConvolutionLayer, ForwardMatchesDefinition) {
+  for (auto engine : kEngines)
   for (size_t ci = 0; ci < kCases.size(); ++ci) {
     const ConvCase& k = kCases[ci];
-    ConvolutionLayer layer(conv_param(k));
+    SCOPED_TRACE(std::string("engine ") + proto::Engine_Name(engine));
+    ConvolutionLayer layer(conv_param(k, engine));
     Blob x({k.n, k.c, k.h, k.w}), y;
     fill_uniform(x, -1, 1, 7 + ci);
     LayerHarness h;
@@ -108,9 +114,11 @@ TEST(ConvolutionLayer, OutputSizeFollowsCaffe) {
 }
 
 TEST(ConvolutionLayer, GradientCheck) {
+  for (auto engine : kEngines)
   for (size_t ci = 0; ci < kCases.size(); ++ci) {
     const ConvCase& k = kCases[ci];
-    ConvolutionLayer layer(conv_param(k));
+    SCOPED_TRACE(std::string("engine ") + proto::Engine_Name(engine));
+    ConvolutionLayer layer(conv_param(k, engine));
     Blob x({k.n, k.c, k.h, k.w}), y;
     fill_uniform(x, -1, 1, 17 + ci);
     LayerHarness h;
@@ -131,7 +139,7 @@ TEST(ConvolutionLayer, ColumnBatchingAndThreadsMatchOneImageAtATime) {
     const int64_t per_slice = (k.n + threads - 1) / threads;
     for (int64_t limit : {int64_t{1}, 2 * col_per_image_bytes, ConvolutionLayer::kDefaultColBufferBytes}) {
       omp_set_num_threads(threads);
-      ConvolutionLayer layer(conv_param(k));
+      ConvolutionLayer layer(conv_param(k, proto::CAFFE));
       layer.set_col_buffer_limit(limit);
       Blob x({k.n, k.c, k.h, k.w}), y;
       fill_uniform(x, -1, 1, 3);
@@ -166,6 +174,39 @@ TEST(ConvolutionLayer, ColumnBatchingAndThreadsMatchOneImageAtATime) {
 }
 
 // Parameter diffs accumulate (+=); the bottom diff is written (=).
+// The oneDNN path against the im2col reference at LeNet++ shapes and odd ones,
+// forward and backward (float sums in different orders: relative 1e-4).
+TEST(ConvolutionLayer, OneDnnMatchesIm2col) {
+  if (!dnnl_available()) GTEST_SKIP() << "built without oneDNN";
+  std::vector<ConvCase> cases = kCases;
+  cases.push_back({3, 32, 14, 14, 64, 5, 5, 1, 1, 2, 2, 1, 1, 1, true});  // LeNet++ conv2
+  cases.push_back({1, 5, 11, 9, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1, true});     // odd sizes, batch 1
+  for (size_t ci = 0; ci < cases.size(); ++ci) {
+    const ConvCase& k = cases[ci];
+    SCOPED_TRACE("case " + std::to_string(ci));
+    std::vector<std::vector<float>> out[2];
+    for (int e = 0; e < 2; ++e) {
+      ConvolutionLayer layer(conv_param(k, e == 0 ? proto::CAFFE : proto::DEFAULT));
+      Blob x({k.n, k.c, k.h, k.w}), y;
+      fill_uniform(x, -1, 1, 40 + ci);
+      LayerHarness h;
+      h.setup(layer, {&x}, {&y});
+      EXPECT_EQ(layer.uses_dnnl(), e == 1);
+      layer.forward({&x}, {&y});
+      for (int64_t i = 0; i < y.count(); ++i) y.mutable_diff()[i] = std::cos(0.11f * i);
+      for (auto& b : layer.blobs()) b->diff().zero();
+      layer.backward({&y}, {true}, {&x});
+      out[e] = {y.data().to_vector(), x.diff().to_vector()};
+      for (auto& b : layer.blobs()) out[e].push_back(b->diff().to_vector());
+    }
+    ASSERT_EQ(out[0].size(), out[1].size());
+    for (size_t t = 0; t < out[0].size(); ++t)
+      for (size_t i = 0; i < out[0][t].size(); ++i)
+        EXPECT_NEAR(out[1][t][i], out[0][t][i], 1e-4 * std::max(1.f, std::fabs(out[0][t][i])))
+            << "tensor " << t << " element " << i;
+  }
+}
+
 TEST(ConvolutionLayer, BackwardAccumulatesParamsAndWritesBottom) {
   const ConvCase& k = kCases[0];
   ConvolutionLayer layer(conv_param(k));

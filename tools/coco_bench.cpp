@@ -52,6 +52,16 @@ void BM_TrainStep(benchmark::State& state) {
     solver.apply_update(it++);
   }
   state.SetItemsProcessed(state.iterations() * batch);
+  if (std::getenv("COCO_BENCH_LAYERS")) {
+    net.enable_timing(true);
+    for (int i = 0; i < 5; ++i) {
+      net.clear_param_diffs();
+      net.forward_backward();
+    }
+    for (size_t l = 0; l < net.num_layers(); ++l)
+      std::fprintf(stderr, "%-10s %-14s fwd %7.2f ms  bwd %7.2f ms\n", net.layer(l).name().c_str(), net.layer(l).type(),
+                   net.forward_seconds()[l] * 200, net.backward_seconds()[l] * 200);
+  }
   state.counters["images_per_s"] = benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_TrainStep)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
@@ -90,6 +100,7 @@ int main(int argc, char** argv) {
     }
   }
   coco::set_num_threads(threads);
+  coco::set_flush_denormals(true);
   int n = static_cast<int>(rest.size());
   benchmark::Initialize(&n, rest.data());
   if (benchmark::ReportUnrecognizedArguments(n, rest.data())) return 2;

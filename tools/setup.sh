@@ -6,7 +6,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config ccache git
       libprotobuf-dev protobuf-compiler libspdlog-dev nlohmann-json3-dev
-      libopenblas-dev libgtest-dev libgmock-dev libbenchmark-dev
+      libopenblas-dev libdnnl-dev libgtest-dev libgmock-dev libbenchmark-dev
       libopenmpi-dev openmpi-bin python3)
 missing=()
 for p in "${pkgs[@]}"; do
