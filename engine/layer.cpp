@@ -1,6 +1,7 @@
 #include "engine/layer.h"
 
 #include "engine/common.h"
+#include "engine/filler.h"
 
 namespace coco {
 
@@ -19,6 +20,22 @@ void Layer::setup(const Blobs& bottom, const Blobs& top, LayerContext* ctx, Rng&
                " top blob(s), got ", nt);
   layer_setup(bottom, top, rng);
   reshape(bottom, top);
+}
+
+void Layer::init_params(const std::vector<ParamDecl>& decls, Rng& rng) {
+  if (!blobs_.empty()) {
+    if (blobs_.size() != decls.size())
+      COCO_THROW(where(), "expected ", decls.size(), " parameter blob(s), got ", blobs_.size());
+    for (size_t i = 0; i < decls.size(); ++i)
+      if (blobs_[i]->shape() != decls[i].shape)
+        COCO_THROW(where(), decls[i].what, " shape ", shape_str(blobs_[i]->shape()), " does not match the expected ",
+                   shape_str(decls[i].shape));
+    return;
+  }
+  for (const auto& d : decls) {
+    blobs_.push_back(std::make_shared<Blob>(d.shape));
+    fill(*d.filler, blobs_.back()->data(), rng);
+  }
 }
 
 static bool on_cuda(const Blobs& a, const Blobs& b) {

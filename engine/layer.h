@@ -85,6 +85,16 @@ class Layer {
   virtual void backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down,
                              const Blobs& bottom);
 
+  // One parameter blob a layer declares: its name for messages, shape and filler.
+  struct ParamDecl {
+    const char* what;
+    Shape shape;
+    const proto::FillerParameter* filler;
+  };
+  // Creates blobs_ from `decls` and fills them -- or, when blobs_ already holds
+  // loaded weights, checks their number and shapes with a clear error.
+  void init_params(const std::vector<ParamDecl>& decls, Rng& rng);
+
   // "layer 'conv1' (Convolution): " -- prefix for error messages.
   std::string where() const;
 

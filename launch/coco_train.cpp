@@ -114,6 +114,7 @@ int main(int argc, char** argv) {
     if (dev.type != coco::Device::kCPU)
       COCO_THROW("--device ", device, ": training on CUDA is not available in this build yet (use --device cpu)");
     coco::set_num_threads(threads);
+    coco::set_flush_denormals(true);
     coco::LocalCommunicator comm;
     coco::Trainer trainer(opt, &comm);
     if (opt.dry_run) {

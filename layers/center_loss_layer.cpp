@@ -21,15 +21,7 @@ void CenterLossLayer::layer_setup(const Blobs& bottom, const Blobs& top, Rng& rn
   axis_ = a < 0 ? a + na : a;
   dim_ = bottom[0]->count(axis_);
   if (dim_ < 1) COCO_THROW(where(), "bottom ", shape_str(bottom[0]->shape()), " has no features from axis ", axis_);
-  const Shape cshape{num_classes_, dim_};
-  if (!blobs_.empty()) {
-    if (blobs_.size() != 1) COCO_THROW(where(), "expected 1 parameter blob (the centres), got ", blobs_.size());
-    if (blobs_[0]->shape() != cshape)
-      COCO_THROW(where(), "centres shape ", shape_str(blobs_[0]->shape()), " does not match ", shape_str(cshape));
-    return;
-  }
-  blobs_.push_back(std::make_shared<Blob>(cshape));
-  fill(cp.center_filler(), blobs_[0]->data(), rng);
+  init_params({{"centres", {num_classes_, dim_}, &cp.center_filler()}}, rng);
 }
 
 void CenterLossLayer::reshape(const Blobs& bottom, const Blobs& top) {

@@ -22,24 +22,9 @@ void CenterProjectionLayer::layer_setup(const Blobs& bottom, const Blobs& top, R
   if (bottom[0]->num_axes() < 2 || bottom[0]->count(1) < 1)
     COCO_THROW(where(), "bottom must be (N, D...) with D >= 1, got ", shape_str(bottom[0]->shape()));
   dim_ = bottom[0]->count(1);
-  const Shape wshape{num_output_, dim_}, bshape{num_output_};
-  const size_t nblobs = bias_term_ ? 2 : 1;
-  if (!blobs_.empty()) {
-    if (blobs_.size() != nblobs)
-      COCO_THROW(where(), "expected ", nblobs, " parameter blob(s) (bias_term ", bias_term_ ? "true" : "false",
-                 "), got ", blobs_.size());
-    if (blobs_[0]->shape() != wshape)
-      COCO_THROW(where(), "weight shape ", shape_str(blobs_[0]->shape()), " does not match ", shape_str(wshape));
-    if (bias_term_ && blobs_[1]->shape() != bshape)
-      COCO_THROW(where(), "bias shape ", shape_str(blobs_[1]->shape()), " does not match ", shape_str(bshape));
-    return;
-  }
-  blobs_.push_back(std::make_shared<Blob>(wshape));
-  fill(cp.weight_filler(), blobs_[0]->data(), rng);
-  if (bias_term_) {
-    blobs_.push_back(std::make_shared<Blob>(bshape));
-    fill(cp.bias_filler(), blobs_[1]->data(), rng);
-  }
+  std::vector<ParamDecl> decls{{"weight", {num_output_, dim_}, &cp.weight_filler()}};
+  if (bias_term_) decls.push_back({"bias", {num_output_}, &cp.bias_filler()});
+  init_params(decls, rng);
 }
 
 void CenterProjectionLayer::reshape(const Blobs& bottom, const Blobs& top) {

@@ -82,25 +82,9 @@ void ConvolutionLayer::layer_setup(const Blobs& bottom, const Blobs& top, Rng& r
   if (num_output_ % group_ != 0)
     COCO_THROW(w, "num_output (", num_output_, ") must be a multiple of group (", group_, ")");
 
-  const Shape wshape{num_output_, channels_ / group_, kh_, kw_};
-  const Shape bshape{num_output_};
-  if (!blobs_.empty()) {
-    if (blobs_.size() != (has_bias_ ? 2u : 1u))
-      COCO_THROW(w, "expected ", has_bias_ ? 2 : 1, " parameter blobs, got ", blobs_.size());
-    if (blobs_[0]->shape() != wshape)
-      COCO_THROW(w, "weight shape ", shape_str(blobs_[0]->shape()), " does not match the expected ",
-                 shape_str(wshape));
-    if (has_bias_ && blobs_[1]->shape() != bshape)
-      COCO_THROW(w, "bias shape ", shape_str(blobs_[1]->shape()), " does not match the expected ",
-                 shape_str(bshape));
-    return;
-  }
-  blobs_.push_back(std::make_shared<Blob>(wshape));
-  fill(p.weight_filler(), blobs_[0]->data(), rng);
-  if (has_bias_) {
-    blobs_.push_back(std::make_shared<Blob>(bshape));
-    fill(p.bias_filler(), blobs_[1]->data(), rng);
-  }
+  std::vector<ParamDecl> decls{{"weight", {num_output_, channels_ / group_, kh_, kw_}, &p.weight_filler()}};
+  if (has_bias_) decls.push_back({"bias", {num_output_}, &p.bias_filler()});
+  init_params(decls, rng);
 }
 
 void ConvolutionLayer::reshape(const Blobs& bottom, const Blobs& top) {

@@ -23,24 +23,9 @@ void InnerProductLayer::layer_setup(const Blobs& bottom, const Blobs& top, Rng& 
   if (k_ == 0) COCO_THROW(w, "bottom ", shape_str(bottom[0]->shape()), " has no inputs after axis ", axis_);
 
   const Shape wshape = layout_ == WeightLayout::kOutByIn ? Shape{num_output_, k_} : Shape{k_, num_output_};
-  const Shape bshape{num_output_};
-  if (!blobs_.empty()) {
-    if (blobs_.size() != (has_bias_ ? 2u : 1u))
-      COCO_THROW(w, "expected ", has_bias_ ? 2 : 1, " parameter blobs, got ", blobs_.size());
-    if (blobs_[0]->shape() != wshape)
-      COCO_THROW(w, "weight shape ", shape_str(blobs_[0]->shape()), " does not match the expected ",
-                 shape_str(wshape));
-    if (has_bias_ && blobs_[1]->shape() != bshape)
-      COCO_THROW(w, "bias shape ", shape_str(blobs_[1]->shape()), " does not match the expected ",
-                 shape_str(bshape));
-    return;
-  }
-  blobs_.push_back(std::make_shared<Blob>(wshape));
-  fill(p.weight_filler(), blobs_[0]->data(), rng);
-  if (has_bias_) {
-    blobs_.push_back(std::make_shared<Blob>(bshape));
-    fill(p.bias_filler(), blobs_[1]->data(), rng);
-  }
+  std::vector<ParamDecl> decls{{"weight", wshape, &p.weight_filler()}};
+  if (has_bias_) decls.push_back({"bias", {num_output_}, &p.bias_filler()});
+  init_params(decls, rng);
 }
 
 void InnerProductLayer::reshape(const Blobs& bottom, const Blobs& top) {
