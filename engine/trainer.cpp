@@ -210,7 +210,7 @@ TrainResult Trainer::run() {
     if (test_net_ && it % s.test_interval() == 0 && (it > start_iter_ || (it == 0 && s.test_initialization())))
       run_test(it);
     const auto t0 = Clock::now();
-    train_data_->fill_batch(it, batch_, data->mutable_data(), label->mutable_data());
+    train_data_->fill_train(it * batch_, batch_, data->mutable_data(), label->mutable_data());
     train_net_->set_iter(it);
     train_net_->clear_param_diffs();
     const double loss = train_net_->forward_backward();

@@ -23,8 +23,8 @@ class MnistSource final : public DataSource {
   std::string describe() const override {
     return "mnist:" + dir_ + " (" + split_ + ", " + std::to_string(data_.size()) + " images)";
   }
-  void fill_batch(int64_t iteration, int64_t batch, float* data, float* labels) const override {
-    train_order_->fill_batch(iteration, batch, data, labels);
+  void fill_train(int64_t first, int64_t count, float* data, float* labels) const override {
+    train_order_->fill_range(first, count, data, labels);
   }
   void fill_range(int64_t start, int64_t n, float* data, float* labels) const override {
     if (start < 0 || start + n > data_.size())

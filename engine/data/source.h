@@ -2,9 +2,11 @@
 //
 //   mnist:DIR   the four MNIST IDX files in DIR (split "train" or "test")
 //
-// A batch is a pure function of (seed, iteration): iteration i holds samples
-// [i*B, (i+1)*B) of the sequence of per-epoch shuffles. Resuming at any iteration
-// therefore reads exactly what an uninterrupted run would have read, with no state.
+// The training sequence is the concatenation of per-epoch orders (shuffled from
+// (seed, epoch) or not), and position p of it is a pure function of (seed, p).
+// Iteration i of global batch B holds positions [i*B, (i+1)*B); under data
+// parallelism rank r reads its own contiguous slice of those. Resuming at any
+// iteration therefore reads exactly what an uninterrupted run would have read.
 #pragma once
 
 #include <memory>
@@ -21,9 +23,9 @@ class DataSource {
   virtual int64_t size() const = 0;
   virtual Shape sample_shape() const = 0;  // without the batch axis
   virtual std::string describe() const = 0;
-  // Training order: batch `iteration` of `batch` samples, shuffled per epoch if asked.
-  // data: (batch, sample_shape...), labels: (batch).
-  virtual void fill_batch(int64_t iteration, int64_t batch, float* data, float* labels) const = 0;
+  // Positions [first, first + count) of the training sequence.
+  // data: (count, sample_shape...), labels: (count).
+  virtual void fill_train(int64_t first, int64_t count, float* data, float* labels) const = 0;
   // Source order: samples [start, start + n), for evaluation passes.
   virtual void fill_range(int64_t start, int64_t n, float* data, float* labels) const = 0;
 };
