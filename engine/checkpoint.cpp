@@ -4,7 +4,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
+#include <climits>
 #include <cstring>
+#include <map>
 
 #include "engine/common.h"
 #include "engine/config.h"
@@ -14,6 +17,7 @@ namespace coco {
 namespace {
 
 constexpr char kMagic[8] = {'C', 'O', 'C', 'O', 'C', 'K', 'P', 'T'};
+constexpr char kShardMagic[8] = {'C', 'O', 'C', 'O', 'S', 'H', 'R', 'D'};
 constexpr uint32_t kVersion = 1;
 constexpr size_t kHeader = 8 + 4 + 8 + 8;
 
@@ -84,10 +88,15 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
   }
 }
 
-void save_checkpoint(const std::string& path, const proto::Checkpoint& ckpt) {
+namespace {
+
+void save_container(const std::string& path, const char* magic, const google::protobuf::Message& msg) {
+  if (msg.ByteSizeLong() > static_cast<size_t>(INT32_MAX))
+    COCO_THROW(path, ": ", msg.ByteSizeLong() >> 20, " MiB is more than one checkpoint file holds (2 GiB); ",
+               "shard the parameters over more ranks");
   std::string payload;
-  if (!ckpt.SerializeToString(&payload)) COCO_THROW(path, ": cannot serialise the checkpoint");
-  std::string bytes(kMagic, 8);
+  if (!msg.SerializeToString(&payload)) COCO_THROW(path, ": cannot serialise the checkpoint");
+  std::string bytes(magic, 8);
   put<uint32_t>(bytes, kVersion);
   put<uint64_t>(bytes, payload.size());
   put<uint64_t>(bytes, fnv1a(payload.data(), payload.size()));
@@ -95,22 +104,99 @@ void save_checkpoint(const std::string& path, const proto::Checkpoint& ckpt) {
   write_file_atomic(path, bytes);
 }
 
-proto::Checkpoint load_checkpoint(const std::string& path) {
+void load_container(const std::string& path, const char* magic, const char* kind, google::protobuf::Message* msg) {
   const std::string bytes = read_file(path);
-  if (bytes.size() < kHeader || std::memcmp(bytes.data(), kMagic, 8) != 0)
-    COCO_THROW(path, ": not a coco checkpoint (no COCOCKPT header", bytes.size() < kHeader ? ", file too short" : "",
-               ")");
+  if (bytes.size() < kHeader || std::memcmp(bytes.data(), magic, 8) != 0)
+    COCO_THROW(path, ": not a coco ", kind, " (no ", std::string(magic, 8), " header",
+               bytes.size() < kHeader ? ", file too short" : "", ")");
   const uint32_t version = get<uint32_t>(bytes, 8);
-  if (version != kVersion) COCO_THROW(path, ": checkpoint format version ", version, ", this build reads ", kVersion);
+  if (version != kVersion) COCO_THROW(path, ": ", kind, " format version ", version, ", this build reads ", kVersion);
   const uint64_t len = get<uint64_t>(bytes, 12), hash = get<uint64_t>(bytes, 20);
   if (bytes.size() - kHeader != len)
     COCO_THROW(path, ": truncated or padded: header promises ", len, " payload bytes, the file holds ",
                bytes.size() - kHeader);
   if (fnv1a(bytes.data() + kHeader, len) != hash) COCO_THROW(path, ": corrupt: payload hash does not match the header");
-  proto::Checkpoint ckpt;
-  if (!ckpt.ParseFromArray(bytes.data() + kHeader, static_cast<int>(len)))
+  if (!msg->ParseFromArray(bytes.data() + kHeader, static_cast<int>(len)))
     COCO_THROW(path, ": corrupt: the payload does not parse");
+}
+
+}  // namespace
+
+void save_checkpoint(const std::string& path, const proto::Checkpoint& ckpt) { save_container(path, kMagic, ckpt); }
+
+proto::Checkpoint load_checkpoint(const std::string& path) {
+  proto::Checkpoint ckpt;
+  load_container(path, kMagic, "checkpoint", &ckpt);
   return ckpt;
+}
+
+void save_checkpoint_shard(const std::string& path, const proto::CheckpointShard& shard) {
+  save_container(path, kShardMagic, shard);
+}
+
+proto::CheckpointShard load_checkpoint_shard(const std::string& path) {
+  proto::CheckpointShard shard;
+  load_container(path, kShardMagic, "checkpoint shard", &shard);
+  return shard;
+}
+
+std::string shard_path(const std::string& checkpoint, int rank, int num_shards) {
+  return checkpoint + ".shard-" + std::to_string(rank) + "-of-" + std::to_string(num_shards);
+}
+
+void load_sharded_rows(Net& net, const proto::Checkpoint& ckpt, const std::string& path,
+                       const std::function<Tensor*(size_t)>& history_of) {
+  const int saved = ckpt.num_shards();
+  std::map<int, proto::CheckpointShard> files;  // read lazily, only where rows overlap
+  auto shard_file = [&](int s) -> const proto::CheckpointShard& {
+    auto it = files.find(s);
+    if (it == files.end()) {
+      const std::string p = shard_path(path, s, saved);
+      auto sh = load_checkpoint_shard(p);
+      if (sh.iter() != ckpt.iter() || sh.num_shards() != saved || sh.rank() != s)
+        COCO_THROW(p, ": belongs to another checkpoint (iteration ", sh.iter(), ", shard ", sh.rank(), " of ",
+                   sh.num_shards(), "; expected iteration ", ckpt.iter(), ", shard ", s, " of ", saved, ")");
+      it = files.emplace(s, std::move(sh)).first;
+    }
+    return it->second;
+  };
+  const auto& params = net.params();
+  for (size_t pi = 0; pi < params.size(); ++pi) {
+    const ParamInfo& p = params[pi];
+    if (!p.sharded) continue;
+    const proto::ShardedParam* m = nullptr;
+    for (const auto& s : ckpt.sharded())
+      if (s.layer() == p.layer && s.index() == p.index) m = &s;
+    if (!m) COCO_THROW(path, ": has no sharded rows for layer '", p.layer, "' parameter ", p.index);
+    const int64_t cols = p.blob->count(1), rows = p.blob->shape(0);
+    if (m->total_rows() != p.total_rows || m->cols() != cols)
+      COCO_THROW(path, ": layer '", p.layer, "' parameter ", p.index, " was saved as ", m->total_rows(), " x ",
+                 m->cols(), ", the net has ", p.total_rows, " x ", cols);
+    Tensor* hist = history_of ? history_of(pi) : nullptr;
+    const int64_t lo = p.row_start, hi = p.row_start + rows;
+    int64_t filled = 0;
+    for (int s = 0; s < saved; ++s) {
+      const ShardRange r = shard_range(m->total_rows(), s, saved);
+      const int64_t a = std::max(lo, r.start), b = std::min(hi, r.start + r.count);
+      if (a >= b) continue;
+      const proto::ShardBlock* blk = nullptr;
+      for (const auto& x : shard_file(s).block())
+        if (x.layer() == p.layer && x.index() == p.index) blk = &x;
+      if (!blk || blk->row_start() != r.start || blk->rows() != r.count || blk->data_size() != r.count * cols)
+        COCO_THROW(shard_path(path, s, saved), ": rows of layer '", p.layer, "' parameter ", p.index,
+                   " are missing or malformed");
+      std::copy(blk->data().begin() + (a - r.start) * cols, blk->data().begin() + (b - r.start) * cols,
+                p.blob->mutable_data() + (a - lo) * cols);
+      if (hist) {
+        if (blk->history_size() != blk->data_size())
+          COCO_THROW(shard_path(path, s, saved), ": layer '", p.layer, "' has no momentum rows");
+        std::copy(blk->history().begin() + (a - r.start) * cols, blk->history().begin() + (b - r.start) * cols,
+                  hist->data() + (a - lo) * cols);
+      }
+      filled += b - a;
+    }
+    if (filled != rows) COCO_THROW(path, ": the shards cover ", filled, " of this rank's ", rows, " rows");
+  }
 }
 
 void load_weights(Net& net, const std::string& path) {
@@ -118,6 +204,7 @@ void load_weights(Net& net, const std::string& path) {
   if (bytes.size() >= 8 && std::memcmp(bytes.data(), kMagic, 8) == 0) {
     const proto::Checkpoint ckpt = load_checkpoint(path);
     net.copy_from(ckpt.net(), path, /*require_all=*/true);
+    if (ckpt.num_shards() > 0) load_sharded_rows(net, ckpt, path, nullptr);
     return;
   }
   proto::NetParameter caffe;

@@ -8,6 +8,7 @@
 // either the old file or the new one, never half of one.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "engine/net.h"
@@ -19,9 +20,20 @@ void write_file_atomic(const std::string& path, const std::string& bytes);
 
 void save_checkpoint(const std::string& path, const proto::Checkpoint& ckpt);
 proto::Checkpoint load_checkpoint(const std::string& path);
+// Shard files: the same container with the magic "COCOSHRD".
+void save_checkpoint_shard(const std::string& path, const proto::CheckpointShard& shard);
+proto::CheckpointShard load_checkpoint_shard(const std::string& path);
+std::string shard_path(const std::string& checkpoint, int rank, int num_shards);
 
-// Initialises a net's parameters from a coco checkpoint or a Caffe .caffemodel
-// (a binary NetParameter), matched by layer name.
+// Initialises a net's parameters from a coco checkpoint (its shard files included)
+// or a Caffe .caffemodel (a binary NetParameter), matched by layer name. A sharded
+// parameter takes its own rows, whatever the rank count the file was saved with.
 void load_weights(Net& net, const std::string& path);
+
+// Copies this rank's rows of every sharded parameter of `net` (and, if
+// `history_of` is given, their momentum) from the shard files of checkpoint `ckpt`
+// saved at `path`, reading only the files whose rows overlap.
+void load_sharded_rows(Net& net, const proto::Checkpoint& ckpt, const std::string& path,
+                       const std::function<Tensor*(size_t)>& history_of);
 
 }  // namespace coco

@@ -59,6 +59,17 @@ class Layer {
   // False for parameter blobs that are state, not weights (BatchNorm's running
   // statistics): the solver never updates them, checkpoints still hold them.
   virtual bool param_learnable(int param_index) const { return true; }
+  // True for parameter blobs split over the ranks (model parallel: CocoLoss's
+  // centroid shard). Their gradients are complete on each rank and are never
+  // all-reduced; checkpoints store them per rank with their row range.
+  virtual bool param_sharded(int param_index) const { return false; }
+  // Where a sharded parameter's rows start in the full (unsharded) blob, and the
+  // full row count.
+  virtual int64_t shard_row_start(int param_index) const { return 0; }
+  virtual int64_t shard_total_rows(int param_index) const { return 0; }
+  // True for losses that are already the mean over the GLOBAL batch (the layer
+  // gathers all ranks' samples); false for the usual mean over the local batch.
+  virtual bool loss_is_global() const { return false; }
 
   // Once, when the net is built: check counts, create and fill parameters, reshape.
   void setup(const Blobs& bottom, const Blobs& top, LayerContext* ctx, Rng& rng);

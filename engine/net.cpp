@@ -189,6 +189,11 @@ Net::Net(const proto::NetParameter& param, Phase phase, Communicator* comm, uint
         info.decay_mult = lp.param(static_cast<int>(i)).decay_mult();
       }
       info.learnable = layer->param_learnable(static_cast<int>(i)) && info.lr_mult != 0;
+      info.sharded = layer->param_sharded(static_cast<int>(i));
+      if (info.sharded) {
+        info.row_start = layer->shard_row_start(static_cast<int>(i));
+        info.total_rows = layer->shard_total_rows(static_cast<int>(i));
+      }
       needs = needs || info.learnable;
       params_.push_back(info);
     }
@@ -203,7 +208,7 @@ Net::Net(const proto::NetParameter& param, Phase phase, Communicator* comm, uint
     for (size_t t = 0; t < top.size(); ++t) {
       float w = static_cast<int>(t) < lp.loss_weight_size() ? lp.loss_weight(static_cast<int>(t))
                                                             : (layer->is_loss() && t == 0 ? 1.f : 0.f);
-      if (w != 0) losses_.push_back({top[t], w});
+      if (w != 0) losses_.push_back({top[t], w, layer->loss_is_global()});
     }
     bottoms_.push_back(bottom);
     tops_.push_back(top);
@@ -217,6 +222,7 @@ Net::Net(const proto::NetParameter& param, Phase phase, Communicator* comm, uint
     std::string name;
     Blob* blob;
     bool accuracy;
+    bool global;
   };
   std::vector<Available> available;
   for (size_t li = 0; li < layers_.size(); ++li) {
@@ -226,20 +232,22 @@ Net::Net(const proto::NetParameter& param, Phase phase, Communicator* comm, uint
                       available.end());
     if (lp.type() == "Input") continue;
     for (int t = 0; t < lp.top_size(); ++t)
-      available.push_back({lp.top(t), tops_[li][t], lp.type() == "Accuracy" || (lp.type() == "CocoLoss" && t == 1)});
+      available.push_back({lp.top(t), tops_[li][t], lp.type() == "Accuracy" || (lp.type() == "CocoLoss" && t == 1),
+                           layers_[li]->loss_is_global()});
   }
-  for (auto& [name, blob, accuracy] : available) {
+  for (auto& [name, blob, accuracy, global] : available) {
     output_names_.push_back(name);
     output_is_accuracy_.push_back(accuracy);
+    output_is_global_.push_back(global);
     float w = 0;
     for (auto& l : losses_)
-      if (l.first == blob) w = l.second;
+      if (l.blob == blob) w = l.weight;
     output_weights_.push_back(w);
   }
 
   // Only layers that lead to a loss run backward.
   std::set<const Blob*> under_loss;
-  for (auto& l : losses_) under_loss.insert(l.first);
+  for (auto& l : losses_) under_loss.insert(l.blob);
   for (size_t li = layers_.size(); li-- > 0;) {
     bool contributes = false;
     for (auto* t : tops_[li]) contributes = contributes || under_loss.count(t);
@@ -267,16 +275,19 @@ double Net::forward() {
     layers_[i]->forward(bottoms_[i], tops_[i]);
     if (timing_) forward_seconds_[i] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
-  double loss = 0;
+  last_local_loss_ = last_global_loss_ = 0;
   for (auto& l : losses_) {
-    const auto v = l.first->data().to_vector();
-    for (float x : v) loss += static_cast<double>(l.second) * x;
+    const auto v = l.blob->data().to_vector();
+    double s = 0;
+    for (float x : v) s += static_cast<double>(l.weight) * x;
+    (l.global ? last_global_loss_ : last_local_loss_) += s;
   }
-  return loss;
+  return last_local_loss_ + last_global_loss_;
 }
 
 void Net::backward() {
-  for (auto& l : losses_) l.first->diff().fill(l.second);
+  for (auto& l : losses_)
+    l.blob->diff().fill(l.global ? l.weight : static_cast<float>(l.weight * local_fraction_));
   backward_seconds_.resize(layers_.size(), 0.0);
   for (size_t i = layers_.size(); i-- > 0;) {
     if (!need_backward_[i]) continue;
@@ -322,10 +333,37 @@ void Net::to_proto(proto::NetParameter* out) const {
   out->set_name(name_);
   for (const auto& layer : layers_) {
     if (layer->blobs().empty()) continue;
+    bool sharded = false;
+    for (size_t i = 0; i < layer->blobs().size(); ++i) sharded = sharded || layer->param_sharded(static_cast<int>(i));
+    if (sharded && ctx_.comm->size() > 1)
+      COCO_THROW(origin_, ": layer '", layer->name(), "' is sharded over ", ctx_.comm->size(),
+                 " ranks; save it with its shards (save_training_checkpoint)");
     auto* lp = out->add_layer();
     lp->set_name(layer->name());
     lp->set_type(layer->type());
     for (const auto& b : layer->blobs()) {
+      auto* bp = lp->add_blobs();
+      for (auto d : b->shape()) bp->mutable_shape()->add_dim(d);
+      const auto v = b->data().to_vector();
+      bp->mutable_data()->Add(v.begin(), v.end());
+    }
+  }
+}
+
+void Net::replicated_to_proto(proto::NetParameter* out) const {
+  out->Clear();
+  out->set_name(name_);
+  for (const auto& layer : layers_) {
+    bool any = false;
+    for (size_t i = 0; i < layer->blobs().size(); ++i) any = any || !layer->param_sharded(static_cast<int>(i));
+    if (!any) continue;
+    auto* lp = out->add_layer();
+    lp->set_name(layer->name());
+    lp->set_type(layer->type());
+    for (size_t i = 0; i < layer->blobs().size(); ++i) {
+      COCO_CHECK(!layer->param_sharded(static_cast<int>(i)), "layer '", layer->name(),
+                 "' mixes sharded and replicated parameters");
+      const auto& b = layer->blobs()[i];
       auto* bp = lp->add_blobs();
       for (auto d : b->shape()) bp->mutable_shape()->add_dim(d);
       const auto v = b->data().to_vector();
@@ -341,9 +379,12 @@ void Net::copy_from(const proto::NetParameter& in, const std::string& origin, bo
   for (const auto& layer : layers_) {
     auto& blobs = layer->blobs();
     if (blobs.empty()) continue;
+    bool all_sharded = true;
+    for (size_t i = 0; i < blobs.size(); ++i) all_sharded = all_sharded && layer->param_sharded(static_cast<int>(i));
     auto it = by_name.find(layer->name());
     if (it == by_name.end()) {
-      if (require_all) COCO_THROW(origin, ": has no parameters for layer '", layer->name(), "'");
+      // Sharded parameters of a coco checkpoint live in its shard files.
+      if (require_all && !all_sharded) COCO_THROW(origin, ": has no parameters for layer '", layer->name(), "'");
       continue;
     }
     const auto& src = *it->second;
@@ -353,18 +394,25 @@ void Net::copy_from(const proto::NetParameter& in, const std::string& origin, bo
     for (size_t i = 0; i < blobs.size(); ++i) {
       const auto& bp = src.blobs(static_cast<int>(i));
       const Shape shape = blob_shape_from_proto(bp);
-      if (shape_count(shape) != blobs[i]->count() ||
-          (bp.has_shape() && shape != blobs[i]->shape()))
+      // A full (unsharded) blob for a sharded parameter: this rank takes its rows.
+      int64_t first = 0, count = blobs[i]->count();
+      Shape want = blobs[i]->shape();
+      if (layer->param_sharded(static_cast<int>(i))) {
+        const int64_t cols = blobs[i]->count(1);
+        first = layer->shard_row_start(static_cast<int>(i)) * cols;
+        want[0] = layer->shard_total_rows(static_cast<int>(i));
+      }
+      if (shape_count(shape) != shape_count(want) || (bp.has_shape() && shape != want))
         COCO_THROW(origin, ": layer '", layer->name(), "' parameter ", i, " has shape ", shape_str(shape),
-                   ", the net expects ", shape_str(blobs[i]->shape()));
-      if (bp.data_size() == blobs[i]->count()) {
-        std::copy(bp.data().begin(), bp.data().end(), blobs[i]->mutable_data());
-      } else if (bp.double_data_size() == blobs[i]->count()) {
-        std::transform(bp.double_data().begin(), bp.double_data().end(), blobs[i]->mutable_data(),
-                       [](double v) { return static_cast<float>(v); });
+                   ", the net expects ", shape_str(want));
+      if (bp.data_size() == shape_count(want)) {
+        std::copy(bp.data().begin() + first, bp.data().begin() + first + count, blobs[i]->mutable_data());
+      } else if (bp.double_data_size() == shape_count(want)) {
+        std::transform(bp.double_data().begin() + first, bp.double_data().begin() + first + count,
+                       blobs[i]->mutable_data(), [](double v) { return static_cast<float>(v); });
       } else {
         COCO_THROW(origin, ": layer '", layer->name(), "' parameter ", i, " holds ", bp.data_size(),
-                   " values for shape ", shape_str(blobs[i]->shape()));
+                   " values for shape ", shape_str(want));
       }
     }
   }

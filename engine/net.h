@@ -23,6 +23,9 @@ struct ParamInfo {
   float lr_mult = 1;
   float decay_mult = 1;
   bool learnable = true;  // false: state (running statistics), or lr_mult == 0
+  bool sharded = false;   // model parallel: this rank holds rows [row_start, row_start + rows)
+  int64_t row_start = 0;  //   of a blob of total_rows rows
+  int64_t total_rows = 0;
 };
 
 class Net {
@@ -40,6 +43,14 @@ class Net {
     return l;
   }
   void clear_param_diffs();
+  // Data parallelism: this rank's share of the global batch (local / global). Losses
+  // that are means over the local batch are weighted by it in backward, so the SUM
+  // of all ranks' gradients is the gradient of the global mean. Global losses
+  // (CocoLoss) are not weighted. 1 in one process.
+  void set_local_fraction(double f) { local_fraction_ = f; }
+  // The last forward's weighted losses: means over the local batch, and global ones.
+  double last_local_loss() const { return last_local_loss_; }
+  double last_global_loss() const { return last_global_loss_; }
   void set_iter(int64_t iter) { ctx_.iter = iter; }
   Phase phase() const { return ctx_.phase; }
   const std::string& name() const { return name_; }
@@ -55,6 +66,8 @@ class Net {
   const std::vector<float>& output_weights() const { return output_weights_; }
   // True for outputs that are accuracies (an Accuracy layer's top, CocoLoss's second top).
   const std::vector<bool>& output_is_accuracy() const { return output_is_accuracy_; }
+  // True for outputs that are already global means (same value on every rank).
+  const std::vector<bool>& output_is_global() const { return output_is_global_; }
 
   size_t num_layers() const { return layers_.size(); }
   Layer& layer(size_t i) { return *layers_[i]; }
@@ -74,8 +87,12 @@ class Net {
 
   // Use other's parameter blobs (by layer name) instead of this net's own; shapes must match.
   void share_params_from(const Net& other);
-  // Writes each layer with parameters as (name, type, blobs).
+  // Writes each layer with parameters as (name, type, blobs). In one process a
+  // sharded parameter is whole and is written like any other.
   void to_proto(proto::NetParameter* out) const;
+  // Layers' parameters only where they are replicated (not sharded), for checkpoints
+  // whose sharded rows go to per-rank files.
+  void replicated_to_proto(proto::NetParameter* out) const;
   // Copies parameters by layer name. Layers of `in` absent here are skipped; a shape
   // mismatch or (with require_all) a layer here missing from `in` is an error.
   void copy_from(const proto::NetParameter& in, const std::string& origin, bool require_all);
@@ -97,7 +114,15 @@ class Net {
   std::vector<std::string> output_names_;
   std::vector<float> output_weights_;
   std::vector<bool> output_is_accuracy_;
-  std::vector<std::pair<Blob*, float>> losses_;
+  std::vector<bool> output_is_global_;
+  struct Loss {
+    Blob* blob;
+    float weight;
+    bool global;
+  };
+  std::vector<Loss> losses_;
+  double local_fraction_ = 1.0;
+  double last_local_loss_ = 0, last_global_loss_ = 0;
   std::vector<ParamInfo> params_;
   bool timing_ = false;
   std::vector<double> forward_seconds_, backward_seconds_;

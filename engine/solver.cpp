@@ -102,9 +102,17 @@ void SgdSolver::apply_update(int64_t iter) {
   }
 }
 
+Tensor* SgdSolver::history_of(size_t param_index) {
+  for (size_t h = 0; h < learnable_.size(); ++h)
+    if (learnable_[h] == static_cast<int>(param_index)) return &history_[h];
+  return nullptr;
+}
+
 void SgdSolver::save_state(proto::SolverState* state) const {
   state->clear_history();
-  for (const auto& h : history_) {
+  for (size_t i = 0; i < history_.size(); ++i) {
+    if (net_->params()[learnable_[i]].sharded) continue;
+    const Tensor& h = history_[i];
     auto* bp = state->add_history();
     for (auto d : h.shape()) bp->mutable_shape()->add_dim(d);
     const auto v = h.to_vector();
@@ -113,11 +121,15 @@ void SgdSolver::save_state(proto::SolverState* state) const {
 }
 
 void SgdSolver::restore_state(const proto::SolverState& state, const std::string& origin) {
-  if (state.history_size() != static_cast<int>(history_.size()))
-    COCO_THROW(origin, ": holds ", state.history_size(), " momentum buffers, this net has ", history_.size(),
-               " learnable parameters");
-  for (size_t h = 0; h < history_.size(); ++h) {
-    const auto& bp = state.history(static_cast<int>(h));
+  std::vector<size_t> replicated;
+  for (size_t h = 0; h < history_.size(); ++h)
+    if (!net_->params()[learnable_[h]].sharded) replicated.push_back(h);
+  if (state.history_size() != static_cast<int>(replicated.size()))
+    COCO_THROW(origin, ": holds ", state.history_size(), " momentum buffers, this net has ", replicated.size(),
+               " replicated learnable parameters");
+  for (size_t k = 0; k < replicated.size(); ++k) {
+    const size_t h = replicated[k];
+    const auto& bp = state.history(static_cast<int>(k));
     if (bp.data_size() != history_[h].count())
       COCO_THROW(origin, ": momentum buffer ", h, " holds ", bp.data_size(), " values, expected ",
                  history_[h].count());

@@ -27,8 +27,12 @@ class SgdSolver {
   // Global L2 norm of the learnable gradients (before the update).
   double gradient_norm() const;
 
+  // Momentum buffers of the replicated (not sharded) learnable parameters, in order.
+  // Sharded parameters' buffers travel with their shards (history_of).
   void save_state(proto::SolverState* state) const;
   void restore_state(const proto::SolverState& state, const std::string& origin);
+  // The momentum buffer of net parameter `param_index` (nullptr if not learnable).
+  Tensor* history_of(size_t param_index);
 
   const proto::SolverParameter& param() const { return param_; }
 

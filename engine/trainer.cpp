@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/checkpoint.h"
+#include "engine/training_checkpoint.h"
 #include "engine/common.h"
 #include "engine/logging.h"
 
@@ -61,9 +62,13 @@ Trainer::Trainer(const TrainOptions& opt, Communicator* comm) : opt_(opt), comm_
                      : s.has_snapshot_prefix()    ? s.snapshot_prefix()
                                                   : "snapshots/" + (cfg_.net.name().empty() ? "net" : cfg_.net.name());
 
+  slice_ = shard_range(batch_, comm_->rank(), comm_->size());
+  if (slice_.count == 0)
+    COCO_THROW(opt.config, ": the batch of ", batch_, " has fewer samples than the ", comm_->size(), " ranks");
   proto::NetParameter train_param = cfg_.net;
-  set_input_batch(&train_param, batch_);
+  set_input_batch(&train_param, slice_.count);
   train_net_ = std::make_unique<Net>(train_param, Phase::kTrain, comm_, seed_, cfg_.net_origin);
+  train_net_->set_local_fraction(static_cast<double>(slice_.count) / batch_);
   if (opt.dry_run) return;
 
   if (train_net_->input_blobs().size() != 2)
@@ -85,30 +90,23 @@ Trainer::Trainer(const TrainOptions& opt, Communicator* comm) : opt_(opt), comm_
     test_net_->share_params_from(*train_net_);
   }
   solver_ = std::make_unique<SgdSolver>(s, train_net_.get());
+  reducer_ = std::make_unique<GradientReducer>(*train_net_, *comm_);
 
   if (!opt.weights.empty()) {
     load_weights(*train_net_, opt.weights);
     spdlog::info("initialised parameters from {}", opt.weights);
   }
   if (!opt.resume.empty()) {
-    const proto::Checkpoint ckpt = load_checkpoint(opt.resume);
-    train_net_->copy_from(ckpt.net(), opt.resume, /*require_all=*/true);
-    solver_->restore_state(ckpt.state(), opt.resume);
-    start_iter_ = ckpt.iter();
+    start_iter_ = load_training_checkpoint(opt.resume, *train_net_, *solver_);
     spdlog::info("resumed from {} at iteration {}", opt.resume, start_iter_);
   }
+  // One consistent start on every rank (rank 0's replicated parameters).
+  reducer_->broadcast_params(0);
 }
 
 std::string Trainer::describe() const { return train_net_->describe(); }
 
 std::string Trainer::snapshot(int64_t iter) {
-  proto::Checkpoint ckpt;
-  ckpt.set_iter(iter);
-  ckpt.set_random_seed(static_cast<int64_t>(seed_));
-  ckpt.set_config_path(opt_.config);
-  train_net_->to_proto(ckpt.mutable_net());
-  solver_->save_state(ckpt.mutable_state());
-  ckpt.mutable_state()->set_iter(static_cast<int>(iter));
   const std::string path = snapshot_prefix_ + "_iter_" + std::to_string(iter) + ".ckpt";
   auto slash = path.rfind('/');
   if (slash != std::string::npos && slash > 0) {
@@ -117,52 +115,65 @@ std::string Trainer::snapshot(int64_t iter) {
     std::filesystem::create_directories(dir, ec);
     if (ec) COCO_THROW(dir, ": cannot create the snapshot folder: ", ec.message());
   }
-  if (comm_->rank() == 0) save_checkpoint(path, ckpt);
-  spdlog::info("snapshot {}", path);
+  save_training_checkpoint(path, iter, seed_, opt_.config, *train_net_, *solver_, *comm_);
+  if (comm_->rank() == 0) spdlog::info("snapshot {}", path);
   return path;
 }
 
+// The test set in K balanced global batches (sizes differ by at most one), each
+// split over the ranks, so every rank runs the same number of forward passes (the
+// head's collectives need that) and no rank gets an empty slice.
 Trainer::TestOutcome Trainer::test(int64_t iter) {
   TestOutcome out;
-  const int64_t n = test_data_->size();
-  int64_t batches = (n + test_batch_ - 1) / test_batch_;
+  const int nranks = comm_->size(), rank = comm_->rank();
+  int64_t n = test_data_->size();
   if (!cfg_.solver.test_iter().empty() && cfg_.solver.test_iter(0) > 0)
-    batches = std::min<int64_t>(batches, cfg_.solver.test_iter(0));
+    n = std::min<int64_t>(n, cfg_.solver.test_iter(0) * test_batch_);
+  const int64_t K = (n + test_batch_ - 1) / test_batch_;
+  if (n < K * nranks)
+    COCO_THROW(opt_.config, ": the test pass of ", n, " images in batches of ", test_batch_, " leaves some of the ",
+               nranks, " ranks without samples; use a smaller test batch or fewer ranks");
   Blob* data = test_net_->input_blobs()[0];
   Blob* label = test_net_->input_blobs()[1];
   const Shape sample(data->shape().begin() + 1, data->shape().end());
-  std::vector<double> sums(test_net_->output_names().size(), 0.0);
-  int64_t seen = 0;
-  for (int64_t b = 0; b < batches; ++b) {
-    const int64_t start = b * test_batch_, m = std::min(test_batch_, n - start);
-    Shape ds{m};
+  const auto& names = test_net_->output_names();
+  std::vector<float> sums(names.size() + 1, 0.f);  // per output: value * samples; then the count
+  std::vector<double> local(names.size(), 0.0);
+  for (int64_t k = 0; k < K; ++k) {
+    const ShardRange batch = shard_range(n, static_cast<int>(k), static_cast<int>(K));
+    const ShardRange mine = shard_range(batch.count, rank, nranks);
+    Shape ds{mine.count};
     ds.insert(ds.end(), sample.begin(), sample.end());
     data->reshape(ds);
-    label->reshape({m});
-    test_data_->fill_range(start, m, data->mutable_data(), label->mutable_data());
+    label->reshape({mine.count});
+    test_data_->fill_range(batch.start + mine.start, mine.count, data->mutable_data(), label->mutable_data());
     test_net_->forward();
-    for (size_t o = 0; o < sums.size(); ++o) {
-      const auto v = test_net_->blob(test_net_->output_names()[o])->data().to_vector();
+    for (size_t o = 0; o < names.size(); ++o) {
+      const auto v = test_net_->blob(names[o])->data().to_vector();
       double s = 0;
       for (float x : v) s += x;
-      sums[o] += s * m;
+      // A global output is the same on every rank: rank 0 counts it for the batch.
+      if (test_net_->output_is_global()[o])
+        local[o] += rank == 0 ? s * batch.count : 0.0;
+      else
+        local[o] += s * mine.count;
     }
-    seen += m;
   }
-  nlohmann::json j;
-  j["iter"] = iter;
-  for (size_t o = 0; o < sums.size(); ++o) {
-    const double mean = sums[o] / std::max<int64_t>(seen, 1);
+  for (size_t o = 0; o < names.size(); ++o) sums[o] = static_cast<float>(local[o]);
+  comm_->all_reduce(sums.data(), static_cast<int64_t>(sums.size()), ReduceOp::kSum);
+  for (size_t o = 0; o < names.size(); ++o) {
+    const double mean = sums[o] / n;
     const float w = test_net_->output_weights()[o];
     if (w != 0) out.loss += w * mean;
     if (test_net_->output_is_accuracy()[o] && !out.has_accuracy) {
       out.accuracy = mean;
       out.has_accuracy = true;
     }
-    spdlog::info("test iter {}: {} = {:.6f}", iter, test_net_->output_names()[o], mean);
+    if (rank == 0) spdlog::info("test iter {}: {} = {:.6f}", iter, names[o], mean);
   }
-  spdlog::info("test iter {}: loss {:.6f}{} over {} images", iter, out.loss,
-               out.has_accuracy ? fmt::format(", accuracy {:.4f}", out.accuracy) : std::string(), seen);
+  if (rank == 0)
+    spdlog::info("test iter {}: loss {:.6f}{} over {} images", iter, out.loss,
+                 out.has_accuracy ? fmt::format(", accuracy {:.4f}", out.accuracy) : std::string(), n);
   return out;
 }
 
@@ -193,8 +204,10 @@ TrainResult Trainer::run() {
   int64_t train_images = 0;
   double window_seconds = 0;  // training steps only: test passes and snapshots excluded
   int64_t window_iters = 0;
-  spdlog::info("training {} from iteration {} to {}, batch {}, {} learnable values, seed {}", opt_.config,
-               start_iter_, max_iter_, batch_, train_net_->num_learnable_values(), seed_);
+  const bool lead = comm_->rank() == 0;
+  spdlog::info("training {} from iteration {} to {}, batch {} ({} on this rank of {}), {} learnable values, seed {}",
+               opt_.config, start_iter_, max_iter_, batch_, slice_.count, comm_->size(),
+               train_net_->num_learnable_values(), seed_);
 
   auto run_test = [&](int64_t it) {
     if (!test_net_) return;
@@ -210,10 +223,15 @@ TrainResult Trainer::run() {
     if (test_net_ && it % s.test_interval() == 0 && (it > start_iter_ || (it == 0 && s.test_initialization())))
       run_test(it);
     const auto t0 = Clock::now();
-    train_data_->fill_train(it * batch_, batch_, data->mutable_data(), label->mutable_data());
+    train_data_->fill_train(it * batch_ + slice_.start, slice_.count, data->mutable_data(), label->mutable_data());
     train_net_->set_iter(it);
     train_net_->clear_param_diffs();
-    const double loss = train_net_->forward_backward();
+    train_net_->forward_backward();
+    reducer_->all_reduce();
+    // The global loss: local-mean losses weighted by each rank's share, plus global ones.
+    float part = static_cast<float>(train_net_->last_local_loss() * slice_.count / batch_);
+    comm_->all_reduce(&part, 1, ReduceOp::kSum);
+    const double loss = part + train_net_->last_global_loss();
     if (!std::isfinite(loss))
       COCO_THROW("iteration ", it, ": the loss is ", loss, " (diverged); lower base_lr or check the data");
     solver_->apply_update(it);
@@ -236,7 +254,7 @@ TrainResult Trainer::run() {
       const double ips = window_iters * batch_ / std::max(window_seconds, 1e-9);
       const double eta = (max_iter_ - it - 1) * (window_seconds / window_iters);
       const double lr = solver_->learning_rate(it);
-      if (!opt_.quiet)
+      if (!opt_.quiet && lead)
         spdlog::info("iter {}/{}  loss {:.5f}  lr {:.3g}  {:.1f} images/s  ETA {}", it + 1, max_iter_,
                      result.last_loss, lr, ips, fmt_duration(eta));
       emit({{"iter", it + 1}, {"loss", result.last_loss}, {"lr", lr}, {"images_per_s", ips}});
@@ -249,7 +267,9 @@ TrainResult Trainer::run() {
   if (test_net_ && max_iter_ > start_iter_) run_test(max_iter_);
   if (s.snapshot_after_train() && max_iter_ > start_iter_) result.last_snapshot = snapshot(max_iter_);
   result.images_per_s = train_images / std::max(train_seconds, 1e-9);
-  spdlog::info("done: {} iterations, {:.1f} images/s (training steps only)", result.iterations, result.images_per_s);
+  if (lead)
+    spdlog::info("done: {} iterations, {:.1f} images/s (training steps only, all ranks)", result.iterations,
+                 result.images_per_s);
   return result;
 }
 

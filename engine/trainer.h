@@ -2,6 +2,11 @@
 // display (loss, lr, images/s, ETA), test passes, metrics JSON lines, snapshots and
 // resume. Everything a step reads is a function of (seed, iteration), so a resumed
 // run continues bit for bit where the checkpoint left off (on CPU).
+//
+// On N ranks (data parallel) the global batch B is split into contiguous slices,
+// rank r taking shard_range(B, r, N) of every iteration's positions; gradients of
+// the replicated parameters are summed (GradientReducer) and sharded ones stay
+// local. Rank 0 alone writes metrics and the main checkpoint file.
 #pragma once
 
 #include <memory>
@@ -10,6 +15,7 @@
 #include "comm/communicator.h"
 #include "engine/config.h"
 #include "engine/data/source.h"
+#include "engine/data_parallel.h"
 #include "engine/net.h"
 #include "engine/solver.h"
 
@@ -47,7 +53,8 @@ class Trainer {
 
   Net& train_net() { return *train_net_; }
   SgdSolver& solver() { return *solver_; }
-  // Saves a checkpoint of the current state after `iter` iterations.
+  // Saves a checkpoint of the current state after `iter` iterations (every rank
+  // takes part; rank 0 writes the main file).
   std::string snapshot(int64_t iter);
 
  private:
@@ -65,6 +72,8 @@ class Trainer {
   std::unique_ptr<DataSource> train_data_, test_data_;
   std::unique_ptr<Net> train_net_, test_net_;
   std::unique_ptr<SgdSolver> solver_;
+  std::unique_ptr<GradientReducer> reducer_;
+  ShardRange slice_;  // this rank's part of every global training batch
   int64_t start_iter_ = 0;
   std::string snapshot_prefix_;
 };

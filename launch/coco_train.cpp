@@ -1,12 +1,19 @@
-// coco-train: trains a net from a solver config, in one process (this build) or,
-// once the MPI communicator lands, under mpirun. Errors are caught here, once, and
-// reported as one line naming the file and place; the exit code is non-zero.
+// coco-train: trains a net from a solver config, in one process or under mpirun
+// (one rank per process; MPI is started only when a launcher started us). Errors
+// are caught here, once, and reported as one line naming the rank, the file and the
+// place; on several ranks the whole job is then aborted (MPI_Abort) so no peer
+// waits forever in a collective.
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <memory>
 #include <cstdlib>
 #include <iostream>
 #include <string>
+#include <thread>
 
 #include "comm/communicator.h"
+#include "comm/mpi_communicator.h"
 #include "engine/common.h"
 #include "engine/logging.h"
 #include "engine/math.h"
@@ -18,7 +25,9 @@ namespace {
 const char* kUsage = R"(usage: coco-train --config FILE [options]
 
 Trains the net of a solver config (Caffe's SolverParameter with coco's data
-fields) on the CPU, in one process.
+fields) on the CPU, in one process or data parallel under mpirun:
+  mpirun -np N coco-train --config FILE    (each rank trains on its slice of
+                                            the batch; gradients are summed)
 
   --config FILE          solver config (or, with --dry-run, a net prototxt)
   --dry-run              build the net, print every layer's top shapes and
@@ -36,7 +45,8 @@ fields) on the CPU, in one process.
   --weights FILE         start from the parameters of a coco checkpoint or a
                          Caffe .caffemodel (matched by layer name)
   --seed N               random seed (overrides random_seed; default 1)
-  --threads N            CPU threads for BLAS and coco's loops
+  --threads N            CPU threads per rank for BLAS and coco's loops
+                         (default: the cores divided among this node's ranks)
   --device DEV           cpu (default); cuda:N needs the CUDA backend
   -h, --help             this text
 )";
@@ -108,25 +118,37 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  coco::init_logging(0, 1);
+  std::unique_ptr<coco::MpiRuntime> mpi;
+  std::unique_ptr<coco::Communicator> comm;
+  int rank = 0, size = 1;
   try {
+    if (coco::launched_by_mpi()) mpi = std::make_unique<coco::MpiRuntime>(&argc, &argv);
+    comm = coco::make_cpu_communicator();
+    rank = comm->rank();
+    size = comm->size();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "coco-train: cannot start MPI: %s\n", e.what());
+    return 1;
+  }
+  coco::init_logging(rank, size);
+  return coco::run_or_abort_job(size, [&]() -> int {
     const auto dev = coco::DeviceSpec::parse(device);
     if (dev.type != coco::Device::kCPU)
       COCO_THROW("--device ", device, ": training on CUDA is not available in this build yet (use --device cpu)");
+    if (threads == 0 && size > 1) {
+      const int local = static_cast<coco::MpiCommunicator*>(comm.get())->local_size();
+      threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / std::max(local, 1));
+    }
     coco::set_num_threads(threads);
     coco::set_flush_denormals(true);
-    coco::LocalCommunicator comm;
-    coco::Trainer trainer(opt, &comm);
+    coco::Trainer trainer(opt, comm.get());
     if (opt.dry_run) {
-      std::cout << trainer.describe();
+      if (rank == 0) std::cout << trainer.describe();
       return 0;
     }
     const auto r = trainer.run();
-    if (!std::isnan(r.test_loss))
+    if (!std::isnan(r.test_loss) && rank == 0)
       spdlog::info("final: test loss {:.6f}, test accuracy {:.4f}", r.test_loss, r.test_accuracy);
     return 0;
-  } catch (const std::exception& e) {
-    spdlog::error("{}", e.what());
-    return 1;
-  }
+  });
 }

@@ -38,6 +38,10 @@ class CocoLossLayer final : public Layer {
   int max_tops() const override { return 2; }
   bool can_backward_to(int i) const override { return i == 0; }
   bool is_loss() const override { return true; }
+  bool loss_is_global() const override { return true; }
+  bool param_sharded(int) const override { return true; }
+  int64_t shard_row_start(int) const override { return shard_.start; }
+  int64_t shard_total_rows(int) const override { return K_; }
   void reshape(const Blobs& bottom, const Blobs& top) override;
 
   float scale() const { return alpha_; }

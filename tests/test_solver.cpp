@@ -18,15 +18,16 @@ proto::SolverParameter solver(const std::string& text) {
   return p;
 }
 
-// A net with one learnable blob: CocoLoss centroids (3 x 2), features from inputs.
+// A net with one learnable blob: an inner product's weight (3 x 2).
 proto::NetParameter tiny_net() {
   proto::NetParameter n;
   parse_text(R"(
     input: "x" input_shape { dim: 4 dim: 2 }
     input: "y" input_shape { dim: 4 }
-    layer { name: "head" type: "CocoLoss" bottom: "x" bottom: "y" top: "loss"
+    layer { name: "ip" type: "InnerProduct" bottom: "x" top: "z"
             param { lr_mult: 2 decay_mult: 0.5 }
-            coco_loss_param { num_output: 3 scale: 2 } })",
+            inner_product_param { num_output: 3 bias_term: false weight_filler { type: "gaussian" } } }
+    layer { name: "loss" type: "SoftmaxWithLoss" bottom: "z" bottom: "y" top: "loss" })",
              "<net>", &n);
   return n;
 }

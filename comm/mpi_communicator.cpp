@@ -1,0 +1,178 @@
+#include "comm/mpi_communicator.h"
+
+#include <mpi.h>
+
+#include <chrono>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <numeric>
+
+#include "engine/common.h"
+#include "engine/logging.h"
+
+#define COCO_MPI_CALL(call)                                                              \
+  do {                                                                                   \
+    int rc_ = (call);                                                                    \
+    if (rc_ != MPI_SUCCESS) {                                                            \
+      char msg_[MPI_MAX_ERROR_STRING];                                                   \
+      int len_ = 0;                                                                      \
+      MPI_Error_string(rc_, msg_, &len_);                                                \
+      ::coco::detail::throw_error(__FILE__, __LINE__,                                    \
+                                  std::string(#call " failed: ") + std::string(msg_, len_)); \
+    }                                                                                    \
+  } while (0)
+
+namespace coco {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+int checked_int(int64_t n, const char* what) {
+  if (n < 0 || n > INT_MAX) COCO_THROW(what, ": ", n, " elements do not fit MPI's int counts");
+  return static_cast<int>(n);
+}
+
+MPI_Op mpi_op(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::kSum:
+    case ReduceOp::kAvg: return MPI_SUM;
+    case ReduceOp::kMax: return MPI_MAX;
+    case ReduceOp::kMin: return MPI_MIN;
+  }
+  return MPI_SUM;
+}
+
+}  // namespace
+
+bool launched_by_mpi() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS", "PMI_RANK"})
+    if (std::getenv(v)) return true;
+  return false;
+}
+
+MpiRuntime::MpiRuntime(int* argc, char*** argv) {
+  int provided = 0;
+  COCO_MPI_CALL(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+}
+
+MpiRuntime::~MpiRuntime() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Finalize();
+}
+
+void MpiRuntime::abort_job(int code) {
+  if (initialized()) MPI_Abort(MPI_COMM_WORLD, code);
+  std::_Exit(code);
+}
+
+bool MpiRuntime::initialized() {
+  int init = 0, fin = 0;
+  MPI_Initialized(&init);
+  MPI_Finalized(&fin);
+  return init && !fin;
+}
+
+struct MpiCommunicator::Comms {
+  MPI_Comm world = MPI_COMM_NULL;
+  MPI_Comm node = MPI_COMM_NULL;
+};
+
+MpiCommunicator::MpiCommunicator() : comms_(std::make_unique<Comms>()) {
+  COCO_CHECK(MpiRuntime::initialized(), "MpiCommunicator needs MPI to be initialised (MpiRuntime)");
+  COCO_MPI_CALL(MPI_Comm_dup(MPI_COMM_WORLD, &comms_->world));
+  MPI_Comm_set_errhandler(comms_->world, MPI_ERRORS_RETURN);
+  COCO_MPI_CALL(MPI_Comm_rank(comms_->world, &rank_));
+  COCO_MPI_CALL(MPI_Comm_size(comms_->world, &size_));
+  // Ranks sharing this node: the local rank picks the GPU.
+  COCO_MPI_CALL(MPI_Comm_split_type(comms_->world, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &comms_->node));
+  COCO_MPI_CALL(MPI_Comm_rank(comms_->node, &local_rank_));
+  COCO_MPI_CALL(MPI_Comm_size(comms_->node, &local_size_));
+}
+
+MpiCommunicator::~MpiCommunicator() {
+  if (!MpiRuntime::initialized()) return;
+  if (comms_->node != MPI_COMM_NULL) MPI_Comm_free(&comms_->node);
+  if (comms_->world != MPI_COMM_NULL) MPI_Comm_free(&comms_->world);
+}
+
+void MpiCommunicator::all_reduce(float* data, int64_t count, ReduceOp op) {
+  const auto t0 = Clock::now();
+  COCO_MPI_CALL(MPI_Allreduce(MPI_IN_PLACE, data, checked_int(count, "all_reduce"), MPI_FLOAT, mpi_op(op),
+                              comms_->world));
+  if (op == ReduceOp::kAvg) {
+    const float inv = 1.0f / size_;
+    for (int64_t i = 0; i < count; ++i) data[i] *= inv;
+  }
+  record(Collective::kAllReduce, count * static_cast<int64_t>(sizeof(float)), since(t0));
+}
+
+void MpiCommunicator::all_gather(const float* send, float* recv, const std::vector<int64_t>& counts) {
+  COCO_CHECK(static_cast<int>(counts.size()) == size_, "all_gather needs one count per rank: ", counts.size(),
+             " for ", size_, " ranks");
+  const auto t0 = Clock::now();
+  std::vector<int> cnt(size_), displ(size_);
+  int64_t total = 0;
+  for (int r = 0; r < size_; ++r) {
+    cnt[r] = checked_int(counts[r], "all_gather");
+    displ[r] = checked_int(total, "all_gather offset");
+    total += counts[r];
+  }
+  // Our own block is already in place when send points into recv at our offset.
+  const void* src = send == recv + displ[rank_] ? MPI_IN_PLACE : send;
+  COCO_MPI_CALL(MPI_Allgatherv(src, cnt[rank_], MPI_FLOAT, recv, cnt.data(), displ.data(), MPI_FLOAT, comms_->world));
+  record(Collective::kAllGather, total * static_cast<int64_t>(sizeof(float)), since(t0));
+}
+
+void MpiCommunicator::reduce_scatter(const float* send, float* recv, const std::vector<int64_t>& counts) {
+  COCO_CHECK(static_cast<int>(counts.size()) == size_, "reduce_scatter needs one count per rank: ", counts.size(),
+             " for ", size_, " ranks");
+  const auto t0 = Clock::now();
+  std::vector<int> cnt(size_);
+  int64_t total = 0;
+  for (int r = 0; r < size_; ++r) {
+    cnt[r] = checked_int(counts[r], "reduce_scatter");
+    total += counts[r];
+  }
+  checked_int(total, "reduce_scatter total");
+  COCO_MPI_CALL(MPI_Reduce_scatter(send, recv, cnt.data(), MPI_FLOAT, MPI_SUM, comms_->world));
+  record(Collective::kReduceScatter, total * static_cast<int64_t>(sizeof(float)), since(t0));
+}
+
+void MpiCommunicator::broadcast(float* data, int64_t count, int root) {
+  COCO_CHECK(root >= 0 && root < size_, "broadcast root ", root, " of ", size_, " ranks");
+  const auto t0 = Clock::now();
+  COCO_MPI_CALL(MPI_Bcast(data, checked_int(count, "broadcast"), MPI_FLOAT, root, comms_->world));
+  record(Collective::kBroadcast, count * static_cast<int64_t>(sizeof(float)), since(t0));
+}
+
+void MpiCommunicator::barrier() {
+  const auto t0 = Clock::now();
+  COCO_MPI_CALL(MPI_Barrier(comms_->world));
+  record(Collective::kBarrier, 0, since(t0));
+}
+
+int run_or_abort_job(int size, const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    if (size > 1) {
+      spdlog::error("aborting all {} ranks", size);
+      spdlog::default_logger()->flush();
+      MpiRuntime::abort_job(1);
+    }
+    return 1;
+  }
+}
+
+std::unique_ptr<Communicator> make_cpu_communicator() {
+  if (MpiRuntime::initialized()) return std::make_unique<MpiCommunicator>();
+  return std::make_unique<LocalCommunicator>();
+}
+
+}  // namespace coco

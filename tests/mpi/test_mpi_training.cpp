@@ -1,0 +1,174 @@
+// Rank-count invariance: two training steps of LeNet++ with the COCO head on N ranks
+// (data-parallel backbone, centroids sharded 10 classes over N) equal the same steps
+// in one process with the same global batch -- loss, test metrics and every updated
+// parameter, to float tolerance. The global batch (10) and the class count (10) do
+// not divide by 3 or 4, so slices and shards are unequal. Then a checkpoint saved
+// by the N-rank run resumes in one process (re-sharded) and matches the 1-rank run.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "comm/mpi_communicator.h"
+#include "engine/checkpoint.h"
+#include "engine/common.h"
+#include "engine/config.h"
+#include "engine/logging.h"
+#include "engine/math.h"
+#include "engine/trainer.h"
+#include "tests/test_files.h"
+
+namespace coco {
+namespace {
+
+MpiCommunicator* g_comm = nullptr;
+std::string g_dir;  // shared by all ranks
+
+std::string solver_text() {
+  // The shipped config's net, with the data, schedule and checkpoints of this test.
+  TrainConfig cfg = load_train_config(std::string(COCO_SOURCE_DIR) + "/configs/mnist_coco.prototxt");
+  proto::SolverParameter s = cfg.solver;
+  s.mutable_train_data()->set_batch_size(10);
+  s.mutable_test_data()->set_batch_size(5);
+  s.set_test_interval(1000);
+  s.set_test_initialization(false);
+  s.set_base_lr(0.05f);
+  s.set_lr_policy("fixed");  // the same rate whatever max_iter, so runs of 2 and 3 steps compare
+  s.set_warmup_iter(0);
+  s.set_display(1);
+  s.set_snapshot(0);
+  s.set_max_iter(2);
+  s.mutable_net_param()->mutable_layer()->Mutable(s.net_param().layer_size() - 1)
+      ->mutable_coco_loss_param()->set_chunk_size(3);  // several chunks per shard
+  return to_text(s);
+}
+
+struct RunOutput {
+  TrainResult result;
+  std::vector<ParamInfo> params;
+};
+
+RunOutput train(Communicator* comm, int64_t max_iter, const std::string& prefix, const std::string& resume = "") {
+  TrainOptions o;
+  o.config = g_dir + "/solver.prototxt";
+  o.data_root = g_dir;
+  o.max_iter = max_iter;
+  o.snapshot_prefix = prefix;
+  o.resume = resume;
+  o.quiet = true;
+  auto t = std::make_unique<Trainer>(o, comm);
+  RunOutput out;
+  out.result = t->run();
+  // Keep the parameter blobs alive beyond the trainer.
+  out.params = t->train_net().params();
+  return out;
+}
+
+void expect_close(const Blob& got, const Blob& want, int64_t want_offset, const std::string& what) {
+  for (int64_t i = 0; i < got.count(); ++i) {
+    const float w = want.cdata()[want_offset + i];
+    ASSERT_NEAR(got.cdata()[i], w, 2e-4 * std::max(1.f, std::fabs(w))) << what << " element " << i;
+  }
+}
+
+void expect_same_params(const std::vector<ParamInfo>& got, const std::vector<ParamInfo>& want) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    const std::string what = got[i].layer + " param " + std::to_string(got[i].index);
+    // A sharded blob holds rows [row_start, row_start + rows) of the 1-rank blob.
+    const int64_t offset = got[i].sharded ? got[i].row_start * got[i].blob->count(1) : 0;
+    if (!got[i].sharded) ASSERT_EQ(got[i].blob->shape(), want[i].blob->shape()) << what;
+    expect_close(*got[i].blob, *want[i].blob, offset, what);
+  }
+}
+
+TEST(MpiTraining, NRanksEqualOneRank) {
+  LocalCommunicator local;
+  const RunOutput one = train(&local, 2, g_dir + "/one_r" + std::to_string(g_comm->rank()));
+  const RunOutput many = train(g_comm, 2, g_dir + "/many");
+  EXPECT_NEAR(many.result.last_loss, one.result.last_loss, 1e-5 * std::max(1.0, std::fabs(one.result.last_loss)));
+  EXPECT_NEAR(many.result.test_loss, one.result.test_loss, 1e-4);
+  EXPECT_EQ(many.result.test_accuracy, one.result.test_accuracy);
+  expect_same_params(many.params, one.params);
+  // The centroids really are sharded: 10 classes over N ranks.
+  for (const auto& p : many.params)
+    if (p.sharded) EXPECT_EQ(p.blob->shape(0), shard_range(10, g_comm->rank(), g_comm->size()).count);
+
+  // Resume the N-rank checkpoint in one process (all shards read and joined) and
+  // continue to iteration 3: the same as three 1-rank iterations.
+  g_comm->barrier();
+  const RunOutput resumed = train(&local, 3, g_dir + "/resumed_r" + std::to_string(g_comm->rank()),
+                                  g_dir + "/many_iter_2.ckpt");
+  const RunOutput three = train(&local, 3, g_dir + "/three_r" + std::to_string(g_comm->rank()));
+  expect_same_params(resumed.params, three.params);
+}
+
+TEST(MpiTraining, CommTrafficOfTheHeadFollowsTheDesign) {
+  // One forward+backward of the head alone on the N ranks: all-gather M*D features,
+  // M labels and N batch sizes; all-reduce 3M; reduce-scatter M*D (DESIGN.md).
+  proto::NetParameter np;
+  parse_text(R"(
+    input: "x" input_shape { dim: 1 dim: 6 }
+    input: "y" input_shape { dim: 1 }
+    layer { name: "head" type: "CocoLoss" bottom: "x" bottom: "y" top: "loss"
+            coco_loss_param { num_output: 11 scale: 4 chunk_size: 2 } })",
+             "<net>", &np);
+  const int n = g_comm->size(), me = g_comm->rank();
+  const int64_t mine = 2 + me;  // unequal local batches
+  set_input_batch(&np, mine);
+  Net net(np, Phase::kTrain, g_comm, 3);
+  for (int64_t i = 0; i < mine * 6; ++i) net.input_blobs()[0]->mutable_data()[i] = std::sin(0.3f * i + me);
+  for (int64_t i = 0; i < mine; ++i) net.input_blobs()[1]->mutable_data()[i] = static_cast<float>((i + me) % 11);
+  int64_t M = 0;
+  for (int r = 0; r < n; ++r) M += 2 + r;
+  g_comm->reset_stats();
+  net.clear_param_diffs();
+  net.forward_backward();
+  EXPECT_EQ(g_comm->stats(Collective::kAllGather).bytes, 4 * (M * 6 + M + n));
+  EXPECT_EQ(g_comm->stats(Collective::kAllReduce).bytes, 4 * 3 * M);
+  EXPECT_EQ(g_comm->stats(Collective::kReduceScatter).bytes, 4 * M * 6);
+  EXPECT_EQ(g_comm->stats(Collective::kAllGather).calls, 3);
+  EXPECT_EQ(g_comm->stats(Collective::kAllReduce).calls, 2);
+  EXPECT_EQ(g_comm->stats(Collective::kReduceScatter).calls, 1);
+}
+
+}  // namespace
+}  // namespace coco
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  coco::MpiRuntime mpi(&argc, &argv);
+  int rc = 0;
+  {
+    coco::MpiCommunicator comm;
+    coco::g_comm = &comm;
+    coco::init_logging(comm.rank(), comm.size());
+    spdlog::set_level(spdlog::level::warn);
+    coco::set_num_threads(1);
+    // Rank 0 makes the data folder; every rank learns its name from rank 0's pid.
+    float pid = static_cast<float>(::getpid());
+    comm.broadcast(&pid, 1, 0);
+    coco::g_dir = (std::filesystem::temp_directory_path() /
+                   ("coco_mpi_training_" + std::to_string(static_cast<int64_t>(pid)))).string();
+    if (comm.rank() == 0) {
+      std::filesystem::remove_all(coco::g_dir);
+      std::filesystem::create_directories(coco::g_dir);
+      std::vector<uint8_t> train(40), test(13);
+      for (size_t i = 0; i < train.size(); ++i) train[i] = static_cast<uint8_t>((i * 3) % 10);
+      for (size_t i = 0; i < test.size(); ++i) test[i] = static_cast<uint8_t>(i % 10);
+      using namespace coco::testing;
+      write_bytes(coco::g_dir + "/train-images-idx3-ubyte", idx_images(40, 28, 28));
+      write_bytes(coco::g_dir + "/train-labels-idx1-ubyte", idx_labels(train));
+      write_bytes(coco::g_dir + "/t10k-images-idx3-ubyte", idx_images(13, 28, 28));
+      write_bytes(coco::g_dir + "/t10k-labels-idx1-ubyte", idx_labels(test));
+      std::ofstream(coco::g_dir + "/solver.prototxt") << coco::solver_text();
+    }
+    comm.barrier();
+    rc = RUN_ALL_TESTS();
+    comm.barrier();
+    if (comm.rank() == 0) std::filesystem::remove_all(coco::g_dir);
+  }
+  return rc;
+}
