@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "engine/common.h"
@@ -31,7 +32,21 @@ void CocoLossLayer::layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng)
   K_ = p.num_output();
   if (K_ > (1 << 24)) COCO_THROW(where(), "at most 16,777,216 classes (labels travel as float32), got ", K_);
   update_ = p.centroid_update();
-  if (p.auto_scale()) {
+  cosine_ = p.logit_type() == proto::CocoLossParameter::COSINE;
+  margin_type_ = p.margin_type();
+  margin_ = p.margin();
+  if (!cosine_) {
+    if (margin_type_ != proto::CocoLossParameter::NONE)
+      COCO_THROW(where(), "margins need cosine logits (logit_type COSINE)");
+    if (p.has_scale() || p.auto_scale()) COCO_THROW(where(), "INNER_PRODUCT logits take no scale");
+    if (update_ != proto::CocoLossParameter::EXACT) COCO_THROW(where(), "INNER_PRODUCT logits have no centroid_update");
+  }
+  if (margin_type_ != proto::CocoLossParameter::NONE && !(margin_ > 0 && margin_ < M_PI / 2))
+    COCO_THROW(where(), "margin must be in (0, pi/2) for ", proto::CocoLossParameter::MarginType_Name(margin_type_),
+               ", got ", margin_);
+  if (!cosine_) {
+    alpha_ = 1;
+  } else if (p.auto_scale()) {
     if (p.has_scale()) COCO_THROW(where(), "set either scale or auto_scale, not both");
     alpha_ = static_cast<float>(coco_auto_scale(K_, p.target_probability()));
   } else {
@@ -83,6 +98,69 @@ void CocoLossLayer::reshape(const Blobs& bottom, const Blobs& top) {
   if (top.size() > 1) top[1]->reshape({1});
 }
 
+float CocoLossLayer::apply_margin(float z) const {
+  switch (margin_type_) {
+    case proto::CocoLossParameter::COSFACE: return z - alpha_ * margin_;
+    case proto::CocoLossParameter::ARCFACE: {
+      const float cos_t = std::clamp(z / alpha_, -1.f, 1.f);
+      if (cos_t > std::cos(static_cast<float>(M_PI) - margin_)) {
+        const float sin_t = std::sqrt(std::max(0.f, 1.f - cos_t * cos_t));
+        return alpha_ * (cos_t * std::cos(margin_) - sin_t * std::sin(margin_));
+      }
+      return alpha_ * (cos_t - margin_ * std::sin(margin_));
+    }
+    default: return z;
+  }
+}
+
+float CocoLossLayer::margin_slope(float z) const {
+  if (margin_type_ != proto::CocoLossParameter::ARCFACE) return 1.f;
+  const float cos_t = std::clamp(z / alpha_, -1.f, 1.f);
+  if (cos_t <= std::cos(static_cast<float>(M_PI) - margin_)) return 1.f;
+  // d cos(theta + m) / d cos(theta) = cos m + sin m * cos(theta) / sin(theta)
+  const float sin_t = std::max(std::sqrt(std::max(0.f, 1.f - cos_t * cos_t)), 1e-6f);
+  return std::cos(margin_) + std::sin(margin_) * cos_t / sin_t;
+}
+
+namespace {
+
+// exp(x) for x <= 88 (softmax terms, mostly after subtracting the row max), written so
+// the compiler vectorises it: 2^k * p(r) with a degree-6 polynomial on
+// r in [-ln2/2, ln2/2]; relative error about 2e-7 (float round-off). Underflows
+// to 0 below -87.
+inline float exp_nonpositive(float x) {
+  x = std::max(x, -87.f);
+  const float k = std::nearbyint(x * 1.44269504088896341f);
+  const float r = x - k * 0.693145751953125f - k * 1.428606765330187045e-06f;
+  float p = 1.f / 720;
+  p = p * r + 1.f / 120;
+  p = p * r + 1.f / 24;
+  p = p * r + 1.f / 6;
+  p = p * r + 0.5f;
+  p = p * r + 1.f;
+  p = p * r + 1.f;
+  int32_t bits;
+  const float two_k = static_cast<float>(k);
+  bits = (static_cast<int32_t>(two_k) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+}  // namespace
+
+void CocoLossLayer::unit_centroids(int64_t c0, int64_t t) {
+  const float* c = blobs_[0]->cdata();
+  const int64_t D = D_;
+#pragma omp parallel for schedule(static)
+  for (int64_t k = 0; k < t; ++k) {
+    const float* ck = c + (c0 + k) * D;
+    float* u = c_hat_.data() + k * D;
+    const float inv = cosine_ ? c_inv_norm_[c0 + k] : 1.f;
+    for (int64_t d = 0; d < D; ++d) u[d] = ck[d] * inv;
+  }
+}
+
 void CocoLossLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
   Communicator& comm = *ctx().comm;
   const int nranks = comm.size();
@@ -91,6 +169,7 @@ void CocoLossLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
   const float* y = bottom[1]->cdata();  // (M_l)
   const bool train = phase() == Phase::kTrain;
   const bool want_accuracy = top.size() > 1;
+  const bool margin = margin_type_ != proto::CocoLossParameter::NONE;
 
   for (int64_t i = 0; i < Ml; ++i) {
     const float v = y[i];
@@ -98,7 +177,7 @@ void CocoLossLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
       COCO_THROW(where(), "label ", v, " of sample ", i, " is not a class in [0, ", K_, ")");
   }
 
-  // 1. Batch sizes of every rank, then f = alpha * x̂ and labels from all ranks.
+  // 1. Batch sizes of every rank, then f (alpha * x̂, or x) and labels from all ranks.
   std::vector<float> my_count{static_cast<float>(Ml)}, all_counts(nranks);
   comm.all_gather(my_count.data(), all_counts.data(), std::vector<int64_t>(nranks, 1));
   counts_.assign(nranks, 0);
@@ -114,9 +193,10 @@ void CocoLossLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < Ml; ++i) {
     const float* xi = x + i * D;
-    const float inv = 1.0f / std::sqrt(static_cast<float>(cpu_dot_double(D, xi, xi)) + kEps);
+    const float inv = cosine_ ? 1.0f / std::sqrt(static_cast<float>(cpu_dot_double(D, xi, xi)) + kEps) : 1.f;
     x_inv_norm_[i] = inv;
-    for (int64_t d = 0; d < D; ++d) feat_send_[i * D + d] = alpha_ * inv * xi[d];
+    const float s = cosine_ ? alpha_ * inv : 1.f;
+    for (int64_t d = 0; d < D; ++d) feat_send_[i * D + d] = s * xi[d];
   }
   f_all_.resize(M * D);
   labels_all_.resize(M);
@@ -125,18 +205,18 @@ void CocoLossLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
   comm.all_gather(feat_send_.data(), f_all_.data(), feat_counts);
   comm.all_gather(y, labels_all_.data(), counts_);
 
-  // Unit centroids (RENORMALIZE rewrites the parameter itself, as the seed did).
+  // Centroid norms (RENORMALIZE rewrites the parameter itself, as the seed did).
+  // Unit centroids are made per chunk: no K_r x D copy.
   float* c = blobs_[0]->mutable_data();
-  c_hat_.resize(Kr * D);
   c_inv_norm_.resize(Kr);
+  const bool renorm = cosine_ && update_ == proto::CocoLossParameter::RENORMALIZE;
 #pragma omp parallel for schedule(static)
   for (int64_t k = 0; k < Kr; ++k) {
     float* ck = c + k * D;
-    const float inv = 1.0f / std::sqrt(static_cast<float>(cpu_dot_double(D, ck, ck)) + kEps);
+    const float inv = cosine_ ? 1.0f / std::sqrt(static_cast<float>(cpu_dot_double(D, ck, ck)) + kEps) : 1.f;
     c_inv_norm_[k] = inv;
-    for (int64_t d = 0; d < D; ++d) c_hat_[k * D + d] = ck[d] * inv;
-    if (update_ == proto::CocoLossParameter::RENORMALIZE) {
-      std::copy(&c_hat_[k * D], &c_hat_[k * D] + D, ck);
+    if (renorm) {
+      for (int64_t d = 0; d < D; ++d) ck[d] *= inv;
       c_inv_norm_[k] = 1.0f;
     }
   }
@@ -148,6 +228,7 @@ void CocoLossLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
   cached_chunks_ = train ? std::min<int64_t>(n_chunks, static_cast<int64_t>(budget / chunk_bytes)) : 0;
   const int64_t slots = cached_chunks_ + (cached_chunks_ < n_chunks ? 1 : 0);
   logits_.resize(std::max<int64_t>(slots, 1) * M * T_);
+  c_hat_.resize(T_ * D);
   auto slot = [&](int64_t chunk) { return logits_.data() + std::min(chunk, cached_chunks_) * M * T_; };
 
   row_max_.assign(M, kNegInf);
@@ -159,22 +240,33 @@ void CocoLossLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
   for (int64_t ch = 0; ch < n_chunks; ++ch) {
     const int64_t c0 = ch * T_, t = std::min(T_, Kr - c0);
     float* z = slot(ch);
-    cpu_gemm(Trans::kNo, Trans::kYes, M, t, D, 1.f, f_all_.data(), c_hat_.data() + c0 * D, 0.f, z);
+    unit_centroids(c0, t);
+    cpu_gemm(Trans::kNo, Trans::kYes, M, t, D, 1.f, f_all_.data(), c_hat_.data(), 0.f, z);
     const int64_t first_class = shard_.start + c0;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < M; ++i) {
       const float* zi = z + i * t;
+      const int64_t yl = static_cast<int64_t>(labels_all_[i]) - first_class;
+      const bool has_target = yl >= 0 && yl < t;
+      // Raw maximum (accuracy) and the maximum with the target's margin (softmax).
       float cm = kNegInf;
       int64_t arg = 0;
       for (int64_t j = 0; j < t; ++j)
         if (zi[j] > cm) cm = zi[j], arg = j;
-      const float nm = std::max(row_max_[i], cm);
-      double s = static_cast<double>(row_sum[i]) * std::exp(static_cast<double>(row_max_[i]) - nm);
-      for (int64_t j = 0; j < t; ++j) s += std::exp(static_cast<double>(zi[j]) - nm);
-      row_sum[i] = static_cast<float>(s);
+      const float zt = has_target ? apply_margin(zi[yl]) : 0.f;
+      float mm = cm;
+      if (has_target && margin) {
+        mm = kNegInf;
+        for (int64_t j = 0; j < t; ++j) mm = std::max(mm, j == yl ? zt : zi[j]);
+      }
+      const float nm = std::max(row_max_[i], mm);
+      float s = 0.f;
+#pragma omp simd reduction(+ : s)
+      for (int64_t j = 0; j < t; ++j) s += exp_nonpositive(zi[j] - nm);
+      if (has_target && margin) s += exp_nonpositive(zt - nm) - exp_nonpositive(zi[yl] - nm);
+      row_sum[i] = static_cast<float>(static_cast<double>(row_sum[i]) * std::exp(static_cast<double>(row_max_[i]) - nm) + s);
       row_max_[i] = nm;
-      const int64_t yl = static_cast<int64_t>(labels_all_[i]) - first_class;
-      if (yl >= 0 && yl < t) target[i] += zi[yl];
+      if (has_target) target[i] += zt;
       if (cm > best_[i]) best_[i] = cm, best_class_[i] = static_cast<float>(first_class + arg);
     }
   }
@@ -192,10 +284,12 @@ void CocoLossLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
   top[0]->mutable_data()[0] = static_cast<float>(loss / M);
 
   if (want_accuracy) {
-    // The rank holding the global maximum names its class; ties go to the lowest class.
+    // Top-1 of the raw logits. The best rank names its class; ties go to the lowest.
+    std::vector<float> raw_max(best_);
+    comm.all_reduce(raw_max.data(), M, ReduceOp::kMax);
     std::vector<float> cand(M);
     for (int64_t i = 0; i < M; ++i)
-      cand[i] = best_[i] == row_max_[i] ? best_class_[i] : std::numeric_limits<float>::infinity();
+      cand[i] = best_[i] == raw_max[i] ? best_class_[i] : std::numeric_limits<float>::infinity();
     comm.all_reduce(cand.data(), M, ReduceOp::kMin);
     int64_t correct = 0;
     for (int64_t i = 0; i < M; ++i) correct += cand[i] == labels_all_[i];
@@ -205,8 +299,9 @@ void CocoLossLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
   grad_ready_ = false;
   if (!train) return;
 
-  // 5-7. Per chunk: G = (softmax - onehot)/M; centroid gradient Gᵀf (+ normalisation
-  // Jacobian); partial feature gradient G ĉ over this rank's classes.
+  // 5-7. Per chunk: G = (softmax - onehot)/M (times the margin's slope at the
+  // target); centroid gradient Gᵀf (+ normalisation Jacobian); partial feature
+  // gradient G ĉ over this rank's classes.
   grad_f_all_.assign(M * D, 0.f);
   grad_c_hat_.resize(T_ * D);
   float* dc = blobs_[0]->mutable_diff();
@@ -214,25 +309,32 @@ void CocoLossLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
   for (int64_t ch = 0; ch < n_chunks; ++ch) {
     const int64_t c0 = ch * T_, t = std::min(T_, Kr - c0);
     float* z = slot(ch);
+    unit_centroids(c0, t);
     if (ch >= cached_chunks_)
-      cpu_gemm(Trans::kNo, Trans::kYes, M, t, D, 1.f, f_all_.data(), c_hat_.data() + c0 * D, 0.f, z);
+      cpu_gemm(Trans::kNo, Trans::kYes, M, t, D, 1.f, f_all_.data(), c_hat_.data(), 0.f, z);
     const int64_t first_class = shard_.start + c0;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < M; ++i) {
       float* zi = z + i * t;
       const float m = row_max_[i];
-      const float inv_s = 1.0f / row_sum[i];
-      for (int64_t j = 0; j < t; ++j) zi[j] = std::exp(zi[j] - m) * inv_s * invM;
+      const float scale = invM / row_sum[i];
       const int64_t yl = static_cast<int64_t>(labels_all_[i]) - first_class;
-      if (yl >= 0 && yl < t) zi[yl] -= invM;
+      const bool has_target = yl >= 0 && yl < t;
+      const float raw_target = has_target ? zi[yl] : 0.f;
+#pragma omp simd
+      for (int64_t j = 0; j < t; ++j) zi[j] = exp_nonpositive(zi[j] - m) * scale;
+      if (has_target) {
+        const float p = margin ? exp_nonpositive(apply_margin(raw_target) - m) * scale : zi[yl];
+        zi[yl] = (p - invM) * margin_slope(raw_target);
+      }
     }
     // (t, D) = Gᵀ (t, M) · f (M, D)
     cpu_gemm(Trans::kYes, Trans::kNo, t, D, M, 1.f, z, f_all_.data(), 0.f, grad_c_hat_.data());
-    const bool exact = update_ == proto::CocoLossParameter::EXACT;
+    const bool exact = cosine_ && update_ == proto::CocoLossParameter::EXACT;
 #pragma omp parallel for schedule(static)
     for (int64_t k = 0; k < t; ++k) {
       const float* h = grad_c_hat_.data() + k * D;
-      const float* u = c_hat_.data() + (c0 + k) * D;
+      const float* u = c_hat_.data() + k * D;
       float* g = dc + (c0 + k) * D;
       if (exact) {
         const float inv = c_inv_norm_[c0 + k];
@@ -243,12 +345,16 @@ void CocoLossLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
       }
     }
     // (M, D) += G (M, t) · ĉ (t, D)
-    cpu_gemm(Trans::kNo, Trans::kNo, M, D, t, 1.f, z, c_hat_.data() + c0 * D, 1.f, grad_f_all_.data());
+    cpu_gemm(Trans::kNo, Trans::kNo, M, D, t, 1.f, z, c_hat_.data(), 1.f, grad_f_all_.data());
   }
 
   // 8. Each rank receives the summed gradient of its own rows; project to dL/dx.
   grad_x_.resize(Ml * D);
   comm.reduce_scatter(grad_f_all_.data(), grad_x_.data(), feat_counts);
+  if (!cosine_) {
+    grad_ready_ = true;
+    return;  // f = x: the feature gradient is dL/dx
+  }
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < Ml; ++i) {
     const float* xi = x + i * D;

@@ -1,5 +1,8 @@
 // CocoLoss: the fused COCO head of DESIGN.md (congenerous cosine loss).
 //
+// The same machinery serves the plain softmax loss (logit_type INNER_PRODUCT: z = x.c,
+// nothing normalised) and the CosFace / ArcFace margins on the target logit.
+//
 // Bottoms: features x (M_local, D...) flattened from axis 1, labels (M_local).
 // Tops: loss (1) [, accuracy (1): top-1 of the cosine logits].
 // Parameter: centroids c, this rank's shard (K_r, D) of the K classes; rank r owns
@@ -57,6 +60,14 @@ class CocoLossLayer final : public Layer {
  private:
   int64_t K_ = 0, D_ = 0, T_ = 0;
   float alpha_ = 1;
+  bool cosine_ = true;  // logit_type COSINE (else INNER_PRODUCT)
+  proto::CocoLossParameter::MarginType margin_type_ = proto::CocoLossParameter::NONE;
+  float margin_ = 0;
+  // Target logit with its margin, and d(margined)/d(raw) for the backward.
+  float apply_margin(float z) const;
+  float margin_slope(float z) const;
+  // Unit centroids of local rows [c0, c0 + t) into c_hat_ (T, D).
+  void unit_centroids(int64_t c0, int64_t t);
   float loss_weight_ = 1;
   ShardRange shard_;
   proto::CocoLossParameter::CentroidUpdate update_ = proto::CocoLossParameter::EXACT;
@@ -68,12 +79,12 @@ class CocoLossLayer final : public Layer {
   std::vector<float> x_inv_norm_;    // (M_l) 1/||x_i||
   std::vector<float> f_all_;         // (M, D) alpha * x̂, all ranks
   std::vector<float> labels_all_;    // (M)
-  std::vector<float> c_hat_;         // (K_r, D) unit centroids
+  std::vector<float> c_hat_;         // (T, D) unit centroids of the current chunk
   std::vector<float> c_inv_norm_;    // (K_r)
   std::vector<float> logits_;        // (cached chunks + 1) * (M, T): cache, then scratch
   std::vector<float> row_max_;       // (M)
   std::vector<float> sum_target_;    // (2M): [row sums, target logits]
-  std::vector<float> best_;          // (M) best local logit (accuracy)
+  std::vector<float> best_;          // (M) best local raw logit (accuracy)
   std::vector<float> best_class_;    // (M)
   std::vector<float> grad_f_all_;    // (M, D) partial dL/df over this rank's classes
   std::vector<float> grad_x_;        // (M_l, D) dL/dx for this rank's rows (unit weight)

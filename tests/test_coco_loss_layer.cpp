@@ -15,7 +15,8 @@ namespace coco::testing {
 namespace {
 
 struct GoldenCase {
-  std::string name, mode;
+  std::string name, mode, logit, margin_type;
+  double margin = 0;
   int64_t M = 0, D = 0, K = 0;
   double alpha = 0;
   std::map<std::string, std::vector<double>> v;
@@ -30,7 +31,7 @@ std::vector<GoldenCase> read_golden() {
     if (key == "end") break;
     if (key == "case") {
       GoldenCase c;
-      in >> c.name >> c.M >> c.D >> c.K >> c.alpha >> c.mode;
+      in >> c.name >> c.M >> c.D >> c.K >> c.alpha >> c.mode >> c.logit >> c.margin_type >> c.margin;
       cases.push_back(c);
       continue;
     }
@@ -43,10 +44,16 @@ std::vector<GoldenCase> read_golden() {
   return cases;
 }
 
-proto::LayerParameter head_param(int64_t K, double alpha, const std::string& mode, int chunk, float cache_mb) {
+proto::LayerParameter head_param(int64_t K, double alpha, const std::string& mode, int chunk, float cache_mb,
+                                  const std::string& logit = "COSINE", const std::string& margin_type = "NONE",
+                                  double margin = 0) {
   std::ostringstream s;
-  s << "name: \"head\" type: \"CocoLoss\" coco_loss_param { num_output: " << K << " scale: " << alpha
-    << " centroid_update: " << mode << " chunk_size: " << chunk << " logits_cache_mb: " << cache_mb << " }";
+  s.precision(17);
+  s << "name: \"head\" type: \"CocoLoss\" coco_loss_param { num_output: " << K << " chunk_size: " << chunk
+    << " logits_cache_mb: " << cache_mb << " logit_type: " << logit;
+  if (logit == "COSINE") s << " scale: " << alpha << " centroid_update: " << mode;
+  if (margin_type != "NONE") s << " margin_type: " << margin_type << " margin: " << margin;
+  s << " }";
   return layer_param(s.str());
 }
 
@@ -59,12 +66,12 @@ void set_blob(Blob& b, const std::vector<double>& v) {
 
 TEST(CocoLossLayer, MatchesGoldenValues) {
   auto cases = read_golden();
-  ASSERT_EQ(cases.size(), 4u);
+  ASSERT_EQ(cases.size(), 7u);
   for (const auto& gc : cases) {
     for (int chunk : {0, 1, 3, 1000}) {
       for (float cache : {0.f, 64.f}) {
         SCOPED_TRACE(gc.name + " chunk " + std::to_string(chunk) + " cache " + std::to_string(cache));
-        CocoLossLayer layer(head_param(gc.K, gc.alpha, gc.mode, chunk, cache));
+        CocoLossLayer layer(head_param(gc.K, gc.alpha, gc.mode, chunk, cache, gc.logit, gc.margin_type, gc.margin));
         Blob x({gc.M, gc.D}), y({gc.M}), loss;
         set_blob(x, gc.v.at("x"));
         set_blob(y, gc.v.at("labels"));
@@ -111,6 +118,40 @@ TEST(CocoLossLayer, GradientCheckExact) {
     o.step = 2e-3;
     o.threshold = 2e-3;
     GradientChecker(o).check(layer, {&x, &y}, {&loss});
+  }
+}
+
+TEST(CocoLossLayer, GradientCheckMarginsAndInnerProduct) {
+  struct Variant {
+    const char* logit;
+    const char* margin;
+    double m;
+  };
+  for (const Variant& v : {Variant{"COSINE", "COSFACE", 0.3}, Variant{"COSINE", "ARCFACE", 0.4},
+                           Variant{"INNER_PRODUCT", "NONE", 0}}) {
+    SCOPED_TRACE(std::string(v.logit) + " " + v.margin);
+    CocoLossLayer layer(head_param(5, 4.0, "EXACT", 2, 0, v.logit, v.margin, v.m));
+    Blob x({6, 3}), y({6}), loss;
+    fill_uniform(x, -2, 2, 23);
+    const float labels[] = {1, 4, 0, 2, 3, 3};
+    for (int i = 0; i < 6; ++i) y.mutable_data()[i] = labels[i];
+    LayerHarness h;
+    h.setup(layer, {&x, &y}, {&loss});
+    GradCheckOptions o;
+    o.step = 2e-3;
+    o.threshold = 2e-3;
+    GradientChecker(o).check(layer, {&x, &y}, {&loss});
+  }
+}
+
+TEST(CocoLossLayer, MarginConfigErrors) {
+  LayerHarness h;
+  Blob x({2, 3}), y({2}), loss;
+  for (const char* bad : {R"(num_output: 4 logit_type: INNER_PRODUCT margin_type: COSFACE margin: 0.2)",
+                          R"(num_output: 4 scale: 3 margin_type: ARCFACE margin: 2)",
+                          R"(num_output: 4 logit_type: INNER_PRODUCT scale: 3)"}) {
+    CocoLossLayer layer(layer_param(std::string(R"(name: "h" type: "CocoLoss" coco_loss_param { )") + bad + " }"));
+    EXPECT_THROW(h.setup(layer, {&x, &y}, {&loss}), Error) << bad;
   }
 }
 

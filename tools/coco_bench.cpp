@@ -17,6 +17,8 @@
 #include <string>
 
 #include "comm/communicator.h"
+#include "comm/mpi_communicator.h"
+#include "tools/comm_bench.h"
 #include "engine/config.h"
 #include "engine/math.h"
 #include "engine/net.h"
@@ -81,7 +83,34 @@ BENCHMARK(BM_Sgemm)->Args({32, 128 * 784, 800})->Args({128, 128 * 49, 3200})->Un
 
 }  // namespace
 
+int comm_main(int argc, char** argv) {
+  int64_t min_bytes = 1024, max_bytes = 64 << 20;
+  int iters = 5;
+  for (int i = 2; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--min-bytes" && i + 1 < argc) {
+      min_bytes = std::atoll(argv[++i]);
+    } else if (a == "--max-bytes" && i + 1 < argc) {
+      max_bytes = std::atoll(argv[++i]);
+    } else if (a == "--iters" && i + 1 < argc) {
+      iters = std::atoi(argv[++i]);
+    } else {
+      std::cerr << "usage: [mpirun -np N] coco-bench comm [--min-bytes B] [--max-bytes B] [--iters N]\n";
+      return a == "-h" || a == "--help" ? 0 : 2;
+    }
+  }
+  if (min_bytes <= 0 || max_bytes < min_bytes || iters <= 0) {
+    std::cerr << "coco-bench comm: need 0 < --min-bytes <= --max-bytes and --iters > 0\n";
+    return 2;
+  }
+  std::unique_ptr<coco::MpiRuntime> mpi;
+  if (coco::launched_by_mpi()) mpi = std::make_unique<coco::MpiRuntime>(&argc, &argv);
+  auto comm = coco::make_cpu_communicator();
+  return coco::run_or_abort_job(comm->size(), [&] { return coco::run_comm_bench(*comm, min_bytes, max_bytes, iters); });
+}
+
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "comm") return comm_main(argc, argv);
   int threads = 2;
   std::vector<char*> rest{argv[0]};
   for (int i = 1; i < argc; ++i) {
@@ -91,6 +120,9 @@ int main(int argc, char** argv) {
       threads = std::atoi(argv[++i]);
     } else if (!std::strcmp(argv[i], "-h") || !std::strcmp(argv[i], "--help")) {
       std::cout << "usage: coco-bench [--config SOLVER] [--threads N (default 2)] [Google Benchmark flags]\n"
+                   "       [mpirun -np N] coco-bench comm [--min-bytes B] [--max-bytes B] [--iters N]\n"
+                   "  comm            algorithm and bus bandwidth of every collective per size, checking\n"
+                   "                  every element of every result (exit 1 on a wrong one)\n"
                    "  BM_TrainStep/B  a full training step of the config's net at batch B (images/s)\n"
                    "  BM_Sgemm/M/N/K  OpenBLAS SGEMM at LeNet++ convolution shapes (FLOP/s)\n"
                    "  e.g. coco-bench --benchmark_filter=TrainStep\n";

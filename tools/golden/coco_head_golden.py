@@ -8,7 +8,8 @@ so the file can be regenerated bit for bit:
 
     python3 tools/golden/coco_head_golden.py > tests/data/coco_head_golden.txt
 
-Each case writes: name, M D K, alpha, mode (EXACT or RENORMALIZE), x (M*D), labels
+Each case writes: name, M D K, alpha, mode (EXACT or RENORMALIZE), logit type
+(COSINE or INNER_PRODUCT), margin type (NONE, COSFACE, ARCFACE), margin, x (M*D), labels
 (M), centroids (K*D), then loss, grad_x (M*D) and grad_c (K*D), one `key n values...`
 line each. Values are printed with 17 significant digits.
 """
@@ -26,24 +27,47 @@ class Lcg:
         return ((self.s >> 11) / float(1 << 53)) * 2.0 - 1.0
 
 
-def head(x, y, c, alpha, mode):
+def margin_fn(cos_t, margin_type, m):
+    """Target cosine with its margin, and its derivative in cos_t."""
+    if margin_type == "COSFACE":
+        return cos_t - m, 1.0
+    if margin_type == "ARCFACE":
+        if cos_t > math.cos(math.pi - m):
+            t = math.acos(max(-1.0, min(1.0, cos_t)))
+            return math.cos(t + m), math.cos(m) + math.sin(m) * cos_t / math.sin(t)
+        return cos_t - m * math.sin(m), 1.0
+    return cos_t, 1.0
+
+
+def head(x, y, c, alpha, mode, logit="COSINE", margin_type="NONE", m=0.0):
     M, K, D = len(x), len(c), len(x[0])
-    nx = [math.sqrt(sum(v * v for v in xi) + EPS) for xi in x]
+    if logit == "COSINE":
+        nx = [math.sqrt(sum(v * v for v in xi) + EPS) for xi in x]
+        nc = [math.sqrt(sum(v * v for v in ck) + EPS) for ck in c]
+    else:  # INNER_PRODUCT: nothing normalised, no scale
+        nx, nc, alpha = [1.0] * M, [1.0] * K, 1.0
     xh = [[v / n for v in xi] for xi, n in zip(x, nx)]
     f = [[alpha * v for v in row] for row in xh]
-    nc = [math.sqrt(sum(v * v for v in ck) + EPS) for ck in c]
     ch = [[v / n for v in ck] for ck, n in zip(c, nc)]
     z = [[sum(f[i][d] * ch[k][d] for d in range(D)) for k in range(K)] for i in range(M)]
     loss = 0.0
     G = []
     for i in range(M):
-        m = max(z[i])
-        s = sum(math.exp(v - m) for v in z[i])
-        loss += math.log(s) + m - z[i][y[i]]
-        p = [math.exp(v - m) / s for v in z[i]]
+        zi = list(z[i])
+        phi, slope = margin_fn(zi[y[i]] / alpha, margin_type, m)
+        zi[y[i]] = alpha * phi
+        mx = max(zi)
+        s = sum(math.exp(v - mx) for v in zi)
+        loss += math.log(s) + mx - zi[y[i]]
+        p = [math.exp(v - mx) / s for v in zi]
         p[y[i]] -= 1.0
+        p[y[i]] *= slope  # chain rule through the margin, back to the raw logit
         G.append([v / M for v in p])
     loss /= M
+    if logit != "COSINE":
+        gx = [[sum(G[i][k] * c[k][d] for k in range(K)) for d in range(D)] for i in range(M)]
+        gc = [[sum(G[i][k] * x[i][d] for i in range(M)) for d in range(D)] for k in range(K)]
+        return loss, gx, gc
     gf = [[sum(G[i][k] * ch[k][d] for k in range(K)) for d in range(D)] for i in range(M)]
     gx = []
     for i in range(M):
@@ -64,13 +88,13 @@ def emit(key, vals):
     print(key, len(vals), " ".join("%.17g" % v for v in vals))
 
 
-def case(name, M, D, K, alpha, mode, seed):
+def case(name, M, D, K, alpha, mode, seed, logit="COSINE", margin_type="NONE", m=0.0):
     g = Lcg(seed)
     x = [[g.next() * 2 for _ in range(D)] for _ in range(M)]
     y = [int((g.next() + 1) / 2 * K) % K for _ in range(M)]
     c = [[g.next() for _ in range(D)] for _ in range(K)]
-    loss, gx, gc = head(x, y, c, alpha, mode)
-    print("case", name, M, D, K, "%.17g" % alpha, mode)
+    loss, gx, gc = head(x, y, c, alpha, mode, logit, margin_type, m)
+    print("case", name, M, D, K, "%.17g" % alpha, mode, logit, margin_type, "%.17g" % m)
     emit("x", [v for r in x for v in r])
     emit("labels", y)
     emit("centroids", [v for r in c for v in r])
@@ -88,4 +112,7 @@ if __name__ == "__main__":
     case("odd_exact_auto", 9, 6, 13, auto_scale(13, 0.99), "EXACT", 2)
     case("renormalize", 6, 5, 11, 8.0, "RENORMALIZE", 3)
     case("batch_of_one", 1, 3, 4, 2.5, "EXACT", 4)
+    case("cosface", 7, 5, 9, 6.0, "EXACT", 5, "COSINE", "COSFACE", 0.35)
+    case("arcface", 8, 4, 6, 5.0, "EXACT", 6, "COSINE", "ARCFACE", 0.5)
+    case("softmax_inner_product", 6, 4, 7, 1.0, "EXACT", 7, "INNER_PRODUCT")
     print("end")

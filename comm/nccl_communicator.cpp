@@ -1,0 +1,217 @@
+#include "comm/nccl_communicator.h"
+
+#include "engine/common.h"
+
+#if COCO_WITH_NCCL
+#include <cuda_runtime_api.h>
+#include <mpi.h>
+#include <nccl.h>
+
+#include <chrono>
+#include <thread>
+
+#include "comm/mpi_communicator.h"
+
+#define COCO_NCCL_CUDA(call)                                                                \
+  do {                                                                                      \
+    cudaError_t e_ = (call);                                                                \
+    if (e_ != cudaSuccess)                                                                  \
+      ::coco::detail::throw_error(__FILE__, __LINE__, std::string(#call " failed: ") + cudaGetErrorString(e_)); \
+  } while (0)
+#define COCO_NCCL(call)                                                                     \
+  do {                                                                                      \
+    ncclResult_t r_ = (call);                                                               \
+    if (r_ != ncclSuccess)                                                                  \
+      ::coco::detail::throw_error(__FILE__, __LINE__, std::string(#call " failed: ") + ncclGetErrorString(r_)); \
+  } while (0)
+#endif
+
+namespace coco {
+
+#if COCO_WITH_NCCL
+
+bool nccl_available() { return true; }
+
+struct NcclCommunicator::State {
+  ncclComm_t comm = nullptr;
+  cudaStream_t stream = nullptr;
+  cudaEvent_t compute_done = nullptr, comm_done = nullptr;
+  float* scratch = nullptr;  // one float for barrier()
+  const char* last = "none";
+};
+
+namespace {
+ncclRedOp_t nccl_op(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::kSum: return ncclSum;
+    case ReduceOp::kMax: return ncclMax;
+    case ReduceOp::kMin: return ncclMin;
+    case ReduceOp::kAvg: return ncclAvg;
+  }
+  return ncclSum;
+}
+
+}  // namespace
+
+static void make_stream_and_events(int device, cudaStream_t* stream, cudaEvent_t* a, cudaEvent_t* b, float** scratch) {
+  COCO_NCCL_CUDA(cudaSetDevice(device));
+  COCO_NCCL_CUDA(cudaStreamCreateWithFlags(stream, cudaStreamNonBlocking));
+  COCO_NCCL_CUDA(cudaEventCreateWithFlags(a, cudaEventDisableTiming));
+  COCO_NCCL_CUDA(cudaEventCreateWithFlags(b, cudaEventDisableTiming));
+  COCO_NCCL_CUDA(cudaMalloc(reinterpret_cast<void**>(scratch), sizeof(float)));
+}
+
+NcclCommunicator::NcclCommunicator(MpiCommunicator& mpi, int device, double timeout_s)
+    : s_(std::make_unique<State>()), timeout_s_(timeout_s) {
+  rank_ = mpi.rank();
+  size_ = mpi.size();
+  local_rank_ = mpi.local_rank();
+  int devices = 0;
+  COCO_NCCL_CUDA(cudaGetDeviceCount(&devices));
+  device_ = device >= 0 ? device : local_rank_;
+  if (device_ >= devices)
+    COCO_THROW("rank ", rank_, ": local rank ", local_rank_, " needs GPU ", device_, " but this node has ", devices,
+               " (start at most as many ranks per node as GPUs)");
+  make_stream_and_events(device_, &s_->stream, &s_->compute_done, &s_->comm_done, &s_->scratch);
+  ncclUniqueId id;
+  if (rank_ == 0) COCO_NCCL(ncclGetUniqueId(&id));
+  if (MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
+    COCO_THROW("rank ", rank_, ": MPI_Bcast of the NCCL id failed");
+  COCO_NCCL(ncclCommInitRank(&s_->comm, size_, id, rank_));
+}
+
+NcclCommunicator::NcclCommunicator(int device, double timeout_s)
+    : s_(std::make_unique<State>()), device_(device), timeout_s_(timeout_s) {
+  int devices = 0;
+  COCO_NCCL_CUDA(cudaGetDeviceCount(&devices));
+  if (device_ < 0 || device_ >= devices) COCO_THROW("GPU ", device_, " does not exist (", devices, " found)");
+  make_stream_and_events(device_, &s_->stream, &s_->compute_done, &s_->comm_done, &s_->scratch);
+  ncclUniqueId id;
+  COCO_NCCL(ncclGetUniqueId(&id));
+  COCO_NCCL(ncclCommInitRank(&s_->comm, 1, id, 0));
+}
+
+NcclCommunicator::~NcclCommunicator() {
+  if (!s_) return;
+  if (s_->comm) ncclCommDestroy(s_->comm);  // the communicator first, then what it ran on
+  if (s_->scratch) cudaFree(s_->scratch);
+  if (s_->comm_done) cudaEventDestroy(s_->comm_done);
+  if (s_->compute_done) cudaEventDestroy(s_->compute_done);
+  if (s_->stream) cudaStreamDestroy(s_->stream);
+}
+
+void NcclCommunicator::begin() {
+  COCO_NCCL_CUDA(cudaEventRecord(s_->compute_done, cudaStreamLegacy));
+  COCO_NCCL_CUDA(cudaStreamWaitEvent(s_->stream, s_->compute_done, 0));
+}
+
+void NcclCommunicator::end(Collective c, int64_t bytes) {
+  COCO_NCCL_CUDA(cudaEventRecord(s_->comm_done, s_->stream));
+  COCO_NCCL_CUDA(cudaStreamWaitEvent(cudaStreamLegacy, s_->comm_done, 0));
+  s_->last = collective_name(c);
+  record(c, bytes, 0);  // asynchronous: time is measured by synchronize() callers
+}
+
+void NcclCommunicator::synchronize() {
+  const auto t0 = std::chrono::steady_clock::now();
+  while (true) {
+    const cudaError_t q = cudaEventQuery(s_->comm_done);
+    if (q == cudaSuccess) return;
+    if (q != cudaErrorNotReady) COCO_THROW("rank ", rank_, ": CUDA error after ", s_->last, ": ", cudaGetErrorString(q));
+    ncclResult_t async = ncclSuccess;
+    COCO_NCCL(ncclCommGetAsyncError(s_->comm, &async));
+    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (async != ncclSuccess || waited > timeout_s_) {
+      ncclCommAbort(s_->comm);
+      s_->comm = nullptr;
+      COCO_THROW("rank ", rank_, ": NCCL ", s_->last,
+                 async != ncclSuccess ? std::string(" failed: ") + ncclGetErrorString(async)
+                                      : " did not finish within " + std::to_string(timeout_s_) + " s",
+                 "; the communicator was aborted");
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+}
+
+void NcclCommunicator::all_reduce(float* data, int64_t count, ReduceOp op) {
+  begin();
+  COCO_NCCL(ncclAllReduce(data, data, count, ncclFloat, nccl_op(op), s_->comm, s_->stream));
+  end(Collective::kAllReduce, count * 4);
+}
+
+void NcclCommunicator::all_gather(const float* send, float* recv, const std::vector<int64_t>& counts) {
+  COCO_CHECK(static_cast<int>(counts.size()) == size_, "all_gather needs one count per rank");
+  begin();
+  int64_t total = 0;
+  bool equal = true;
+  for (auto c : counts) total += c, equal = equal && c == counts[0];
+  if (equal) {
+    COCO_NCCL(ncclAllGather(send, recv, counts[0], ncclFloat, s_->comm, s_->stream));
+  } else {  // NCCL has no all-gather-v: one broadcast per rank, grouped
+    COCO_NCCL(ncclGroupStart());
+    int64_t off = 0;
+    for (int r = 0; r < size_; ++r) {
+      COCO_NCCL(ncclBroadcast(r == rank_ ? send : recv + off, recv + off, counts[r], ncclFloat, r, s_->comm, s_->stream));
+      off += counts[r];
+    }
+    COCO_NCCL(ncclGroupEnd());
+  }
+  end(Collective::kAllGather, total * 4);
+}
+
+void NcclCommunicator::reduce_scatter(const float* send, float* recv, const std::vector<int64_t>& counts) {
+  COCO_CHECK(static_cast<int>(counts.size()) == size_, "reduce_scatter needs one count per rank");
+  begin();
+  int64_t total = 0;
+  bool equal = true;
+  for (auto c : counts) total += c, equal = equal && c == counts[0];
+  if (equal) {
+    COCO_NCCL(ncclReduceScatter(send, recv, counts[0], ncclFloat, ncclSum, s_->comm, s_->stream));
+  } else {  // one reduce per rank to its owner, grouped
+    COCO_NCCL(ncclGroupStart());
+    int64_t off = 0;
+    for (int r = 0; r < size_; ++r) {
+      COCO_NCCL(ncclReduce(send + off, r == rank_ ? recv : nullptr, counts[r], ncclFloat, ncclSum, r, s_->comm,
+                           s_->stream));
+      off += counts[r];
+    }
+    COCO_NCCL(ncclGroupEnd());
+  }
+  end(Collective::kReduceScatter, total * 4);
+}
+
+void NcclCommunicator::broadcast(float* data, int64_t count, int root) {
+  COCO_CHECK(root >= 0 && root < size_, "broadcast root ", root, " of ", size_, " ranks");
+  begin();
+  COCO_NCCL(ncclBroadcast(data, data, count, ncclFloat, root, s_->comm, s_->stream));
+  end(Collective::kBroadcast, count * 4);
+}
+
+void NcclCommunicator::barrier() {
+  begin();
+  COCO_NCCL(ncclAllReduce(s_->scratch, s_->scratch, 1, ncclFloat, ncclSum, s_->comm, s_->stream));
+  end(Collective::kBarrier, 0);
+  synchronize();
+}
+
+#else  // !COCO_WITH_NCCL
+
+bool nccl_available() { return false; }
+struct NcclCommunicator::State {};
+NcclCommunicator::NcclCommunicator(MpiCommunicator&, int, double) {
+  COCO_THROW("this coco build has no NCCL (configure with CUDA and NCCL)");
+}
+NcclCommunicator::NcclCommunicator(int, double) { COCO_THROW("this coco build has no NCCL (configure with CUDA and NCCL)"); }
+NcclCommunicator::~NcclCommunicator() = default;
+void NcclCommunicator::all_reduce(float*, int64_t, ReduceOp) {}
+void NcclCommunicator::all_gather(const float*, float*, const std::vector<int64_t>&) {}
+void NcclCommunicator::reduce_scatter(const float*, float*, const std::vector<int64_t>&) {}
+void NcclCommunicator::broadcast(float*, int64_t, int) {}
+void NcclCommunicator::barrier() {}
+void NcclCommunicator::synchronize() {}
+void NcclCommunicator::begin() {}
+void NcclCommunicator::end(Collective, int64_t) {}
+
+#endif
+
+}  // namespace coco
