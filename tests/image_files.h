@@ -45,7 +45,8 @@ inline std::vector<uint8_t> with_comment(const std::vector<uint8_t>& jpeg, const
 // test can place it at a 4-byte-aligned payload offset).
 inline std::vector<uint8_t> magic_text(size_t lead) {
   std::vector<uint8_t> t(lead, 'x');
-  for (int r = 0; r < 2; ++r) t.insert(t.end(), {0x0a, 0x23, 0xd7, 0xce});
+  const uint8_t magic[4] = {0x0a, 0x23, 0xd7, 0xce};
+  for (int r = 0; r < 8; ++r) t.push_back(magic[r % 4]);
   return t;
 }
 
