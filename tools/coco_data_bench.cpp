@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <string>
 #include <vector>
@@ -191,8 +192,12 @@ int main(int argc, char** argv) {
     const int64_t global = batch * ranks;
     std::vector<std::set<int64_t>> blocks(ranks);
     for (int64_t r = 0; r < ranks; ++r)
-      for (int64_t it = 0; it < iters; ++it)
-        for (int64_t rec_i : sync->order().records(it * global + r * batch, batch)) blocks[r].insert(rec_i / block);
+      for (int64_t it = 0; it < iters; ++it) {
+        // (epoch, block): each epoch deals the blocks out afresh.
+        const int64_t first = it * global + r * batch, stride = (n + block - 1) / block;
+        const auto recs = sync->order().records(first, batch);
+        for (int64_t k = 0; k < batch; ++k) blocks[r].insert((first + k) / n * stride + recs[k] / block);
+      }
     int64_t shared = 0;
     for (int64_t b : blocks[0])
       for (int64_t r = 1; r < ranks; ++r) shared += blocks[r].count(b);
@@ -249,14 +254,14 @@ int main(int argc, char** argv) {
       ::waitpid(pids[r], nullptr, 0);
       ::close(pipes[r]);
       slowest = std::max(slowest, result[0]);
-      std::printf("rank %lld: %lld batches of %lld in %.2f s = %.0f images/s, %zu shuffle blocks, first batch %s\n",
+      std::printf("rank %lld: %lld batches of %lld in %.2f s = %.0f images/s, %zu (epoch, shuffle block) pairs read, first batch %s\n",
                   static_cast<long long>(r), static_cast<long long>(iters), static_cast<long long>(batch), result[0],
                   iters * batch / std::max(result[0], 1e-9), blocks[r].size(),
                   result[1] == 1 ? "matches the synchronous read" : "DIFFERS from the synchronous read");
       if (result[1] != 1) ok = false;
     }
-    std::printf("reader, %lld ranks x %lld decode threads: %.0f images/s in total (%.2f s wall), %lld blocks read by "
-                "more than one rank\n",
+    std::printf("reader, %lld ranks x %lld decode threads: %.0f images/s in total (%.2f s wall), %lld (epoch, block) pairs read "
+                "by more than one rank\n",
                 static_cast<long long>(ranks), static_cast<long long>(threads),
                 ranks * iters * batch / std::max(slowest, 1e-9), seconds(t0), static_cast<long long>(shared));
     std::error_code ec;
