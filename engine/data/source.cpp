@@ -6,6 +6,10 @@ namespace coco {
 
 std::unique_ptr<DataSource> open_mnist_source(const std::string& dir, const proto::DataSourceParameter& p,
                                               uint64_t seed, const std::string& origin);
+std::unique_ptr<DataSource> open_record_source(const std::string& path, const proto::DataSourceParameter& p,
+                                               uint64_t seed, const std::string& origin);
+std::unique_ptr<DataSource> open_list_source(const std::string& path, const proto::DataSourceParameter& p,
+                                             uint64_t seed, const std::string& origin);
 
 std::unique_ptr<DataSource> open_synthetic_source(const std::string& what, const proto::DataSourceParameter& p,
                                                   uint64_t seed, const std::string& origin);
@@ -21,7 +25,9 @@ std::unique_ptr<DataSource> open_data_source(const proto::DataSourceParameter& p
   if (p.batch_size() == 0) COCO_THROW(origin, ": data source '", src, "' has batch_size 0");
   if (kind == "mnist") return open_mnist_source(path, p, seed, origin);
   if (kind == "synthetic") return open_synthetic_source(src.substr(colon + 1), p, seed, origin);
-  COCO_THROW(origin, ": unknown data source kind '", kind, "' in '", src, "' (known: mnist, synthetic)");
+  if (kind == "rec") return open_record_source(path, p, seed, origin);
+  if (kind == "list") return open_list_source(path, p, seed, origin);
+  COCO_THROW(origin, ": unknown data source kind '", kind, "' in '", src, "' (known: mnist, synthetic, rec, list)");
 }
 
 }  // namespace coco
