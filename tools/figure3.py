@@ -9,8 +9,8 @@ and center loss, as three 3-D scatter plots side by side, one colour per digit.
 Each model's ip1 goes through build/coco-export (default blob: ip1) into
 WORK/NAME/embeddings.npy, and the figure is drawn from those files. The accuracies
 in the titles come from coco-train's final test pass (train mode) or from
-coco-export --blob ip2 + coco-eval --classify (seed mode). A JSON summary goes to
-OUT with .json in place of .png.
+coco-export --blob ip2 + coco-eval --classify (seed mode). A JSON summary of
+them goes to WORK/summary.json and beside the PNG (same name, .json).
 
 Runs with Debian's python3 and python3-matplotlib (tools/setup.sh installs it);
 the shebang is /usr/bin/python3 on purpose, so a pyenv/venv python3 on PATH
@@ -176,6 +176,8 @@ def main():
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     os.makedirs(os.path.dirname(out), exist_ok=True)
     fig.savefig(out, dpi=90)
+    with open(os.path.splitext(out)[0] + ".json", "w") as f:
+        json.dump(summary, f, indent=2)
     print("wrote " + out)
 
 
