@@ -1,0 +1,284 @@
+#include "tools/embed/export.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "comm/communicator.h"
+#include "engine/checkpoint.h"
+#include "engine/common.h"
+#include "engine/config.h"
+#include "engine/data/source.h"
+#include "engine/net.h"
+#include "engine/proto/coco.pb.h"
+#include "engine/trainer.h"
+#include "tools/embed/npy.h"
+
+namespace coco {
+
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// The net's layers for the test phase (Caffe's include/exclude rules); inputs kept.
+proto::NetParameter test_phase(const proto::NetParameter& in) {
+  proto::NetState state = in.state();
+  state.set_phase(proto::TEST);
+  proto::NetParameter out = in;
+  out.clear_layer();
+  for (const auto& l : in.layer())
+    if (layer_included(l, state)) *out.add_layer() = l;
+  return out;
+}
+
+// Index of the last layer before `before` that writes `blob`, or -1 (an input).
+int producer(const proto::NetParameter& net, const std::string& blob, int before) {
+  for (int i = before - 1; i >= 0; --i)
+    for (const auto& t : net.layer(i).top())
+      if (t == blob) return i;
+  return -1;
+}
+
+}  // namespace
+
+SampleRange slice_for_rank(int64_t n, int rank, int size) {
+  if (size <= 0 || rank < 0 || rank >= size) COCO_THROW("rank ", rank, " of ", size, " is not a valid rank");
+  const int64_t base = n / size, extra = n % size;
+  SampleRange r;
+  r.begin = rank * base + std::min<int64_t>(rank, extra);
+  r.end = r.begin + base + (rank < extra ? 1 : 0);
+  return r;
+}
+
+std::string default_embedding_blob(const proto::NetParameter& net, const std::string& origin, std::string* rule) {
+  int loss = -1;
+  for (int i = 0; i < net.layer_size() && loss < 0; ++i)
+    if (ends_with(net.layer(i).type(), "Loss") && net.layer(i).bottom_size() > 0) loss = i;
+  if (loss < 0)
+    COCO_THROW(origin, ": the net has no loss layer, so there is no default embedding blob; name one with --blob");
+  const auto& l = net.layer(loss);
+  std::string blob = l.bottom(0);
+  std::string why = "input of " + l.type() + " '" + l.name() + "' is '" + blob + "'";
+  int at = loss;
+  if (l.type() == "SoftmaxWithLoss") {  // it takes logits: step over the classifier that wrote them
+    const int p = producer(net, blob, at);
+    if (p >= 0 && (net.layer(p).type() == "InnerProduct" || net.layer(p).type() == "CenterProjection") &&
+        net.layer(p).bottom_size() > 0) {
+      blob = net.layer(p).bottom(0);
+      at = p;
+      why += "; classifier " + net.layer(p).type() + " '" + net.layer(p).name() + "' reads '" + blob + "'";
+    }
+  }
+  for (int p = producer(net, blob, at); p >= 0 && net.layer(p).type() == "Normalize" && net.layer(p).bottom_size() > 0;
+       p = producer(net, blob, at)) {
+    blob = net.layer(p).bottom(0);
+    at = p;
+    why += "; Normalize '" + net.layer(p).name() + "' reads '" + blob + "'";
+  }
+  if (rule) *rule = why;
+  return blob;
+}
+
+proto::NetParameter prune_to_blob(const proto::NetParameter& net, const std::string& blob, const std::string& origin) {
+  bool known = false;
+  for (const auto& in : net.input()) known |= in == blob;
+  for (const auto& l : net.layer())
+    for (const auto& t : l.top()) known |= t == blob;
+  if (!known) COCO_THROW(origin, ": no blob named '", blob, "' in the test-phase net");
+
+  // Walk back from the last layer: a layer is needed when it writes a needed blob.
+  std::set<std::string> needed{blob};
+  std::vector<bool> keep(net.layer_size(), false);
+  for (int i = net.layer_size() - 1; i >= 0; --i) {
+    const auto& l = net.layer(i);
+    bool writes = l.type() == "Input";
+    for (const auto& t : l.top()) writes |= needed.count(t) != 0;
+    if (!writes) continue;
+    keep[i] = true;
+    for (const auto& b : l.bottom()) needed.insert(b);
+  }
+  proto::NetParameter out = net;
+  out.clear_layer();
+  for (int i = 0; i < net.layer_size(); ++i)
+    if (keep[i]) *out.add_layer() = net.layer(i);
+  return out;
+}
+
+Embeddings export_embeddings(const ExportOptions& opt, int rank, int size, const ProgressFn& progress) {
+  if (opt.batch <= 0) COCO_THROW("batch size must be positive, got ", opt.batch);
+  const TrainConfig cfg = load_train_config(opt.config);
+  const proto::NetParameter full = test_phase(cfg.net);
+  Embeddings e;
+  if (opt.blob.empty()) {
+    e.blob = default_embedding_blob(full, cfg.net_origin, &e.blob_rule);
+    e.blob_rule = "default: " + e.blob_rule;
+  } else {
+    e.blob = opt.blob;
+    e.blob_rule = "--blob";
+  }
+  const proto::NetParameter pruned = prune_to_blob(full, e.blob, cfg.net_origin);
+
+  proto::DataSourceParameter dp;
+  dp.set_source(opt.data);
+  dp.set_split(opt.split);
+  dp.set_batch_size(static_cast<uint32_t>(opt.batch));
+  dp.set_shuffle(false);
+  const auto src = open_data_source(dp, "", opt.seed, "--data " + opt.data);
+  e.total = opt.limit >= 0 ? std::min(opt.limit, src->size()) : src->size();
+  const SampleRange range = slice_for_rank(e.total, rank, size);
+  e.begin = range.begin;
+  const int64_t rows = range.end - range.begin;
+  const Shape sample = src->sample_shape();
+  const int64_t sample_count = shape_count(sample);
+
+  LocalCommunicator comm;
+  auto build = [&](int64_t batch) {
+    proto::NetParameter p = pruned;
+    set_input_batch(&p, batch);
+    return std::make_unique<Net>(p, Phase::kTest, &comm, opt.seed, cfg.net_origin);
+  };
+  const int64_t batch = std::max<int64_t>(1, std::min(opt.batch, rows));
+  auto net = build(batch);
+  if (!opt.weights.empty()) load_weights(*net, opt.weights);
+
+  // Which input takes the images (per-sample shape equal to the source's) and which the labels.
+  auto find_inputs = [&](const Net& n, int* data_in, int* label_in) {
+    *data_in = *label_in = -1;
+    for (size_t i = 0; i < n.input_blobs().size(); ++i) {
+      const Shape& s = n.input_blobs()[i]->shape();
+      const Shape per(s.begin() + 1, s.end());
+      if (*data_in < 0 && shape_count(per) == sample_count && per.size() == sample.size() && per == sample)
+        *data_in = static_cast<int>(i);
+      else if (*label_in < 0 && shape_count(per) == 1)
+        *label_in = static_cast<int>(i);
+    }
+    if (*data_in < 0)
+      COCO_THROW(cfg.net_origin, ": no input of the net takes samples of shape ", shape_str(sample), " from ",
+                 src->describe());
+  };
+
+  std::vector<float> labels_f(static_cast<size_t>(batch));
+  std::vector<float> flipped;
+  const int64_t width = sample.empty() ? 1 : sample.back();
+  std::unique_ptr<Net> tail;
+  for (int64_t done = 0; done < rows;) {
+    const int64_t n = std::min(batch, rows - done);
+    Net* cur = net.get();
+    if (n != batch) {  // the short last batch: a net of its size sharing the parameters
+      tail = build(n);
+      tail->share_params_from(*net);
+      cur = tail.get();
+    }
+    int data_in, label_in;
+    find_inputs(*cur, &data_in, &label_in);
+    float* x = cur->input_blobs()[data_in]->mutable_data();
+    src->fill_range(range.begin + done, n, x, labels_f.data());
+    if (label_in >= 0) std::copy(labels_f.begin(), labels_f.begin() + n, cur->input_blobs()[label_in]->mutable_data());
+
+    auto read_blob = [&](bool add) {
+      const Blob* b = cur->blob(e.blob);
+      if (b->shape().empty() || b->shape()[0] != n)
+        COCO_THROW(cfg.net_origin, ": blob '", e.blob, "' has shape ", shape_str(b->shape()),
+                   "; its first axis must be the batch (", n, ")");
+      const int64_t d = b->count() / n;
+      if (e.dim == 0) {
+        e.dim = d;
+        e.values.reserve(static_cast<size_t>(rows * d));
+      }
+      const float* v = b->cdata();
+      if (!add) {
+        e.values.insert(e.values.end(), v, v + n * d);
+      } else {
+        float* out = e.values.data() + done * d;
+        for (int64_t k = 0; k < n * d; ++k) out[k] += v[k];
+      }
+    };
+    cur->forward();
+    read_blob(false);
+    if (opt.flip_sum == FlipSum::kOn) {  // mirror the last axis (image width) and add
+      flipped.assign(x, x + n * sample_count);
+      for (int64_t r = 0; r < n * sample_count / width; ++r)
+        for (int64_t c = 0; c < width; ++c) x[r * width + c] = flipped[r * width + (width - 1 - c)];
+      cur->forward();
+      read_blob(true);
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      const float l = labels_f[i];
+      if (!(l >= 0) || l != std::floor(l)) COCO_THROW(src->describe(), ": sample ", range.begin + done + i,
+                                                      " has label ", l, ", not a non-negative integer");
+      e.labels.push_back(static_cast<int64_t>(l));
+    }
+    done += n;
+    if (progress) progress(done, rows);
+  }
+  if (e.dim == 0) {  // an empty slice: learn the width from one forward of batch 1
+    e.dim = net->blob(e.blob)->count() / std::max<int64_t>(1, net->blob(e.blob)->shape()[0]);
+  }
+  if (opt.normalization == Normalization::kL2) {
+    for (int64_t i = 0; i < e.rows(); ++i) {
+      float* v = e.values.data() + i * e.dim;
+      double s = 0;
+      for (int64_t k = 0; k < e.dim; ++k) s += double(v[k]) * v[k];
+      const double inv = 1.0 / std::sqrt(s + 1e-12);
+      for (int64_t k = 0; k < e.dim; ++k) v[k] = static_cast<float>(v[k] * inv);
+    }
+  }
+  return e;
+}
+
+Embeddings join_slices(std::vector<Embeddings> slices) {
+  if (slices.empty()) COCO_THROW("join_slices: no slices");
+  std::sort(slices.begin(), slices.end(), [](const Embeddings& a, const Embeddings& b) { return a.begin < b.begin; });
+  Embeddings out;
+  out.total = slices[0].total;
+  out.dim = slices[0].dim;
+  out.blob = slices[0].blob;
+  out.blob_rule = slices[0].blob_rule;
+  for (const auto& s : slices) {
+    if (s.begin != out.rows())
+      COCO_THROW("join_slices: slice at row ", s.begin, " does not follow rows [0, ", out.rows(), ")");
+    if (s.dim != out.dim || s.total != out.total || s.blob != out.blob)
+      COCO_THROW("join_slices: slice at row ", s.begin, " disagrees on dim, total or blob");
+    out.values.insert(out.values.end(), s.values.begin(), s.values.end());
+    out.labels.insert(out.labels.end(), s.labels.begin(), s.labels.end());
+  }
+  if (out.rows() != out.total) COCO_THROW("join_slices: slices hold ", out.rows(), " rows, expected ", out.total);
+  return out;
+}
+
+void write_export(const std::string& dir, const Embeddings& e, const ExportOptions& opt, double seconds) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) COCO_THROW(dir, ": cannot create the output folder: ", ec.message());
+  write_npy(dir + "/embeddings.npy", {e.rows(), e.dim}, e.values.data());
+  write_npy(dir + "/labels.npy", {e.rows()}, e.labels.data());
+
+  char when[32];
+  const std::time_t now = std::time(nullptr);
+  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  nlohmann::json m;
+  m["format"] = "coco-export/1";
+  m["config"] = opt.config;
+  m["checkpoint"] = opt.weights;
+  m["blob"] = e.blob;
+  m["blob_rule"] = e.blob_rule;
+  m["data"] = opt.data;
+  m["split"] = opt.split;
+  m["count"] = e.rows();
+  m["dim"] = e.dim;
+  m["normalization"] = opt.normalization == Normalization::kL2 ? "l2" : "none";
+  m["flip_sum"] = opt.flip_sum == FlipSum::kOn;
+  m["batch"] = opt.batch;
+  m["created_utc"] = when;
+  m["seconds"] = seconds;
+  write_file_atomic(dir + "/meta.json", m.dump(2) + "\n");
+}
+
+}  // namespace coco
