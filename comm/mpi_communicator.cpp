@@ -94,6 +94,19 @@ MpiCommunicator::MpiCommunicator() : comms_(std::make_unique<Comms>()) {
   COCO_MPI_CALL(MPI_Comm_size(comms_->node, &local_size_));
 }
 
+MpiCommunicator::MpiCommunicator(const MpiCommunicator& parent, bool member) : comms_(std::make_unique<Comms>()) {
+  COCO_MPI_CALL(MPI_Comm_split(parent.comms_->world, member ? 0 : MPI_UNDEFINED, parent.rank_, &comms_->world));
+  if (comms_->world == MPI_COMM_NULL) return;
+  MPI_Comm_set_errhandler(comms_->world, MPI_ERRORS_RETURN);
+  COCO_MPI_CALL(MPI_Comm_rank(comms_->world, &rank_));
+  COCO_MPI_CALL(MPI_Comm_size(comms_->world, &size_));
+  COCO_MPI_CALL(MPI_Comm_split_type(comms_->world, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &comms_->node));
+  COCO_MPI_CALL(MPI_Comm_rank(comms_->node, &local_rank_));
+  COCO_MPI_CALL(MPI_Comm_size(comms_->node, &local_size_));
+}
+
+bool MpiCommunicator::valid() const { return comms_->world != MPI_COMM_NULL; }
+
 MpiCommunicator::~MpiCommunicator() {
   if (!MpiRuntime::initialized()) return;
   if (comms_->node != MPI_COMM_NULL) MPI_Comm_free(&comms_->node);

@@ -34,7 +34,11 @@ class MpiRuntime {
 class MpiCommunicator final : public Communicator {
  public:
   MpiCommunicator();  // duplicates MPI_COMM_WORLD; MPI must be initialised
+  // The ranks of `parent` that pass member = true, in their order (a collective
+  // call on parent). On the others the result is not valid() and must not be used.
+  MpiCommunicator(const MpiCommunicator& parent, bool member);
   ~MpiCommunicator() override;
+  bool valid() const;
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   int local_rank() const override { return local_rank_; }

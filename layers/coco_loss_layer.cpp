@@ -130,7 +130,8 @@ namespace {
 // to 0 below -87.
 inline float exp_nonpositive(float x) {
   x = std::max(x, -87.f);
-  const float k = std::nearbyint(x * 1.44269504088896341f);
+  // Round to nearest by adding and removing 1.5 * 2^23 (vectorises without SSE4.1).
+  const float k = (x * 1.44269504088896341f + 12582912.f) - 12582912.f;
   const float r = x - k * 0.693145751953125f - k * 1.428606765330187045e-06f;
   float p = 1.f / 720;
   p = p * r + 1.f / 120;
@@ -250,9 +251,8 @@ void CocoLossLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
       const bool has_target = yl >= 0 && yl < t;
       // Raw maximum (accuracy) and the maximum with the target's margin (softmax).
       float cm = kNegInf;
-      int64_t arg = 0;
-      for (int64_t j = 0; j < t; ++j)
-        if (zi[j] > cm) cm = zi[j], arg = j;
+#pragma omp simd reduction(max : cm)
+      for (int64_t j = 0; j < t; ++j) cm = std::max(cm, zi[j]);
       const float zt = has_target ? apply_margin(zi[yl]) : 0.f;
       float mm = cm;
       if (has_target && margin) {
@@ -267,7 +267,12 @@ void CocoLossLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
       row_sum[i] = static_cast<float>(static_cast<double>(row_sum[i]) * std::exp(static_cast<double>(row_max_[i]) - nm) + s);
       row_max_[i] = nm;
       if (has_target) target[i] += zt;
-      if (cm > best_[i]) best_[i] = cm, best_class_[i] = static_cast<float>(first_class + arg);
+      if (want_accuracy && cm > best_[i]) {
+        int64_t arg = 0;
+        while (zi[arg] != cm) ++arg;  // the first maximum, found only when it improves
+        best_[i] = cm;
+        best_class_[i] = static_cast<float>(first_class + arg);
+      }
     }
   }
 

@@ -19,6 +19,7 @@
 #include "comm/communicator.h"
 #include "comm/mpi_communicator.h"
 #include "tools/comm_bench.h"
+#include "tools/head_bench.h"
 #include "engine/config.h"
 #include "engine/math.h"
 #include "engine/net.h"
@@ -83,6 +84,28 @@ BENCHMARK(BM_Sgemm)->Args({32, 128 * 784, 800})->Args({128, 128 * 49, 3200})->Un
 
 }  // namespace
 
+const char* kHeadUsage = R"(usage: [mpirun -np N] coco-bench head [--M m] [--D d] [--K k] [options]
+       coco-bench head --features X.npy --centroids C.npy --labels Y.npy --scale A --dump DIR [options]
+
+Times the CocoLoss head's forward+backward against its three GEMMs (same BLAS,
+same process) and prints one JSON line per shape: {"M","D","K","ranks",
+"head_s","gemm_floor_s","ratio","peak_rss_mb",...}. Default shapes: (256, 512,
+85742) and (512, 512, 100000); --M/--D/--K give one shape instead. Under mpirun
+the batch is split and the classes sharded over the ranks.
+
+With --features (float32 M x D), --centroids (float32 K x D) and --labels (int64
+M), runs one forward and backward and writes loss.npy, grad_features.npy and
+grad_centroids.npy to DIR, to check the head against other implementations.
+
+  --scale A             alpha (default when timing: auto for p = 0.99)
+  --margin-type T       NONE, COSFACE or ARCFACE   --margin m
+  --logit-type T        COSINE (default) or INNER_PRODUCT (plain softmax)
+  --chunk T             classes per chunk (default 8192)
+  --cache-mb B          logits kept between forward and backward (default 256)
+  --repeats N           timed runs, best taken (default 3)
+  --threads N           CPU threads (default 2)
+)";
+
 int comm_main(int argc, char** argv) {
   int64_t min_bytes = 1024, max_bytes = 64 << 20;
   int iters = 5;
@@ -109,8 +132,55 @@ int comm_main(int argc, char** argv) {
   return coco::run_or_abort_job(comm->size(), [&] { return coco::run_comm_bench(*comm, min_bytes, max_bytes, iters); });
 }
 
+int head_main(int argc, char** argv) {
+  coco::HeadBenchOptions o;
+  int64_t M = -1, D = -1, K = -1;
+  int threads = 2;
+  try {
+    for (int i = 2; i < argc; ++i) {
+      const std::string a = argv[i];
+      auto value = [&]() -> std::string {
+        if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
+        return argv[++i];
+      };
+      if (a == "--M") M = std::stoll(value());
+      else if (a == "--D") D = std::stoll(value());
+      else if (a == "--K") K = std::stoll(value());
+      else if (a == "--features") o.features = value();
+      else if (a == "--centroids") o.centroids = value();
+      else if (a == "--labels") o.labels = value();
+      else if (a == "--dump") o.dump_dir = value();
+      else if (a == "--scale") o.scale = std::stof(value());
+      else if (a == "--margin-type") o.margin_type = value();
+      else if (a == "--margin") o.margin = std::stof(value());
+      else if (a == "--logit-type") o.logit_type = value();
+      else if (a == "--repeats") o.repeats = std::stoi(value());
+      else if (a == "--chunk") o.chunk = std::stoll(value());
+      else if (a == "--cache-mb") o.cache_mb = std::stof(value());
+      else if (a == "--threads") threads = std::stoi(value());
+      else if (a == "-h" || a == "--help") {
+        std::cout << kHeadUsage;
+        return 0;
+      } else {
+        throw std::invalid_argument("unknown option '" + a + "'");
+      }
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "coco-bench head: " << e.what() << "\n\n" << kHeadUsage;
+    return 2;
+  }
+  if (M > 0 || D > 0 || K > 0) o.shapes = {{M > 0 ? M : 256, D > 0 ? D : 512, K > 0 ? K : 85742}};
+  std::unique_ptr<coco::MpiRuntime> mpi;
+  if (coco::launched_by_mpi()) mpi = std::make_unique<coco::MpiRuntime>(&argc, &argv);
+  auto comm = coco::make_cpu_communicator();
+  coco::set_num_threads(threads);
+  coco::set_flush_denormals(true);
+  return coco::run_or_abort_job(comm->size(), [&] { return coco::run_head_bench(*comm, o); });
+}
+
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "comm") return comm_main(argc, argv);
+  if (argc > 1 && std::string(argv[1]) == "head") return head_main(argc, argv);
   int threads = 2;
   std::vector<char*> rest{argv[0]};
   for (int i = 1; i < argc; ++i) {
@@ -121,6 +191,7 @@ int main(int argc, char** argv) {
     } else if (!std::strcmp(argv[i], "-h") || !std::strcmp(argv[i], "--help")) {
       std::cout << "usage: coco-bench [--config SOLVER] [--threads N (default 2)] [Google Benchmark flags]\n"
                    "       [mpirun -np N] coco-bench comm [--min-bytes B] [--max-bytes B] [--iters N]\n"
+                   "       [mpirun -np N] coco-bench head [...]   (coco-bench head --help)\n"
                    "  comm            algorithm and bus bandwidth of every collective per size, checking\n"
                    "                  every element of every result (exit 1 on a wrong one)\n"
                    "  BM_TrainStep/B  a full training step of the config's net at batch B (images/s)\n"

@@ -4,9 +4,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <memory>
 #include <cstdio>
 #include <string>
 
+#include "comm/mpi_communicator.h"
 #include "engine/common.h"
 #include "engine/logging.h"
 #include "engine/math.h"
@@ -43,10 +45,37 @@ Only the layers the blob depends on run (the loss head does not).
   --quiet              no progress line
   -h, --help           this text
 
-One process exports everything. Under mpirun each rank would export its slice
-and rank 0 would join them; that join needs the MPI communicator, which this
-build does not have yet.
+Under mpirun (mpirun -np N coco-export ...) each rank exports a contiguous
+slice of the dataset and rank 0 gathers them in dataset order and writes DIR.
 )";
+
+// Every rank's slice, joined in dataset order (labels travel as float32: exact
+// below 2^24 classes).
+coco::Embeddings gather_on_every_rank(coco::Communicator& comm, coco::Embeddings mine) {
+  const int n = comm.size();
+  std::vector<float> rows_f{static_cast<float>(mine.rows())}, all_rows(n);
+  comm.all_gather(rows_f.data(), all_rows.data(), std::vector<int64_t>(n, 1));
+  std::vector<int64_t> rows(n), values(n);
+  int64_t total = 0;
+  for (int r = 0; r < n; ++r) {
+    rows[r] = static_cast<int64_t>(all_rows[r]);
+    values[r] = rows[r] * mine.dim;
+    total += rows[r];
+  }
+  std::vector<float> v(total * mine.dim), labels(total), my_labels(mine.labels.begin(), mine.labels.end());
+  comm.all_gather(mine.values.data(), v.data(), values);
+  comm.all_gather(my_labels.data(), labels.data(), rows);
+  std::vector<coco::Embeddings> slices(n, mine);
+  int64_t begin = 0;
+  for (int r = 0; r < n; ++r) {
+    auto& s = slices[r];
+    s.begin = begin;
+    s.values.assign(v.begin() + begin * mine.dim, v.begin() + (begin + rows[r]) * mine.dim);
+    s.labels.assign(labels.begin() + begin, labels.begin() + begin + rows[r]);
+    begin += rows[r];
+  }
+  return coco::join_slices(std::move(slices));
+}
 
 struct UsageError {
   std::string msg;
@@ -120,8 +149,18 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  coco::init_logging(0, 1);
+  std::unique_ptr<coco::MpiRuntime> mpi;
+  std::unique_ptr<coco::Communicator> comm;
   try {
+    if (coco::launched_by_mpi()) mpi = std::make_unique<coco::MpiRuntime>(&argc, &argv);
+    comm = coco::make_cpu_communicator();
+  } catch (const std::exception& ex) {
+    std::fprintf(stderr, "coco-export: cannot start MPI: %s\n", ex.what());
+    return 1;
+  }
+  coco::init_logging(comm->rank(), comm->size());
+  quiet = quiet || comm->rank() != 0;
+  return coco::run_or_abort_job(comm->size(), [&]() -> int {
     const auto dev = coco::DeviceSpec::parse(device);
     if (dev.type != coco::Device::kCPU)
       COCO_THROW("--device ", device, ": export on CUDA is not available in this build yet (use --device cpu)");
@@ -145,14 +184,13 @@ int main(int argc, char** argv) {
         spdlog::info("export {}/{}  {:.0f} samples/s", done, total, rate);
       }
     };
-    const coco::Embeddings e = coco::export_embeddings(opt, /*rank=*/0, /*size=*/1, progress);
+    coco::Embeddings e = coco::export_embeddings(opt, comm->rank(), comm->size(), progress);
+    if (comm->size() > 1) e = gather_on_every_rank(*comm, std::move(e));
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (comm->rank() != 0) return 0;
     coco::write_export(out, e, opt, secs);
     spdlog::info("wrote {} embeddings of blob '{}' ({}), dim {}, to {} in {:.1f}s", e.rows(), e.blob, e.blob_rule,
                  e.dim, out, secs);
     return 0;
-  } catch (const std::exception& ex) {
-    spdlog::error("{}", ex.what());
-    return 1;
-  }
+  });
 }

@@ -105,6 +105,22 @@ TEST(MpiTraining, NRanksEqualOneRank) {
   expect_same_params(resumed.params, three.params);
 }
 
+TEST(MpiTraining, CheckpointOfFourRanksResumesOnThree) {
+  if (g_comm->size() != 4) GTEST_SKIP() << "needs exactly 4 ranks (runs in mpi.training.np4)";
+  // Save with 4 ranks (centroid rows 3/3/2/2) ...
+  train(g_comm, 2, g_dir + "/four");
+  // ... resume with ranks 0-2 (rows 4/3/3): each reads the shards overlapping its rows.
+  MpiCommunicator three_ranks(*g_comm, g_comm->rank() < 3);
+  if (!three_ranks.valid()) return;
+  ASSERT_EQ(three_ranks.size(), 3);
+  const RunOutput resumed = train(&three_ranks, 3, g_dir + "/three_from_four", g_dir + "/four_iter_2.ckpt");
+  LocalCommunicator local;
+  const RunOutput ref = train(&local, 3, g_dir + "/ref3_r" + std::to_string(g_comm->rank()));
+  expect_same_params(resumed.params, ref.params);
+  for (const auto& p : resumed.params)
+    if (p.sharded) EXPECT_EQ(p.blob->shape(0), shard_range(10, three_ranks.rank(), 3).count);
+}
+
 TEST(MpiTraining, CommTrafficOfTheHeadFollowsTheDesign) {
   // One forward+backward of the head alone on the N ranks: all-gather M*D features,
   // M labels and N batch sizes; all-reduce 3M; reduce-scatter M*D (DESIGN.md).

@@ -1,0 +1,29 @@
+// coco-bench head (see head_bench.cpp).
+#pragma once
+
+#include <array>
+#include <string>
+#include <vector>
+
+#include "comm/communicator.h"
+
+namespace coco {
+
+struct HeadBenchOptions {
+  // Cross-framework check: inputs from .npy files, outputs to dump_dir.
+  std::string features, centroids, labels, dump_dir;
+  // Timing: shapes (M, D, K); the defaults are the two shapes.
+  std::vector<std::array<int64_t, 3>> shapes;
+  float scale = 0;  // 0: auto (target probability 0.99) when timing; required with --features
+  std::string margin_type = "NONE";
+  float margin = 0;
+  std::string logit_type = "COSINE";
+  int repeats = 3;
+  int64_t chunk = 8192;
+  float cache_mb = 256;
+};
+
+// Returns the process exit code.
+int run_head_bench(Communicator& comm, const HeadBenchOptions& opt);
+
+}  // namespace coco
