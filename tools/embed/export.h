@@ -6,9 +6,8 @@
 // are not needed. Which samples a process exports is an argument (rank, size):
 // rank r takes the contiguous slice [begin_r, end_r) of the dataset, split as
 // DESIGN.md splits classes (the first N mod size ranks get one more), so that
-// joining the slices in rank order gives dataset order. The MPI gather that
-// joins them on rank 0 belongs to the tool once the MPI communicator exists;
-// join_slices() is the part that does not depend on it.
+// joining the slices in rank order gives dataset order. coco-export gathers the
+// slices over MPI and joins them with join_slices().
 #pragma once
 
 #include <cstdint>
