@@ -3,11 +3,14 @@
 #include <cstdio>
 #include <string>
 
+#include "engine/cli.h"
 #include "engine/common.h"
 #include "engine/data/pack.h"
 #include "engine/logging.h"
 
 namespace {
+
+using coco::UsageError;
 
 const char* kUsage = R"(usage: coco-pack (--images DIR | --list FILE) --out PREFIX [options]
 
@@ -28,10 +31,6 @@ The JPEG bytes are stored unchanged; all images must have the same size.
                          record is compared with its file, bit for bit)
   -h, --help             this text
 )";
-
-struct UsageError {
-  std::string msg;
-};
 
 }  // namespace
 

@@ -14,6 +14,7 @@
 
 #include "comm/communicator.h"
 #include "comm/mpi_communicator.h"
+#include "engine/cli.h"
 #include "engine/common.h"
 #include "engine/logging.h"
 #include "engine/math.h"
@@ -21,6 +22,9 @@
 #include "engine/trainer.h"
 
 namespace {
+
+using coco::UsageError;
+using coco::parse_int_flag;
 
 const char* kUsage = R"(usage: coco-train --config FILE [options]
 
@@ -51,21 +55,6 @@ fields) on the CPU, in one process or data parallel under mpirun:
   -h, --help             this text
 )";
 
-struct UsageError {
-  std::string msg;
-};
-
-int64_t to_int(const std::string& flag, const std::string& v) {
-  try {
-    size_t used = 0;
-    long long x = std::stoll(v, &used);
-    if (used != v.size() || x < 0) throw std::invalid_argument("");
-    return x;
-  } catch (const std::exception&) {
-    throw UsageError{flag + " takes a non-negative integer, got '" + v + "'"};
-  }
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -89,9 +78,9 @@ int main(int argc, char** argv) {
       } else if (a == "--data-root") {
         opt.data_root = value();
       } else if (a == "--max-iter") {
-        opt.max_iter = to_int(a, value());
+        opt.max_iter = parse_int_flag(a, value(), 0);
       } else if (a == "--batch-size") {
-        opt.batch_size = to_int(a, value());
+        opt.batch_size = parse_int_flag(a, value(), 0);
         if (opt.batch_size == 0) throw UsageError{"--batch-size must be positive"};
       } else if (a == "--metrics") {
         opt.metrics = value();
@@ -102,9 +91,9 @@ int main(int argc, char** argv) {
       } else if (a == "--weights") {
         opt.weights = value();
       } else if (a == "--seed") {
-        opt.seed = to_int(a, value());
+        opt.seed = parse_int_flag(a, value(), 0);
       } else if (a == "--threads") {
-        threads = static_cast<int>(to_int(a, value()));
+        threads = static_cast<int>(parse_int_flag(a, value(), 0));
       } else if (a == "--device") {
         device = value();
       } else {

@@ -9,12 +9,16 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "engine/cli.h"
 #include "engine/common.h"
 #include "engine/logging.h"
 #include "tools/embed/eval.h"
 #include "tools/embed/npy.h"
 
 namespace {
+
+using coco::UsageError;
+using coco::parse_int_flag;
 
 const char* kUsage = R"(usage: coco-eval --embeddings DIR [tasks] [options]
 
@@ -47,21 +51,6 @@ Options:
   -h, --help             this text
 )";
 
-struct UsageError {
-  std::string msg;
-};
-
-int64_t to_int(const std::string& flag, const std::string& v, int64_t min) {
-  try {
-    size_t used = 0;
-    long long x = std::stoll(v, &used);
-    if (used != v.size() || x < min) throw std::invalid_argument("");
-    return x;
-  } catch (const std::exception&) {
-    throw UsageError{flag + " takes an integer >= " + std::to_string(min) + ", got '" + v + "'"};
-  }
-}
-
 // JSON has no infinities: the last ROC point's threshold is written as null.
 nlohmann::json num(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 
@@ -93,20 +82,20 @@ int main(int argc, char** argv) {
       } else if (a == "--pairs") {
         pairs_file = value();
       } else if (a == "--sample-pairs") {
-        sample_n = to_int(a, value(), 2);
+        sample_n = parse_int_flag(a, value(), 2);
       } else if (a == "--seed") {
-        seed = to_int(a, value(), 0);
+        seed = parse_int_flag(a, value(), 0);
       } else if (a == "--write-pairs") {
         write_pairs_file = value();
       } else if (a == "--folds") {
-        folds = to_int(a, value(), 2);
+        folds = parse_int_flag(a, value(), 2);
       } else if (a == "--metric") {
         const std::string m = value();
         if (m == "cosine") metric = coco::Metric::kCosine;
         else if (m == "euclidean") metric = coco::Metric::kEuclidean;
         else throw UsageError{"--metric is cosine or euclidean, got '" + m + "'"};
       } else if (a == "--gallery-per-class") {
-        gallery = to_int(a, value(), 1);
+        gallery = parse_int_flag(a, value(), 1);
       } else if (a == "--json") {
         json_file = value();
       } else if (a == "--roc-csv") {

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "comm/mpi_communicator.h"
+#include "engine/cli.h"
 #include "engine/common.h"
 #include "engine/logging.h"
 #include "engine/math.h"
@@ -16,6 +17,9 @@
 #include "tools/embed/export.h"
 
 namespace {
+
+using coco::UsageError;
+using coco::parse_int_flag;
 
 const char* kUsage = R"(usage: coco-export --config NET --weights FILE --data SOURCE --out DIR [options]
 
@@ -77,21 +81,6 @@ coco::Embeddings gather_on_every_rank(coco::Communicator& comm, coco::Embeddings
   return coco::join_slices(std::move(slices));
 }
 
-struct UsageError {
-  std::string msg;
-};
-
-int64_t to_int(const std::string& flag, const std::string& v, int64_t min) {
-  try {
-    size_t used = 0;
-    long long x = std::stoll(v, &used);
-    if (used != v.size() || x < min) throw std::invalid_argument("");
-    return x;
-  } catch (const std::exception&) {
-    throw UsageError{flag + " takes an integer >= " + std::to_string(min) + ", got '" + v + "'"};
-  }
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -123,15 +112,15 @@ int main(int argc, char** argv) {
       } else if (a == "--out") {
         out = value();
       } else if (a == "--batch-size") {
-        opt.batch = to_int(a, value(), 1);
+        opt.batch = parse_int_flag(a, value(), 1);
       } else if (a == "--limit") {
-        opt.limit = to_int(a, value(), 0);
+        opt.limit = parse_int_flag(a, value(), 0);
       } else if (a == "--normalize") {
         opt.normalization = coco::Normalization::kL2;
       } else if (a == "--flip-sum") {
         opt.flip_sum = coco::FlipSum::kOn;
       } else if (a == "--threads") {
-        threads = static_cast<int>(to_int(a, value(), 0));
+        threads = static_cast<int>(parse_int_flag(a, value(), 0));
       } else if (a == "--device") {
         device = value();
       } else if (a == "--quiet") {

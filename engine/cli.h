@@ -1,0 +1,27 @@
+// Command-line parsing shared by the tools: one usage-error type (the tools print
+// it with their usage text and exit 2) and checked integer values.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace coco {
+
+struct UsageError {
+  std::string msg;
+};
+
+// `v` as an integer >= min, or a UsageError naming the flag.
+inline int64_t parse_int_flag(const std::string& flag, const std::string& v, int64_t min) {
+  try {
+    size_t used = 0;
+    const long long x = std::stoll(v, &used);
+    if (used != v.size() || x < min) throw std::invalid_argument("");
+    return x;
+  } catch (const std::exception&) {
+    throw UsageError{flag + " takes an integer >= " + std::to_string(min) + ", got '" + v + "'"};
+  }
+}
+
+}  // namespace coco
