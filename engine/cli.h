@@ -24,4 +24,10 @@ inline int64_t parse_int_flag(const std::string& flag, const std::string& v, int
   }
 }
 
+// The value after flag argv[i] (advancing i), or a UsageError if it is missing.
+inline std::string flag_value(int argc, char** argv, int& i, const std::string& flag) {
+  if (i + 1 >= argc) throw UsageError{flag + " needs a value"};
+  return argv[++i];
+}
+
 }  // namespace coco

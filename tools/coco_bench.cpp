@@ -18,6 +18,7 @@
 
 #include "comm/communicator.h"
 #include "comm/mpi_communicator.h"
+#include "engine/cli.h"
 #include "tools/comm_bench.h"
 #include "tools/head_bench.h"
 #include "engine/config.h"
@@ -139,13 +140,10 @@ int head_main(int argc, char** argv) {
   try {
     for (int i = 2; i < argc; ++i) {
       const std::string a = argv[i];
-      auto value = [&]() -> std::string {
-        if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
-        return argv[++i];
-      };
-      if (a == "--M") M = std::stoll(value());
-      else if (a == "--D") D = std::stoll(value());
-      else if (a == "--K") K = std::stoll(value());
+      auto value = [&] { return coco::flag_value(argc, argv, i, a); };
+      if (a == "--M") M = coco::parse_int_flag(a, value(), 1);
+      else if (a == "--D") D = coco::parse_int_flag(a, value(), 1);
+      else if (a == "--K") K = coco::parse_int_flag(a, value(), 1);
       else if (a == "--features") o.features = value();
       else if (a == "--centroids") o.centroids = value();
       else if (a == "--labels") o.labels = value();
@@ -154,19 +152,22 @@ int head_main(int argc, char** argv) {
       else if (a == "--margin-type") o.margin_type = value();
       else if (a == "--margin") o.margin = std::stof(value());
       else if (a == "--logit-type") o.logit_type = value();
-      else if (a == "--repeats") o.repeats = std::stoi(value());
-      else if (a == "--chunk") o.chunk = std::stoll(value());
+      else if (a == "--repeats") o.repeats = static_cast<int>(coco::parse_int_flag(a, value(), 1));
+      else if (a == "--chunk") o.chunk = coco::parse_int_flag(a, value(), 0);
       else if (a == "--cache-mb") o.cache_mb = std::stof(value());
-      else if (a == "--threads") threads = std::stoi(value());
+      else if (a == "--threads") threads = static_cast<int>(coco::parse_int_flag(a, value(), 1));
       else if (a == "-h" || a == "--help") {
         std::cout << kHeadUsage;
         return 0;
       } else {
-        throw std::invalid_argument("unknown option '" + a + "'");
+        throw coco::UsageError{"unknown option '" + a + "'"};
       }
     }
-  } catch (const std::exception& e) {
-    std::cerr << "coco-bench head: " << e.what() << "\n\n" << kHeadUsage;
+  } catch (const coco::UsageError& e) {
+    std::cerr << "coco-bench head: " << e.msg << "\n\n" << kHeadUsage;
+    return 2;
+  } catch (const std::exception& e) {  // std::stof on a non-number
+    std::cerr << "coco-bench head: bad number: " << e.what() << "\n\n" << kHeadUsage;
     return 2;
   }
   if (M > 0 || D > 0 || K > 0) o.shapes = {{M > 0 ? M : 256, D > 0 ? D : 512, K > 0 ? K : 85742}};

@@ -91,10 +91,7 @@ int main(int argc, char** argv) {
   try {
     for (int i = 1; i < argc; ++i) {
       const std::string a = argv[i];
-      auto value = [&]() -> std::string {
-        if (i + 1 >= argc) throw UsageError{a + " needs a value"};
-        return argv[++i];
-      };
+      auto value = [&] { return coco::flag_value(argc, argv, i, a); };
       if (a == "-h" || a == "--help") {
         std::fputs(kUsage, stdout);
         return 0;
