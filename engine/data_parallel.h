@@ -24,7 +24,6 @@ class GradientReducer {
   // Rank `root`'s values of every replicated parameter (weights and running
   // statistics) on every rank: one consistent start even if ranks initialised apart.
   void broadcast_params(int root = 0);
-  size_t num_buckets() const { return buckets_.size(); }
 
  private:
   Net& net_;

@@ -69,10 +69,6 @@ void cpu_gemv(Trans ta, int64_t M, int64_t N, float alpha, const float* A, const
 
 void cpu_axpy(int64_t n, float alpha, const float* x, float* y) { cblas_saxpy(n, alpha, x, 1, y, 1); }
 
-void cpu_axpby(int64_t n, float alpha, const float* x, float beta, float* y) {
-  for (int64_t i = 0; i < n; ++i) y[i] = alpha * x[i] + beta * y[i];
-}
-
 void cpu_scale(int64_t n, float alpha, float* x) {
   if (alpha == 0.f) {
     for (int64_t i = 0; i < n; ++i) x[i] = 0.f;

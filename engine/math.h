@@ -16,7 +16,6 @@ void cpu_gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, 
 void cpu_gemv(Trans ta, int64_t M, int64_t N, float alpha, const float* A, const float* x,
               float beta, float* y);
 void cpu_axpy(int64_t n, float alpha, const float* x, float* y);  // y += alpha x
-void cpu_axpby(int64_t n, float alpha, const float* x, float beta, float* y);
 void cpu_scale(int64_t n, float alpha, float* x);
 float cpu_dot(int64_t n, const float* x, const float* y);
 double cpu_dot_double(int64_t n, const float* x, const float* y);  // accumulated in double

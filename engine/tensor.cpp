@@ -107,12 +107,5 @@ std::vector<float> Tensor::to_vector() const {
   return v;
 }
 
-void Tensor::share(const Tensor& other) {
-  shape_ = other.shape_;
-  count_ = other.count_;
-  capacity_ = other.capacity_;
-  device_ = other.device_;
-  data_ = other.data_;
-}
 
 }  // namespace coco

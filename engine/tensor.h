@@ -58,8 +58,6 @@ class Tensor {
   float at(int64_t i) const;
   std::vector<float> to_vector() const;  // copies to host (explicitly named)
 
-  // Shares another tensor's storage (same shape). Used for in-place layers.
-  void share(const Tensor& other);
 
  private:
   Shape shape_;

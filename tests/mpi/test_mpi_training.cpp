@@ -79,7 +79,9 @@ void expect_same_params(const std::vector<ParamInfo>& got, const std::vector<Par
     const std::string what = got[i].layer + " param " + std::to_string(got[i].index);
     // A sharded blob holds rows [row_start, row_start + rows) of the 1-rank blob.
     const int64_t offset = got[i].sharded ? got[i].row_start * got[i].blob->count(1) : 0;
-    if (!got[i].sharded) ASSERT_EQ(got[i].blob->shape(), want[i].blob->shape()) << what;
+    if (!got[i].sharded) {
+      ASSERT_EQ(got[i].blob->shape(), want[i].blob->shape()) << what;
+    }
     expect_close(*got[i].blob, *want[i].blob, offset, what);
   }
 }
@@ -94,7 +96,9 @@ TEST(MpiTraining, NRanksEqualOneRank) {
   expect_same_params(many.params, one.params);
   // The centroids really are sharded: 10 classes over N ranks.
   for (const auto& p : many.params)
-    if (p.sharded) EXPECT_EQ(p.blob->shape(0), shard_range(10, g_comm->rank(), g_comm->size()).count);
+    if (p.sharded) {
+      EXPECT_EQ(p.blob->shape(0), shard_range(10, g_comm->rank(), g_comm->size()).count);
+    }
 
   // Resume the N-rank checkpoint in one process (all shards read and joined) and
   // continue to iteration 3: the same as three 1-rank iterations.
@@ -118,7 +122,9 @@ TEST(MpiTraining, CheckpointOfFourRanksResumesOnThree) {
   const RunOutput ref = train(&local, 3, g_dir + "/ref3_r" + std::to_string(g_comm->rank()));
   expect_same_params(resumed.params, ref.params);
   for (const auto& p : resumed.params)
-    if (p.sharded) EXPECT_EQ(p.blob->shape(0), shard_range(10, three_ranks.rank(), 3).count);
+    if (p.sharded) {
+      EXPECT_EQ(p.blob->shape(0), shard_range(10, three_ranks.rank(), 3).count);
+    }
 }
 
 TEST(MpiTraining, CommTrafficOfTheHeadFollowsTheDesign) {
