@@ -10,10 +10,12 @@
 
 // The counter-based functions below also run inside CUDA kernels (Dropout's mask):
 // nvcc compiles them for host and device, the C++ compiler sees plain inline functions.
+#ifndef COCO_HD
 #if defined(__CUDACC__)
 #define COCO_HD __host__ __device__
 #else
 #define COCO_HD
+#endif
 #endif
 
 namespace coco {

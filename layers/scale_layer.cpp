@@ -71,7 +71,9 @@ void ScaleLayer::reshape(const Blobs& bottom, const Blobs& top) {
   dim_ = shape_count(s);
   inner_ = x.count(axis_ + k);
   if (top[0] != bottom[0]) top[0]->reshape_like(x);
-  bottom_copy_.set_device(x.device());  // the CUDA path keeps its copy on the device
+  // The in-place copy of x lives on x's device; sized here, before forward.
+  bottom_copy_.set_device(x.device());
+  if (top[0] == bottom[0]) bottom_copy_.reshape(x.shape());
 }
 
 void ScaleLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
