@@ -56,8 +56,8 @@ ParityOptions conv_options() {
 }
 
 // coco's own pooling kernels repeat the CPU's float operations in the CPU's order
-// (comparisons, the window sums row-major, the same division), so they agree bit
-// for bit.
+// (comparisons, the window sums row-major, the same division; no multiply-add a
+// compiler could fuse), so they agree bit for bit.
 ParityOptions exact_options() {
   ParityOptions o;
   o.rtol = 0;
@@ -86,9 +86,11 @@ ParityOptions gemm_options() {
 
 // Batch normalisation: the statistics are double sums on both sides (only their
 // order differs), so mean/var agree to the float rounding of the same double; the
-// elementwise steps are the CPU's float operations. What remains is an ulp of a
-// statistic propagated through x_hat (|x_hat| <= ~2) and the gradient (|dx| <= ~10
-// with inv_std ~ 1.7): rtol 1e-5 with a 1e-6 floor for values near 0.
+// elementwise steps are the CPU's float operations (a CPU build with -march=native
+// may fuse some of them into FMAs: one rounding apart). What remains is an ulp of a
+// statistic propagated through x_hat (|x_hat| <= ~2), the running sums and the
+// gradient (|dx| <= ~10 with inv_std ~ 1.7): rtol 1e-5 with a 1e-6 floor for values
+// near 0.
 ParityOptions bn_options() {
   ParityOptions o;
   o.rtol = 1e-5;
