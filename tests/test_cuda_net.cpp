@@ -16,17 +16,17 @@
 namespace coco::testing {
 namespace {
 
-struct Run {
+struct TrainRun {
   std::unique_ptr<Net> net;
   std::unique_ptr<SgdSolver> solver;
   std::vector<double> losses;
 };
 
-Run train(const std::string& config, Device dev, int steps, int64_t batch) {
+TrainRun train(const std::string& config, Device dev, int steps, int64_t batch) {
   TrainConfig cfg = load_train_config(std::string(COCO_SOURCE_DIR) + "/" + config);
   set_input_batch(&cfg.net, batch);
   static LocalCommunicator comm;
-  Run r;
+  TrainRun r;
   r.net = std::make_unique<Net>(cfg.net, Phase::kTrain, &comm, 1, cfg.net_origin);
   r.solver = std::make_unique<SgdSolver>(cfg.solver, r.net.get());
   Blob* data = r.net->input_blobs()[0];
@@ -57,8 +57,8 @@ TEST(CudaNet, LeNetTrainsTheSameStepsOnBothDevices) {
   for (const char* config : {"configs/mnist_coco.prototxt", "configs/mnist_softmax.prototxt",
                              "configs/mnist_center.prototxt"}) {
     SCOPED_TRACE(config);
-    Run cpu = train(config, Device::kCPU, 3, 33);
-    Run gpu = train(config, Device::kCUDA, 3, 33);
+    TrainRun cpu = train(config, Device::kCPU, 3, 33);
+    TrainRun gpu = train(config, Device::kCUDA, 3, 33);
     for (size_t i = 0; i < cpu.losses.size(); ++i)
       EXPECT_NEAR(gpu.losses[i], cpu.losses[i], 1e-3 * std::fabs(cpu.losses[i]) + 1e-5) << "step " << i;
     ParityOptions o;
@@ -74,7 +74,7 @@ TEST(CudaNet, LeNetTrainsTheSameStepsOnBothDevices) {
 // warm-up steps no step asks the driver for memory.
 TEST(CudaNet, SteadyStateStepsAllocateNoDeviceMemory) {
   COCO_REQUIRE_CUDA();
-  Run r = train("configs/mnist_coco.prototxt", Device::kCUDA, 2, 64);
+  TrainRun r = train("configs/mnist_coco.prototxt", Device::kCUDA, 2, 64);
   const auto before = cuda::memory_stats();
   for (int it = 2; it < 12; ++it) {
     r.net->set_iter(it);
@@ -91,7 +91,7 @@ TEST(CudaNet, SteadyStateStepsAllocateNoDeviceMemory) {
 
 TEST(CudaNet, DebugScanNamesAPlantedNaNOnTheDevice) {
   COCO_REQUIRE_CUDA();
-  Run r = train("configs/mnist_coco.prototxt", Device::kCUDA, 1, 16);
+  TrainRun r = train("configs/mnist_coco.prototxt", Device::kCUDA, 1, 16);
   // A NaN planted in ip1's weights (on the device).
   for (const auto& p : r.net->params())
     if (p.layer == "ip1" && p.index == 0) {
@@ -116,8 +116,8 @@ TEST(CudaNet, DebugScanNamesAPlantedNaNOnTheDevice) {
 TEST(CudaNet, DeterministicModeRepeatsBitForBit) {
   COCO_REQUIRE_CUDA();
   cuda::set_deterministic(true);
-  Run a = train("configs/mnist_coco.prototxt", Device::kCUDA, 3, 40);
-  Run b = train("configs/mnist_coco.prototxt", Device::kCUDA, 3, 40);
+  TrainRun a = train("configs/mnist_coco.prototxt", Device::kCUDA, 3, 40);
+  TrainRun b = train("configs/mnist_coco.prototxt", Device::kCUDA, 3, 40);
   cuda::set_deterministic(false);
   EXPECT_EQ(a.losses, b.losses);
   for (size_t p = 0; p < a.net->params().size(); ++p)
