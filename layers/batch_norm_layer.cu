@@ -217,6 +217,11 @@ __global__ void update_running_kernel(float* run_mean, float* run_var, const flo
   }
 }
 
+// The 32-bit elementwise kernels step i by the whole grid (up to 65535 * 8 * 256
+// threads, about 2^27): below 2^31 elements i + step stays below 2^32, so it cannot
+// wrap around to an index that was already done.
+constexpr int64_t kMax32 = int64_t{1} << 31;
+
 dim3 reduction_grid(const Chunks& k, int64_t C) {
   return dim3(k.count, static_cast<unsigned>(std::min<int64_t>(C, kMaxGridY)));
 }
@@ -231,7 +236,7 @@ void launch_normalize(float* inv_std, float* x_hat, float* y, const float* x, co
   if (total == 0) return;
   const unsigned blocks = cuda::blocks_for(total);
   const bool affine = scale != nullptr;
-  if (total < (int64_t{1} << 32)) {
+  if (total < kMax32) {
     using I = uint32_t;
     if (affine)
       normalize_kernel<I, true><<<blocks, cuda::kThreads, 0, stream>>>(x_hat, y, x, mean, inv_std, scale, shift, I(C),
@@ -310,7 +315,7 @@ void bn_backward_input_cuda(float* dx, const float* dy, const float* x_hat, cons
   // As the CPU: 1 / (N*S) in double, rounded to float once.
   const float inv_m = static_cast<float>(1.0 / (static_cast<double>(N) * S));
   const unsigned blocks = cuda::blocks_for(total);
-  if (total < (int64_t{1} << 32)) {
+  if (total < kMax32) {
     using I = uint32_t;
     backward_input_kernel<I><<<blocks, cuda::kThreads, 0, stream>>>(dx, dy, x_hat, inv_std, gamma, sum_dy,
                                                                     sum_dy_xhat, batch_stats, inv_m, I(C), I(S),

@@ -5,10 +5,12 @@
 // Why these shapes: odd sizes (no power-of-two luck in tiling), stride 2 (the last
 // window/column hangs over the edge), groups, dilation, a batch of 1, Caffe's CEIL
 // pooling windows that run past the padded image, and ties in max pooling.
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "engine/cuda_math.h"
 #include "engine/cuda_runtime.h"
 #include "tests/cuda_parity.h"
 
@@ -449,6 +451,51 @@ TEST(CudaBatchNorm, InPlace) {
   run.shapes = {{3, 5, 4, 7}, {3, 5, 4, 7}};
   run.cuda_in_place = true;
   expect_parity_run(R"(name: "bn" type: "BatchNorm")", run, bn_options());
+}
+
+TEST(CudaBatchNorm, InPlaceJustBelow2To32Values) {
+  COCO_REQUIRE_CUDA();
+  // 2^32 - 2^26 values, in place. A 32-bit index stepping by the whole grid (~2^27)
+  // wraps past 2^32 here and normalises early elements again (mean |y| 1.5, and 100x
+  // slower): the elementwise kernels must switch to 64-bit indices from 2^31 on.
+  // Channel c holds 0 in its n = 0 plane and 4 in its n = 1 plane, so every y is
+  // -+1 * sqrt(4 / (4 + eps)). Needs about 51 GB of device memory; skipped without.
+  const int64_t S = (int64_t{1} << 30) - (int64_t{1} << 24);
+  auto layer = layer_registry().create(layer_param(R"(name: "bn" type: "BatchNorm")"));
+  LocalCommunicator comm;
+  LayerContext ctx;
+  ctx.comm = &comm;
+  Rng rng(1);
+  bool fits = true;
+  {
+    std::unique_ptr<Blob> x;
+    try {
+      x = std::make_unique<Blob>(Shape{2, 2, S}, Device::kCUDA);
+      Blobs b{x.get()};
+      layer->setup(b, b, &ctx, rng);
+      for (auto& p : layer->blobs()) {  // made on the host, as in a Net before to_device
+        Tensor keep;
+        keep.copy_from(p->data());
+        p->set_device(Device::kCUDA);
+        p->data().copy_from(keep);
+      }
+      layer->reshape(b, b);
+    } catch (const Error& e) {
+      if (std::string(e.what()).find("out of device memory") == std::string::npos) throw;
+      fits = false;
+    }
+    if (fits) {
+      for (int64_t n = 0; n < 2; ++n)
+        for (int64_t c = 0; c < 2; ++c) cuda_set(S, n == 0 ? 0.f : 4.f, x->mutable_data() + (n * 2 + c) * S);
+      Blobs b{x.get()};
+      layer->forward(b, b);
+      const double mean_abs = cuda_asum_double(x->count(), x->cdata()) / static_cast<double>(x->count());
+      EXPECT_NEAR(mean_abs, std::sqrt(4.0 / (4.0 + 1e-5)), 1e-5);
+    }
+  }
+  layer.reset();
+  cuda::empty_cache();  // give the memory back to the other tests
+  if (!fits) GTEST_SKIP() << "needs about 51 GB of device memory";
 }
 
 // ---------------------------------------------------------------- BN (the seed's)
