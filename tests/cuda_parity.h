@@ -137,8 +137,12 @@ inline void expect_cuda_parity(const std::string& layer_text, const std::vector<
 
   for (int rep = 0; rep < o.repeats; ++rep) {
     const std::string pass = " (pass " + std::to_string(rep) + ")";
-    for (auto& b : cpu->blobs()) b->diff().zero();
-    for (auto& b : gpu->blobs()) b->diff().zero();
+    // Parameter diffs start from the same non-zero values on both devices, so a
+    // backward that writes (=) instead of accumulating (+=) shows as a mismatch.
+    for (size_t k = 0; k < cpu->blobs().size(); ++k) {
+      detail_parity::fill(cpu->blobs()[k]->diff(), -1, 1, o.seed + 2000 + k + 10 * rep);
+      gpu->blobs()[k]->diff().copy_from(cpu->blobs()[k]->diff());
+    }
     cpu->reshape(bcp, tcp);
     gpu->reshape(bgp, tgp);
     cpu->forward(bcp, tcp);
