@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "engine/common.h"
+#include "engine/device_memory.h"
 
 namespace coco {
 
@@ -31,13 +32,13 @@ void LocalCommunicator::all_reduce(float* data, int64_t count, ReduceOp op) {
 
 void LocalCommunicator::all_gather(const float* send, float* recv, const std::vector<int64_t>& counts) {
   COCO_CHECK(counts.size() == 1, "local all_gather takes one count, got ", counts.size());
-  if (send != recv) std::memmove(recv, send, counts[0] * sizeof(float));
+  copy_bytes(recv, send, counts[0] * sizeof(float));
   record(Collective::kAllGather, counts[0] * static_cast<int64_t>(sizeof(float)), 0);
 }
 
 void LocalCommunicator::reduce_scatter(const float* send, float* recv, const std::vector<int64_t>& counts) {
   COCO_CHECK(counts.size() == 1, "local reduce_scatter takes one count, got ", counts.size());
-  if (send != recv) std::memmove(recv, send, counts[0] * sizeof(float));
+  copy_bytes(recv, send, counts[0] * sizeof(float));
   record(Collective::kReduceScatter, counts[0] * static_cast<int64_t>(sizeof(float)), 0);
 }
 

@@ -54,7 +54,8 @@ class Communicator {
   std::array<CollectiveStats, static_cast<int>(Collective::kCount)> stats_{};
 };
 
-// Size 1: every collective is the identity.
+// Size 1: every collective is the identity (a copy where send and recv differ,
+// on the compute stream for CUDA pointers).
 class LocalCommunicator final : public Communicator {
  public:
   int rank() const override { return 0; }

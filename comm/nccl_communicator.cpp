@@ -1,5 +1,7 @@
 #include "comm/nccl_communicator.h"
 
+#include "engine/cuda_runtime.h"
+
 #include "engine/common.h"
 
 #if COCO_WITH_NCCL
@@ -54,7 +56,7 @@ ncclRedOp_t nccl_op(ReduceOp op) {
 }  // namespace
 
 static void make_stream_and_events(int device, cudaStream_t* stream, cudaEvent_t* a, cudaEvent_t* b, float** scratch) {
-  COCO_NCCL_CUDA(cudaSetDevice(device));
+  coco::cuda::set_device(device);  // coco's context (stream, allocator) for this GPU
   COCO_NCCL_CUDA(cudaStreamCreateWithFlags(stream, cudaStreamNonBlocking));
   COCO_NCCL_CUDA(cudaEventCreateWithFlags(a, cudaEventDisableTiming));
   COCO_NCCL_CUDA(cudaEventCreateWithFlags(b, cudaEventDisableTiming));
@@ -101,13 +103,13 @@ NcclCommunicator::~NcclCommunicator() {
 }
 
 void NcclCommunicator::begin() {
-  COCO_NCCL_CUDA(cudaEventRecord(s_->compute_done, cudaStreamLegacy));
+  COCO_NCCL_CUDA(cudaEventRecord(s_->compute_done, coco::cuda::stream()));
   COCO_NCCL_CUDA(cudaStreamWaitEvent(s_->stream, s_->compute_done, 0));
 }
 
 void NcclCommunicator::end(Collective c, int64_t bytes) {
   COCO_NCCL_CUDA(cudaEventRecord(s_->comm_done, s_->stream));
-  COCO_NCCL_CUDA(cudaStreamWaitEvent(cudaStreamLegacy, s_->comm_done, 0));
+  COCO_NCCL_CUDA(cudaStreamWaitEvent(coco::cuda::stream(), s_->comm_done, 0));
   s_->last = collective_name(c);
   record(c, bytes, 0);  // asynchronous: time is measured by synchronize() callers
 }

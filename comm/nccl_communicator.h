@@ -4,7 +4,7 @@
 // MPI_Comm_split_type SHARED) picks the GPU and is checked against the device
 // count; rank 0 calls ncclGetUniqueId, MPI_Bcast shares it, every rank calls
 // ncclCommInitRank. Collectives run on a dedicated stream, ordered against the
-// compute stream (the legacy default stream) by events in both directions, so they
+// compute stream (coco::cuda::stream()) by events in both directions, so they
 // neither block the host nor race the kernels around them. synchronize() waits
 // for them, polling ncclCommGetAsyncError; past the timeout the communicator is
 // aborted (ncclCommAbort) and a coco::Error names the collective -- a dead peer

@@ -4,25 +4,9 @@
 #include <cstring>
 
 #include "engine/common.h"
-
-#if COCO_WITH_CUDA
-#include <cuda_runtime_api.h>
-#define COCO_CUDA_CALL(call)                                                            \
-  do {                                                                                  \
-    cudaError_t e_ = (call);                                                            \
-    if (e_ != cudaSuccess)                                                              \
-      ::coco::detail::throw_error(__FILE__, __LINE__,                                   \
-                                  std::string(#call " failed: ") + cudaGetErrorString(e_)); \
-  } while (0)
-#endif
+#include "engine/cuda_runtime.h"
 
 namespace coco {
-
-namespace {
-[[noreturn]] void no_cuda() {
-  COCO_THROW("this coco build has no CUDA backend (configure with COCO_WITH_CUDA=ON)");
-}
-}  // namespace
 
 void* device_alloc(Device dev, size_t bytes) {
   if (bytes == 0) bytes = 64;
@@ -32,13 +16,7 @@ void* device_alloc(Device dev, size_t bytes) {
     if (!p) COCO_THROW("out of host memory allocating ", bytes, " bytes");
     return p;
   }
-#if COCO_WITH_CUDA
-  void* p = nullptr;
-  COCO_CUDA_CALL(cudaMalloc(&p, bytes));
-  return p;
-#else
-  no_cuda();
-#endif
+  return cuda::allocate(bytes);
 }
 
 void device_free(Device dev, void* p) {
@@ -47,9 +25,7 @@ void device_free(Device dev, void* p) {
     std::free(p);
     return;
   }
-#if COCO_WITH_CUDA
-  cudaFree(p);
-#endif
+  cuda::deallocate(p);
 }
 
 void device_copy(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes) {
@@ -58,11 +34,7 @@ void device_copy(void* dst, Device dst_dev, const void* src, Device src_dev, siz
     std::memcpy(dst, src, bytes);
     return;
   }
-#if COCO_WITH_CUDA
-  COCO_CUDA_CALL(cudaMemcpy(dst, src, bytes, cudaMemcpyDefault));
-#else
-  no_cuda();
-#endif
+  cuda::copy(dst, src, bytes, /*wait=*/true);
 }
 
 void device_memset_zero(void* p, Device dev, size_t bytes) {
@@ -71,20 +43,22 @@ void device_memset_zero(void* p, Device dev, size_t bytes) {
     std::memset(p, 0, bytes);
     return;
   }
-#if COCO_WITH_CUDA
-  COCO_CUDA_CALL(cudaMemset(p, 0, bytes));
-#else
-  no_cuda();
-#endif
+  cuda::memset_zero(p, bytes);
 }
 
-bool cuda_available() {
-#if COCO_WITH_CUDA
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-#else
-  return false;
-#endif
+Device pointer_device(const void* p) { return cuda::owns(p) ? Device::kCUDA : Device::kCPU; }
+
+void copy_bytes(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0 || dst == src) return;
+  const Device d = pointer_device(dst), s = pointer_device(src);
+  if (d == Device::kCPU && s == Device::kCPU) {
+    std::memmove(dst, src, bytes);
+    return;
+  }
+  // Device-to-device stays on the stream; anything touching the host waits for it.
+  cuda::copy(dst, src, bytes, /*wait=*/!(d == Device::kCUDA && s == Device::kCUDA));
 }
+
+bool cuda_available() { return cuda::available(); }
 
 }  // namespace coco

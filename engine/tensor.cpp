@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "engine/common.h"
+#include "engine/cuda_math.h"
 #include "engine/device_memory.h"
 
 namespace coco {
@@ -88,8 +89,7 @@ void Tensor::fill(float v) {
   if (device_ == Device::kCPU) {
     std::fill(data(), data() + count_, v);
   } else {
-    std::vector<float> host(count_, v);
-    device_copy(data(), device_, host.data(), Device::kCPU, host.size() * sizeof(float));
+    cuda_set(count_, v, data());
   }
 }
 

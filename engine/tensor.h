@@ -50,7 +50,7 @@ class Tensor {
 
   // Explicit copy of contents (any device pair); reshapes this to other's shape.
   void copy_from(const Tensor& other);
-  // Zero / fill (CPU or CUDA, synchronous for CUDA).
+  // Zero / fill (CPU, or CUDA ordered on the compute stream).
   void zero();
   void fill(float v);
   // Host access for tests and I/O: only valid for CPU tensors (throws otherwise).
