@@ -454,7 +454,8 @@ void CocoLossLayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
   const bool exact = cosine_ && update_ == proto::CocoLossParameter::EXACT;
   d_c_inv_norm_.reshape({Kr});
   if (cosine_) coco_head_centroid_norms(c, d_c_inv_norm_.data(), Kr, D, cosine_, renorm, st);
-  d_c_hat_.reshape({exact ? T_ : 0, D});
+  const int64_t t_max = std::max<int64_t>(std::min(T_, Kr), 1);  // the widest chunk of this shard
+  d_c_hat_.reshape({exact ? t_max : 0, D});
   auto chunk_centroids = [&](int64_t c0, int64_t t) -> const float* {
     if (!exact) return c + c0 * D;
     coco_head_unit_centroids(d_c_hat_.data(), c + c0 * D, d_c_inv_norm_.data() + c0, t, D, st);
@@ -483,7 +484,7 @@ void CocoLossLayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
   const double budget = static_cast<double>(param_.coco_loss_param().logits_cache_mb()) * (1 << 20);
   cached_chunks_ = train ? std::min<int64_t>(n_chunks, static_cast<int64_t>(budget / chunk_bytes)) : 0;
   const int64_t slots = cached_chunks_ + (cached_chunks_ < n_chunks ? 1 : 0);
-  const int64_t slot_stride = (M * T_ + 63) / 64 * 64;
+  const int64_t slot_stride = (M * t_max + 63) / 64 * 64;
   d_logits_.reshape({std::max<int64_t>(slots, 1) * slot_stride});
   auto slot = [&](int64_t chunk) { return d_logits_.data() + std::min(chunk, cached_chunks_) * slot_stride; };
 
@@ -533,7 +534,7 @@ void CocoLossLayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
   // target) in place of the logits; centroid gradient Gᵀf (+ normalisation
   // Jacobian) into the parameter diff; partial feature gradient G ĉ.
   d_grad_f_all_.reshape({M, D});
-  d_grad_c_hat_.reshape({T_, D});
+  d_grad_c_hat_.reshape({t_max, D});
   float* grad_f_all = d_grad_f_all_.data();
   float* dc = blobs_[0]->mutable_diff();
   const float invM = 1.0f / M;

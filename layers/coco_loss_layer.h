@@ -105,8 +105,8 @@ class CocoLossLayer final : public Layer {
   Tensor d_f_all_;         // (M, D) alpha * x̂ of all ranks (gathered in place)
   Tensor d_labels_all_;    // (M)
   Tensor d_c_inv_norm_;    // (K_r)
-  Tensor d_c_hat_;         // (T, D) unit centroids of the current chunk (EXACT cosine only)
-  Tensor d_logits_;        // (cached chunks + 1) slots of M x T, each padded to 64 floats
+  Tensor d_c_hat_;         // (T', D) unit centroids of the current chunk (EXACT cosine only); T' = min(T, K_r)
+  Tensor d_logits_;        // (cached chunks + 1) slots of M x T', each padded to 64 floats
   Tensor d_row_max_;       // (M)
   Tensor d_local_max_;     // (M) this rank's row maxima before the MAX all-reduce
   Tensor d_sum_target_;    // (2M) [row sums, target logits]
@@ -116,7 +116,7 @@ class CocoLossLayer final : public Layer {
   Tensor d_cand_;          // (M)
   Tensor d_grad_f_all_;    // (M, D); at one rank also dL/dx after the projection
   Tensor d_grad_x_;        // (M_l, D) dL/dx of this rank's rows (more than one rank only)
-  Tensor d_grad_c_hat_;    // (T, D)
+  Tensor d_grad_c_hat_;    // (T', D)
   const float* d_grad_x_ptr_ = nullptr;  // d_grad_f_all_ or d_grad_x_ after a train forward
 };
 
