@@ -146,6 +146,7 @@ std::string shard_path(const std::string& checkpoint, int rank, int num_shards) 
 
 void load_sharded_rows(Net& net, const proto::Checkpoint& ckpt, const std::string& path,
                        const std::function<Tensor*(size_t)>& history_of) {
+  COCO_CHECK(net.device() == Device::kCPU, "load checkpoint rows before moving the net to a device");
   const int saved = ckpt.num_shards();
   std::map<int, proto::CheckpointShard> files;  // read lazily, only where rows overlap
   auto shard_file = [&](int s) -> const proto::CheckpointShard& {

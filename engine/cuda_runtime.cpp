@@ -158,23 +158,15 @@ void empty_cache() { ctx().alloc->release_cache(); }
 void* allocate(size_t bytes) { return ctx().alloc->allocate(bytes); }
 
 bool owns(const void* p) {
-  std::vector<Context*> all;
-  {
-    std::lock_guard<std::mutex> lock(g_mu);
-    all = g_contexts;
-  }
-  for (Context* c : all)
+  std::lock_guard<std::mutex> lock(g_mu);  // the allocators' own locks nest inside, never around
+  for (Context* c : g_contexts)
     if (c && c->alloc->owns(p)) return true;
   return false;
 }
 
 void deallocate(void* p) {
-  std::vector<Context*> all;
-  {
-    std::lock_guard<std::mutex> lock(g_mu);
-    all = g_contexts;
-  }
-  for (Context* c : all)
+  std::lock_guard<std::mutex> lock(g_mu);
+  for (Context* c : g_contexts)
     if (c && c->alloc->owns(p)) {
       c->alloc->deallocate(p);
       return;

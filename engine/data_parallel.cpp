@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "engine/common.h"
+#include "engine/device_memory.h"
 
 namespace coco {
 
@@ -22,12 +23,17 @@ GradientReducer::GradientReducer(Net& net, Communicator& comm, double bucket_mb)
     filled += n;
     largest = std::max(largest, filled);
   }
-  buffer_.resize(largest);
+  largest_ = largest;
 }
 
 void GradientReducer::all_reduce() {
   if (comm_.size() == 1) return;
   const auto& params = net_.params();
+  if (buffer_.device() != net_.device() || buffer_.count() < largest_) {
+    buffer_.set_device(net_.device());
+    buffer_.reshape({largest_});
+  }
+  float* buf = buffer_.data();
   for (const auto& bucket : buckets_) {
     if (bucket.size() == 1) {  // one blob: reduce it in place
       Blob& b = *params[bucket[0]].blob;
@@ -37,14 +43,14 @@ void GradientReducer::all_reduce() {
     int64_t off = 0;
     for (size_t i : bucket) {
       const Blob& b = *params[i].blob;
-      std::memcpy(buffer_.data() + off, b.cdiff(), b.count() * sizeof(float));
+      copy_bytes(buf + off, b.cdiff(), b.count() * sizeof(float));
       off += b.count();
     }
-    comm_.all_reduce(buffer_.data(), off, ReduceOp::kSum);
+    comm_.all_reduce(buf, off, ReduceOp::kSum);
     off = 0;
     for (size_t i : bucket) {
       Blob& b = *params[i].blob;
-      std::memcpy(b.mutable_diff(), buffer_.data() + off, b.count() * sizeof(float));
+      copy_bytes(b.mutable_diff(), buf + off, b.count() * sizeof(float));
       off += b.count();
     }
   }

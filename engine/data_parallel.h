@@ -6,7 +6,8 @@
 // the batch does not divide evenly. Gradients are packed into buckets of about
 // bucket_mb and summed with one all-reduce per bucket (few large messages instead
 // of one per blob). Sharded parameters (CocoLoss centroids) are skipped: each rank
-// already holds their complete gradient.
+// already holds their complete gradient. On CUDA the buckets live on the device and
+// the communicator (NCCL) takes device pointers.
 #pragma once
 
 #include <vector>
@@ -29,7 +30,8 @@ class GradientReducer {
   Net& net_;
   Communicator& comm_;
   std::vector<std::vector<size_t>> buckets_;  // indices into net.params()
-  std::vector<float> buffer_;
+  int64_t largest_ = 0;
+  Tensor buffer_;  // one bucket, on the parameters' device
 };
 
 }  // namespace coco

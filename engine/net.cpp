@@ -2,11 +2,15 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <iomanip>
 #include <set>
 #include <sstream>
 
 #include "engine/common.h"
+#include "engine/cuda_math.h"
+#include "engine/cuda_runtime.h"
+#include "engine/device_memory.h"
 
 namespace coco {
 
@@ -273,6 +277,8 @@ double Net::forward() {
     const auto t0 = std::chrono::steady_clock::now();
     layers_[i]->reshape(bottoms_[i], tops_[i]);
     layers_[i]->forward(bottoms_[i], tops_[i]);
+    if (debug_) debug_check(i, true);
+    if (timing_ && device_ == Device::kCUDA) cuda::synchronize(layers_[i]->name());
     if (timing_) forward_seconds_[i] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
   last_local_loss_ = last_global_loss_ = 0;
@@ -293,8 +299,69 @@ void Net::backward() {
     if (!need_backward_[i]) continue;
     const auto t0 = std::chrono::steady_clock::now();
     layers_[i]->backward(tops_[i], propagate_down_[i], bottoms_[i]);
+    if (debug_) debug_check(i, false);
+    if (timing_ && device_ == Device::kCUDA) cuda::synchronize(layers_[i]->name());
     if (timing_) backward_seconds_[i] += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
+}
+
+void Net::to_device(Device dev) {
+  if (dev == device_) return;
+  for (auto& p : params_) {
+    Blob& b = *p.blob;
+    if (b.device() == dev) continue;  // shared with a net that moved first
+    Tensor keep;
+    keep.copy_from(b.data());  // to the host (from wherever the blob is)
+    b.set_device(dev);
+    b.data().copy_from(keep);
+    b.diff().zero();
+  }
+  for (auto& b : blobs_) b->set_device(dev);
+  device_ = dev;
+  for (size_t i = 0; i < layers_.size(); ++i) layers_[i]->reshape(bottoms_[i], tops_[i]);
+}
+
+namespace {
+// Number of NaN/Inf values of a tensor and the first one's index (-1 if none).
+int64_t count_nonfinite(const Tensor& t, int64_t* first) {
+  *first = -1;
+  if (t.device() == Device::kCUDA) return cuda_count_nonfinite(t.count(), t.data(), first);
+  int64_t n = 0;
+  const float* p = t.data();
+  for (int64_t i = 0; i < t.count(); ++i)
+    if (!std::isfinite(p[i])) {
+      if (n++ == 0) *first = i;
+    }
+  return n;
+}
+}  // namespace
+
+void Net::debug_check(size_t i, bool forward) const {
+  const Layer& l = *layers_[i];
+  const char* pass = forward ? "forward" : "backward";
+  if (device_ == Device::kCUDA)
+    cuda::synchronize(detail::concat("debug: iteration ", ctx_.iter, ", ", pass, " of layer '", l.name(), "' (",
+                                     l.type(), ")"));
+  auto check = [&](const Tensor& t, const std::string& what) {
+    int64_t first = -1;
+    const int64_t bad = count_nonfinite(t, &first);
+    if (bad == 0) return;
+    float v = 0;
+    device_copy(&v, Device::kCPU, t.data() + first, t.device(), sizeof(float));
+    COCO_THROW("debug: iteration ", ctx_.iter, ", ", pass, " of layer '", l.name(), "' (", l.type(), ") in ",
+               origin_, ": ", what, " holds ", bad, " NaN/Inf value(s) of ", t.count(), ", the first at index ",
+               first, " (", v, ")");
+  };
+  if (forward) {
+    for (size_t t = 0; t < tops_[i].size(); ++t)
+      check(tops_[i][t]->data(), "top '" + l.param().top(static_cast<int>(t)) + "'");
+    return;
+  }
+  for (size_t b = 0; b < bottoms_[i].size(); ++b)
+    if (propagate_down_[i][b])
+      check(bottoms_[i][b]->diff(), "the gradient of bottom '" + l.param().bottom(static_cast<int>(b)) + "'");
+  for (size_t k = 0; k < l.blobs().size(); ++k)
+    check(l.blobs()[k]->diff(), "the gradient of parameter " + std::to_string(k));
 }
 
 void Net::clear_param_diffs() {
@@ -373,6 +440,7 @@ void Net::replicated_to_proto(proto::NetParameter* out) const {
 }
 
 void Net::copy_from(const proto::NetParameter& in, const std::string& origin, bool require_all) {
+  COCO_CHECK(device_ == Device::kCPU, "load parameters into ", origin_, " before moving it to a device");
   std::map<std::string, const proto::LayerParameter*> by_name;
   for (const auto& l : in.layer())
     if (l.blobs_size() > 0) by_name[l.name()] = &l;

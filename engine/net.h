@@ -76,6 +76,19 @@ class Net {
   const std::vector<Blob*>& bottoms(size_t i) const { return bottoms_[i]; }
   bool layer_needs_backward(size_t i) const { return need_backward_[i]; }
 
+  // Moves the net to a device: parameters keep their values, activations and
+  // gradients are reallocated there, and every layer is reshaped so its scratch
+  // follows. Parameters shared with another net (share_params_from) move once.
+  void to_device(Device dev);
+  Device device() const { return device_; }
+
+  // Debug mode (coco-train --debug): after every layer's forward and backward, a
+  // synchronous CUDA error check and a scan of what the layer wrote (tops; bottom and
+  // parameter gradients) for NaN/Inf. The first bad value throws a coco::Error
+  // naming the iteration, the pass, the layer and the blob.
+  void set_debug(bool on) { debug_ = on; }
+  bool debug() const { return debug_; }
+
   // Per-layer wall time of forward and backward, accumulated while enabled (coco-train --time).
   void enable_timing(bool on) { timing_ = on; }
   const std::vector<double>& forward_seconds() const { return forward_seconds_; }
@@ -125,6 +138,9 @@ class Net {
   double last_local_loss_ = 0, last_global_loss_ = 0;
   std::vector<ParamInfo> params_;
   bool timing_ = false;
+  bool debug_ = false;
+  Device device_ = Device::kCPU;
+  void debug_check(size_t layer, bool forward) const;
   std::vector<double> forward_seconds_, backward_seconds_;
 };
 

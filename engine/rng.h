@@ -8,20 +8,30 @@
 #include <cstdint>
 #include <random>
 
+// The counter-based functions below also run inside CUDA kernels (Dropout's mask):
+// nvcc compiles them for host and device, the C++ compiler sees plain inline functions.
+#ifndef COCO_HD
+#if defined(__CUDACC__)
+#define COCO_HD __host__ __device__
+#else
+#define COCO_HD
+#endif
+#endif
+
 namespace coco {
 
 // SplitMix64 finaliser: a good 64-bit mix of its input.
-inline uint64_t mix64(uint64_t z) {
+COCO_HD inline uint64_t mix64(uint64_t z) {
   z += 0x9E3779B97F4A7C15ull;
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
 }
 
-inline uint64_t hash3(uint64_t a, uint64_t b, uint64_t c) { return mix64(mix64(mix64(a) ^ b) ^ c); }
+COCO_HD inline uint64_t hash3(uint64_t a, uint64_t b, uint64_t c) { return mix64(mix64(mix64(a) ^ b) ^ c); }
 
 // Uniform in [0, 1) from (seed, stream, index).
-inline float uniform01(uint64_t seed, uint64_t stream, uint64_t index) {
+COCO_HD inline float uniform01(uint64_t seed, uint64_t stream, uint64_t index) {
   return static_cast<float>(hash3(seed, stream, index) >> 40) * (1.0f / 16777216.0f);
 }
 

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "engine/common.h"
+#include "engine/cuda_math.h"
 #include "engine/math.h"
 
 namespace coco {
@@ -70,7 +71,8 @@ double SgdSolver::gradient_norm() const {
   double s = 0;
   for (int i : learnable_) {
     const auto& b = *net_->params()[i].blob;
-    s += cpu_dot_double(b.count(), b.cdiff(), b.cdiff());
+    s += b.device() == Device::kCUDA ? cuda_dot_double(b.count(), b.cdiff(), b.cdiff())
+                                     : cpu_dot_double(b.count(), b.cdiff(), b.cdiff());
   }
   return std::sqrt(s);
 }
@@ -87,18 +89,32 @@ void SgdSolver::apply_update(int64_t iter) {
   for (size_t h = 0; h < learnable_.size(); ++h) {
     const ParamInfo& p = net_->params()[learnable_[h]];
     Blob& b = *p.blob;
-    COCO_CHECK(b.device() == Device::kCPU, "the CUDA solver path arrives with the CUDA backend");
     float* w = b.mutable_data();
     const float* g = b.cdiff();
     float* v = history_[h].data();
     const float local_lr = lr * p.lr_mult, decay = wd * p.decay_mult;
     const int64_t n = b.count();
+    if (b.device() == Device::kCUDA) {
+      COCO_CHECK(history_[h].device() == Device::kCUDA, "momentum of '", p.layer, "' is not on the device");
+      cuda_sgd_update(n, w, v, g, local_lr, momentum, decay, l1, clip);
+      continue;
+    }
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; ++i) {
       const float reg = l1 ? decay * ((w[i] > 0) - (w[i] < 0)) : decay * w[i];
       v[i] = momentum * v[i] + local_lr * (clip * g[i] + reg);
       w[i] -= v[i];
     }
+  }
+}
+
+void SgdSolver::to_device(Device dev) {
+  for (auto& h : history_) {
+    if (h.device() == dev) continue;
+    Tensor keep;
+    keep.copy_from(h);
+    h.set_device(dev);
+    h.copy_from(keep);
   }
 }
 

@@ -24,8 +24,11 @@ class SgdSolver {
   double learning_rate(int64_t iter) const;
   // Applies one update with the rate of `iter` to the net's current diffs.
   void apply_update(int64_t iter);
-  // Global L2 norm of the learnable gradients (before the update).
+  // Global L2 norm of the learnable gradients (before the update); NaN or Inf when
+  // a gradient holds one.
   double gradient_norm() const;
+  // Moves the momentum buffers to the net's device (call after Net::to_device).
+  void to_device(Device dev);
 
   // Momentum buffers of the replicated (not sharded) learnable parameters, in order.
   // Sharded parameters' buffers travel with their shards (history_of).

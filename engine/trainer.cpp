@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/checkpoint.h"
+#include "engine/debug.h"
 #include "engine/training_checkpoint.h"
 #include "engine/common.h"
 #include "engine/logging.h"
@@ -39,7 +40,8 @@ void set_input_batch(proto::NetParameter* net, int64_t batch) {
         if (s.dim_size() > 0) s.set_dim(0, batch);
 }
 
-Trainer::Trainer(const TrainOptions& opt, Communicator* comm) : opt_(opt), comm_(comm) {
+Trainer::Trainer(const TrainOptions& opt, Communicator* comm, Communicator* host_comm)
+    : opt_(opt), comm_(comm), host_comm_(host_comm ? host_comm : comm) {
   cfg_ = load_train_config(opt.config);
   auto& s = cfg_.solver;
   if (opt.seed >= 0) s.set_random_seed(opt.seed);
@@ -100,8 +102,63 @@ Trainer::Trainer(const TrainOptions& opt, Communicator* comm) : opt_(opt), comm_
     start_iter_ = load_training_checkpoint(opt.resume, *train_net_, *solver_);
     spdlog::info("resumed from {} at iteration {}", opt.resume, start_iter_);
   }
+  // Parameters are loaded on the host; then the nets and the momentum move.
+  if (opt.device != Device::kCPU) {
+    train_net_->to_device(opt.device);
+    if (test_net_) test_net_->to_device(opt.device);
+    solver_->to_device(opt.device);
+  }
+  if (opt.debug) {
+    train_net_->set_debug(true);
+    if (test_net_) test_net_->set_debug(true);
+  }
   // One consistent start on every rank (rank 0's replicated parameters).
   reducer_->broadcast_params(0);
+}
+
+void Trainer::fill_inputs(Net& net, bool train, int64_t first, int64_t count) {
+  Blob* data = net.input_blobs()[0];
+  Blob* label = net.input_blobs()[1];
+  DataSource& src = train ? *train_data_ : *test_data_;
+  if (net.device() == Device::kCPU) {
+    if (train)
+      src.fill_train(first, count, data->mutable_data(), label->mutable_data());
+    else
+      src.fill_range(first, count, data->mutable_data(), label->mutable_data());
+    return;
+  }
+  host_data_.reshape(data->shape());
+  host_label_.reshape(label->shape());
+  if (train)
+    src.fill_train(first, count, host_data_.mutable_data(), host_label_.mutable_data());
+  else
+    src.fill_range(first, count, host_data_.mutable_data(), host_label_.mutable_data());
+  data->data().copy_from(host_data_.data());
+  label->data().copy_from(host_label_.data());
+}
+
+std::string Trainer::diagnose_nonfinite(int64_t iter) {
+  const bool was = train_net_->debug();
+  train_net_->set_debug(true);
+  // The re-run must not move running statistics a second time.
+  const auto& params = train_net_->params();
+  std::vector<Tensor> state(params.size());
+  for (size_t i = 0; i < params.size(); ++i)
+    if (!params[i].learnable) state[i].copy_from(params[i].blob->data());
+  std::string found = "no layer produced a NaN/Inf when the step was re-run with the per-layer scan"
+                      " (a peer rank's gradient, or a non-deterministic fault)";
+  try {
+    fill_inputs(*train_net_, true, iter * batch_ + slice_.start, slice_.count);
+    train_net_->set_iter(iter);
+    train_net_->clear_param_diffs();
+    train_net_->forward_backward();
+  } catch (const Error& e) {
+    found = e.what();
+  }
+  train_net_->set_debug(was);
+  for (size_t i = 0; i < params.size(); ++i)
+    if (!params[i].learnable) params[i].blob->data().copy_from(state[i]);
+  return found;
 }
 
 std::string Trainer::describe() const { return train_net_->describe(); }
@@ -146,7 +203,7 @@ Trainer::TestOutcome Trainer::test(int64_t iter) {
     ds.insert(ds.end(), sample.begin(), sample.end());
     data->reshape(ds);
     label->reshape({mine.count});
-    test_data_->fill_range(batch.start + mine.start, mine.count, data->mutable_data(), label->mutable_data());
+    fill_inputs(*test_net_, false, batch.start + mine.start, mine.count);
     test_net_->forward();
     for (size_t o = 0; o < names.size(); ++o) {
       const auto v = test_net_->blob(names[o])->data().to_vector();
@@ -160,7 +217,7 @@ Trainer::TestOutcome Trainer::test(int64_t iter) {
     }
   }
   for (size_t o = 0; o < names.size(); ++o) sums[o] = static_cast<float>(local[o]);
-  comm_->all_reduce(sums.data(), static_cast<int64_t>(sums.size()), ReduceOp::kSum);
+  host_comm_->all_reduce(sums.data(), static_cast<int64_t>(sums.size()), ReduceOp::kSum);
   for (size_t o = 0; o < names.size(); ++o) {
     const double mean = sums[o] / n;
     const float w = test_net_->output_weights()[o];
@@ -194,8 +251,6 @@ TrainResult Trainer::run() {
 
   TrainResult result;
   result.test_loss = NAN;
-  Blob* data = train_net_->input_blobs()[0];
-  Blob* label = train_net_->input_blobs()[1];
   const int display = s.display();
   const int window = std::max(1, s.average_loss());
   std::deque<double> recent;
@@ -205,6 +260,7 @@ TrainResult Trainer::run() {
   double window_seconds = 0;  // training steps only: test passes and snapshots excluded
   int64_t window_iters = 0;
   const bool lead = comm_->rank() == 0;
+  std::vector<Tensor> state_backup;
   spdlog::info("training {} from iteration {} to {}, batch {} ({} on this rank of {}), {} learnable values, seed {}",
                opt_.config, start_iter_, max_iter_, batch_, slice_.count, comm_->size(),
                train_net_->num_learnable_values(), seed_);
@@ -219,21 +275,59 @@ TrainResult Trainer::run() {
     emit(j);
   };
 
+  if (opt_.debug_gradcheck && max_iter_ > start_iter_) {
+    // The loss layers' gradients against finite differences, on the first batch.
+    fill_inputs(*train_net_, true, start_iter_ * batch_ + slice_.start, slice_.count);
+    train_net_->set_iter(start_iter_);
+    for (const auto& r : check_loss_gradients(*train_net_)) {
+      if (lead)
+        spdlog::info("debug gradcheck {}: {} entries, {} outside tolerance, worst {:.3g} of tolerance ({})", r.layer,
+                     r.checked, r.failed, r.max_error, r.worst);
+      if (!r.ok())
+        COCO_THROW("debug gradcheck, iteration ", start_iter_, ": layer ", r.layer, ": ", r.failed, " of ", r.checked,
+                   " gradient entries disagree with finite differences; worst: ", r.worst);
+    }
+  }
+
   for (int64_t it = start_iter_; it < max_iter_; ++it) {
     if (test_net_ && it % s.test_interval() == 0 && (it > start_iter_ || (it == 0 && s.test_initialization())))
       run_test(it);
     const auto t0 = Clock::now();
-    train_data_->fill_train(it * batch_ + slice_.start, slice_.count, data->mutable_data(), label->mutable_data());
+    fill_inputs(*train_net_, true, it * batch_ + slice_.start, slice_.count);
     train_net_->set_iter(it);
     train_net_->clear_param_diffs();
+    // A step that may be skipped must not leave its forward's state behind (running
+    // statistics): keep a copy of the state blobs to put back.
+    const auto& params = train_net_->params();
+    if (opt_.skip_nonfinite) {
+      state_backup.resize(params.size());
+      for (size_t i = 0; i < params.size(); ++i)
+        if (!params[i].learnable) state_backup[i].copy_from(params[i].blob->data());
+    }
     train_net_->forward_backward();
     reducer_->all_reduce();
-    // The global loss: local-mean losses weighted by each rank's share, plus global ones.
-    float part = static_cast<float>(train_net_->last_local_loss() * slice_.count / batch_);
-    comm_->all_reduce(&part, 1, ReduceOp::kSum);
-    const double loss = part + train_net_->last_global_loss();
-    if (!std::isfinite(loss))
-      COCO_THROW("iteration ", it, ": the loss is ", loss, " (diverged); lower base_lr or check the data");
+    // The global loss: local-mean losses weighted by each rank's share, plus global
+    // ones; and whether every rank's loss and gradient are finite (the same verdict
+    // on every rank, so all of them skip or stop together).
+    float agg[2] = {static_cast<float>(train_net_->last_local_loss() * slice_.count / batch_), 0.f};
+    agg[1] = std::isfinite(train_net_->last_global_loss()) && std::isfinite(solver_->gradient_norm()) ? 0.f : 1.f;
+    host_comm_->all_reduce(agg, 2, ReduceOp::kSum);
+    const double loss = agg[0] + train_net_->last_global_loss();
+    if (!std::isfinite(loss) || agg[1] != 0) {
+      const std::string why = diagnose_nonfinite(it);
+      if (!opt_.skip_nonfinite)
+        COCO_THROW("iteration ", it, ": the loss (", loss, ") or a gradient is not finite: ", why,
+                   result.last_snapshot.empty() ? std::string("; no checkpoint was written in this run")
+                                                : "; the last good checkpoint is " + result.last_snapshot,
+                   " (lower base_lr or check the data; --on-nonfinite skip skips such steps)");
+      for (size_t i = 0; i < params.size(); ++i)
+        if (!params[i].learnable) params[i].blob->data().copy_from(state_backup[i]);
+      ++result.skipped_steps;
+      if (lead) spdlog::warn("iteration {}: non-finite loss or gradient, step skipped ({} so far): {}", it,
+                             result.skipped_steps, why);
+      emit({{"iter", it + 1}, {"skipped_nonfinite", result.skipped_steps}});
+      continue;
+    }
     solver_->apply_update(it);
     const double dt = seconds_since(t0);
     train_seconds += dt;

@@ -33,6 +33,16 @@ struct TrainOptions {
   int64_t seed = -1;            // overrides random_seed
   bool dry_run = false;
   bool quiet = false;           // no per-display log lines (tests)
+  Device device = Device::kCPU; // where the nets run (the CUDA device is selected by the caller)
+  // Debug mode: a NaN/Inf scan after every layer (Net::set_debug), deterministic
+  // algorithms; with debug_gradcheck, a finite-difference check of every loss
+  // layer's gradient on the first iteration.
+  bool debug = false;
+  bool debug_gradcheck = false;
+  // A step whose loss or gradient is NaN/Inf: stop (false; the error names the first
+  // layer that produced it and no checkpoint is written after the last good one) or
+  // skip the update and count it (true).
+  bool skip_nonfinite = false;
 };
 
 struct TrainResult {
@@ -42,11 +52,14 @@ struct TrainResult {
   double test_accuracy = 0;
   double images_per_s = 0;       // over the whole run, test passes excluded
   std::string last_snapshot;
+  int64_t skipped_steps = 0;     // non-finite steps skipped (skip_nonfinite)
 };
 
 class Trainer {
  public:
-  Trainer(const TrainOptions& opt, Communicator* comm);
+  // `comm` carries the nets' tensors (NCCL for CUDA tensors on several ranks);
+  // `host_comm` the host-side scalars (losses, test sums): MPI, or `comm` when null.
+  Trainer(const TrainOptions& opt, Communicator* comm, Communicator* host_comm = nullptr);
   // Builds the net and prints its layers (dry run).
   std::string describe() const;
   TrainResult run();
@@ -63,10 +76,16 @@ class Trainer {
     bool has_accuracy = false;
   };
   TestOutcome test(int64_t iter);
+  // Fills a net's inputs (through host staging blobs when the net is on a device).
+  void fill_inputs(Net& net, bool train, int64_t first, int64_t count);
+  // A non-finite step: re-runs it with the per-layer scan to name the layer.
+  std::string diagnose_nonfinite(int64_t iter);
 
   TrainOptions opt_;
   Communicator* comm_;
+  Communicator* host_comm_;
   TrainConfig cfg_;
+  Blob host_data_, host_label_;  // staging for device nets
   uint64_t seed_ = 1;
   int64_t batch_ = 0, test_batch_ = 0, max_iter_ = 0;
   std::unique_ptr<DataSource> train_data_, test_data_;

@@ -14,8 +14,10 @@
 
 #include "comm/communicator.h"
 #include "comm/mpi_communicator.h"
+#include "comm/nccl_communicator.h"
 #include "engine/cli.h"
 #include "engine/common.h"
+#include "engine/cuda_runtime.h"
 #include "engine/logging.h"
 #include "engine/math.h"
 #include "engine/tensor.h"
@@ -29,9 +31,12 @@ using coco::parse_int_flag;
 const char* kUsage = R"(usage: coco-train --config FILE [options]
 
 Trains the net of a solver config (Caffe's SolverParameter with coco's data
-fields) on the CPU, in one process or data parallel under mpirun:
+fields) on the CPU or a GPU, in one process or data parallel under mpirun:
   mpirun -np N coco-train --config FILE    (each rank trains on its slice of
                                             the batch; gradients are summed)
+  mpirun -np N coco-train --config FILE --device cuda
+                                           (one GPU per rank, by local rank;
+                                            NCCL joins them)
 
   --config FILE          solver config (or, with --dry-run, a net prototxt)
   --dry-run              build the net, print every layer's top shapes and
@@ -51,7 +56,19 @@ fields) on the CPU, in one process or data parallel under mpirun:
   --seed N               random seed (overrides random_seed; default 1)
   --threads N            CPU threads per rank for BLAS and coco's loops
                          (default: the cores divided among this node's ranks)
-  --device DEV           cpu (default); cuda:N needs the CUDA backend
+  --device DEV           cpu (default), cuda (GPU = local rank) or cuda:N
+                         (needs a build with the CUDA backend)
+  --debug                one process (no MPI): after every layer's forward and
+                         backward a synchronous CUDA error check and a NaN/Inf
+                         scan that names the iteration, layer and blob;
+                         deterministic algorithms, so two runs give identical
+                         losses
+  --debug-gradcheck      with --debug: first check every loss layer's gradient
+                         against finite differences on the first batch
+  --on-nonfinite ACTION  a step whose loss or gradient is NaN/Inf: stop
+                         (default; names the layer, writes no checkpoint after
+                         the last good one) or skip (no update; counted and
+                         logged)
   -h, --help             this text
 )";
 
@@ -93,6 +110,14 @@ int main(int argc, char** argv) {
         threads = static_cast<int>(parse_int_flag(a, value(), 0));
       } else if (a == "--device") {
         device = value();
+      } else if (a == "--debug") {
+        opt.debug = true;
+      } else if (a == "--debug-gradcheck") {
+        opt.debug = opt.debug_gradcheck = true;
+      } else if (a == "--on-nonfinite") {
+        const std::string v = value();
+        if (v != "stop" && v != "skip") throw UsageError{"--on-nonfinite takes stop or skip, not '" + v + "'"};
+        opt.skip_nonfinite = v == "skip";
       } else {
         throw UsageError{"unknown option '" + a + "'"};
       }
@@ -118,16 +143,29 @@ int main(int argc, char** argv) {
   }
   coco::init_logging(rank, size);
   return coco::run_or_abort_job(size, [&]() -> int {
+    if (opt.debug && size > 1)
+      COCO_THROW("--debug runs in one process; start coco-train without mpirun");
     const auto dev = coco::DeviceSpec::parse(device);
-    if (dev.type != coco::Device::kCPU)
-      COCO_THROW("--device ", device, ": training on CUDA is not available in this build yet (use --device cpu)");
+    std::unique_ptr<coco::Communicator> nccl;
+    if (dev.type == coco::Device::kCUDA) {
+      if (!coco::cuda::available())
+        COCO_THROW("--device ", device, ": ",
+                   COCO_WITH_CUDA ? "no CUDA device is visible" : "this coco build has no CUDA backend",
+                   " (use --device cpu)");
+      const int index = size > 1 && device == "cuda" ? comm->local_rank() : dev.index;
+      coco::cuda::set_device(index);
+      if (size > 1)
+        nccl = std::make_unique<coco::NcclCommunicator>(*static_cast<coco::MpiCommunicator*>(comm.get()), index);
+      opt.device = coco::Device::kCUDA;
+    }
+    coco::cuda::set_deterministic(opt.debug);
     if (threads == 0 && size > 1) {
       const int local = static_cast<coco::MpiCommunicator*>(comm.get())->local_size();
       threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / std::max(local, 1));
     }
     coco::set_num_threads(threads);
     coco::set_flush_denormals(true);
-    coco::Trainer trainer(opt, comm.get());
+    coco::Trainer trainer(opt, nccl ? nccl.get() : comm.get(), comm.get());
     if (opt.dry_run) {
       if (rank == 0) std::cout << trainer.describe();
       return 0;
@@ -135,6 +173,7 @@ int main(int argc, char** argv) {
     const auto r = trainer.run();
     if (!std::isnan(r.test_loss) && rank == 0)
       spdlog::info("final: test loss {:.6f}, test accuracy {:.4f}", r.test_loss, r.test_accuracy);
+    if (r.skipped_steps > 0 && rank == 0) spdlog::warn("{} non-finite step(s) were skipped", r.skipped_steps);
     return 0;
   });
 }

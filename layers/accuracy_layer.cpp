@@ -3,6 +3,9 @@
 #include <vector>
 
 #include "engine/common.h"
+#if COCO_WITH_CUDA
+#include "layers/accuracy_cuda.h"
+#endif
 
 namespace coco {
 
@@ -30,6 +33,10 @@ void AccuracyLayer::reshape(const Blobs& bottom, const Blobs& top) {
     COCO_THROW(where(), "top_k ", param_.accuracy_param().top_k(), " exceeds the ", classes_, " classes");
   top[0]->reshape({});
   if (top.size() > 1) top[1]->reshape({classes_});
+#if COCO_WITH_CUDA
+  counters_.set_device(scores.device());
+  counters_.reshape({scores.device() == Device::kCUDA ? accuracy_counter_count(classes_) : 0});
+#endif
 }
 
 void AccuracyLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
@@ -67,5 +74,22 @@ void AccuracyLayer::backward_cpu(const Blobs&, const std::vector<bool>& propagat
   for (bool p : propagate_down)
     if (p) COCO_THROW(where(), "has no gradient (Accuracy is a metric)");
 }
+
+#if COCO_WITH_CUDA
+// The counts and the division run on the device; the accuracy is written to the
+// device top (no copy to the host). A bad label gives NaN instead of the CPU's error.
+void AccuracyLayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
+  const auto& p = param_.accuracy_param();
+  static_assert(sizeof(float) == sizeof(uint32_t), "counters are stored in float tensors");
+  accuracy_forward_cuda(top[0]->mutable_data(), top.size() > 1 ? top[1]->mutable_data() : nullptr,
+                        reinterpret_cast<uint32_t*>(counters_.data()), bottom[0]->cdata(), bottom[1]->cdata(), outer_,
+                        classes_, inner_, static_cast<int>(p.top_k()), p.has_ignore_label(), p.ignore_label(),
+                        cuda::stream());
+}
+
+void AccuracyLayer::backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) {
+  backward_cpu(top, propagate_down, bottom);  // touches no data: only checks propagate_down
+}
+#endif
 
 }  // namespace coco

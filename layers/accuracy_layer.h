@@ -25,10 +25,17 @@ class AccuracyLayer final : public Layer {
   void layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) override;
   void forward_cpu(const Blobs& bottom, const Blobs& top) override;
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) override;
+#if COCO_WITH_CUDA
+  void forward_cuda(const Blobs& bottom, const Blobs& top) override;
+  void backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) override;
+#endif
 
  private:
   int axis_ = 1;
   int64_t outer_ = 0, classes_ = 0, inner_ = 0;
+  // The CUDA path's integer counters (uint32 in float storage): counted, correct,
+  // bad labels, per class seen and hit (accuracy_counter_count(C) of them).
+  Tensor counters_;
 };
 
 }  // namespace coco

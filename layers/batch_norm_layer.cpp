@@ -4,6 +4,10 @@
 
 #include "engine/common.h"
 
+#if COCO_WITH_CUDA
+#include "layers/batch_norm_cuda.h"
+#endif
+
 namespace coco {
 
 void BatchNormLayer::layer_setup(const Blobs& bottom, const Blobs& top, Rng&) {
@@ -32,7 +36,13 @@ void BatchNormLayer::reshape(const Blobs& bottom, const Blobs& top) {
     COCO_THROW(where(), "bottom ", shape_str(bottom[0]->shape()), " has ", C, " channels, the layer was set up for ",
                channels_);
   if (top[0] != bottom[0]) top[0]->reshape_like(*bottom[0]);
+  core_.set_device(bottom[0]->device());
   core_.reshape(bottom[0]->shape());
+}
+
+float BatchNormLayer::variance_correction(const BnDims& d) {
+  const int64_t m = d.N * d.S;
+  return m > 1 ? static_cast<float>(m) / (m - 1) : 1.0f;
 }
 
 BnStats BatchNormLayer::stats_mode() const {
@@ -57,8 +67,7 @@ void BatchNormLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
   } else {
     core_.batch_stats(bottom[0]->cdata());
     const float maf = p.moving_average_fraction();
-    const int64_t m = d.N * d.S;
-    const float correction = m > 1 ? static_cast<float>(m) / (m - 1) : 1.0f;
+    const float correction = variance_correction(d);
     float* sum_mean = blobs_[0]->mutable_data();
     float* sum_var = blobs_[1]->mutable_data();
     float* factor = blobs_[2]->mutable_data();
@@ -78,5 +87,33 @@ void BatchNormLayer::backward_cpu(const Blobs& top, const std::vector<bool>& pro
   core_.grad_sums(top[0]->cdiff());
   core_.backward_input(top[0]->cdiff(), nullptr, bottom[0]->mutable_diff());
 }
+
+#if COCO_WITH_CUDA
+void BatchNormLayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
+  const auto& p = param_.batch_norm_param();
+  const BnDims& d = core_.dims();
+  const cuda::Stream s = cuda::stream();
+  const BnStats used = stats_mode();
+  if (used == BnStats::kGlobal) {
+    batch_norm_global_stats_cuda(core_.mean(), core_.var(), blobs_[0]->cdata(), blobs_[1]->cdata(),
+                                 blobs_[2]->cdata(), d.C, s);
+  } else {
+    core_.batch_stats_cuda(bottom[0]->cdata(), s);
+    batch_norm_update_sums_cuda(blobs_[0]->mutable_data(), blobs_[1]->mutable_data(), blobs_[2]->mutable_data(),
+                                core_.mean(), core_.var(), p.moving_average_fraction(), variance_correction(d), d.C,
+                                s);
+  }
+  core_.normalize_cuda(bottom[0]->cdata(), used, p.eps(), top[0]->mutable_data(), s);
+}
+
+void BatchNormLayer::backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down,
+                                   const Blobs& bottom) {
+  if (!propagate_down[0]) return;
+  const cuda::Stream s = cuda::stream();
+  // The sums are only read with batch statistics (bn_backward_input).
+  if (core_.used() == BnStats::kBatch) core_.grad_sums_cuda(top[0]->cdiff(), s);
+  core_.backward_input_cuda(top[0]->cdiff(), nullptr, bottom[0]->mutable_diff(), s);
+}
+#endif
 
 }  // namespace coco

@@ -11,6 +11,9 @@
 //   var = maf * var + m/(m-1) * batch_var   (m = N * spatial, unbiased variance)
 // The normalised values are kept for backward (a later in-place layer may
 // overwrite the top), so in-place use is safe.
+//
+// CUDA: the same steps with the kernels of layers/batch_norm_cuda.h (per-channel
+// sums in double, in a fixed order); the running sums are updated on the device.
 #pragma once
 
 #include "engine/layer.h"
@@ -30,9 +33,15 @@ class BatchNormLayer final : public Layer {
   void layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) override;
   void forward_cpu(const Blobs& bottom, const Blobs& top) override;
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) override;
+#if COCO_WITH_CUDA
+  void forward_cuda(const Blobs& bottom, const Blobs& top) override;
+  void backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) override;
+#endif
 
  private:
   BnStats stats_mode() const;
+  // m/(m-1) for m = N * S values per channel (1 when m <= 1): the unbiased variance.
+  static float variance_correction(const BnDims& d);
 
   int64_t channels_ = 0;
   BatchNormCore core_;  // statistics, x_hat and gradient sums of the last batch

@@ -2,6 +2,10 @@
 
 #include <cmath>
 
+#if COCO_WITH_CUDA
+#include "layers/batch_norm_cuda.h"
+#endif
+
 namespace coco {
 
 BnDims bn_dims(const Shape& shape) {
@@ -89,6 +93,10 @@ void bn_backward_input(BnStats stats, const float* dy, const float* x_hat, const
   }
 }
 
+void BatchNormCore::set_device(Device dev) {
+  for (Tensor* t : {&mean_, &var_, &inv_std_, &x_hat_, &sum_dy_, &sum_dy_xhat_}) t->set_device(dev);
+}
+
 void BatchNormCore::reshape(const Shape& bottom_shape) {
   d_ = bn_dims(bottom_shape);
   x_hat_.reshape(bottom_shape);
@@ -109,5 +117,32 @@ void BatchNormCore::backward_input(const float* dy, const float* gamma, float* d
   bn_backward_input(used_, dy, x_hat_.data(), inv_std_.data(), gamma, sum_dy_.data(), sum_dy_xhat_.data(), d_.N,
                     d_.C, d_.S, dx);
 }
+
+#if COCO_WITH_CUDA
+void BatchNormCore::batch_stats_cuda(const float* x, cuda::Stream stream) {
+  bn_batch_stats_cuda(mean(), var(), x, d_.N, d_.C, d_.S, stream);
+}
+
+void BatchNormCore::normalize_cuda(const float* x, BnStats used, float eps, float* y, cuda::Stream stream) {
+  used_ = used;
+  bn_normalize_cuda(inv_std_.data(), x_hat_.data(), y, x, mean(), var(), eps, d_.N, d_.C, d_.S, stream);
+}
+
+void BatchNormCore::normalize_affine_cuda(const float* x, BnStats used, float eps, const float* scale,
+                                          const float* shift, float* y, cuda::Stream stream) {
+  used_ = used;
+  bn_normalize_affine_cuda(inv_std_.data(), x_hat_.data(), y, x, mean(), var(), scale, shift, eps, d_.N, d_.C, d_.S,
+                           stream);
+}
+
+void BatchNormCore::grad_sums_cuda(const float* dy, cuda::Stream stream) {
+  bn_grad_sums_cuda(sum_dy_.data(), sum_dy_xhat_.data(), dy, x_hat_.data(), d_.N, d_.C, d_.S, stream);
+}
+
+void BatchNormCore::backward_input_cuda(const float* dy, const float* gamma, float* dx, cuda::Stream stream) const {
+  bn_backward_input_cuda(dx, dy, x_hat_.data(), inv_std_.data(), gamma, sum_dy_.data(), sum_dy_xhat_.data(),
+                         used_ == BnStats::kBatch, d_.N, d_.C, d_.S, stream);
+}
+#endif
 
 }  // namespace coco

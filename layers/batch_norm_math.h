@@ -12,6 +12,7 @@
 
 #include <cstdint>
 
+#include "engine/cuda_runtime.h"
 #include "engine/tensor.h"
 
 namespace coco {
@@ -60,6 +61,9 @@ void bn_backward_input(BnStats stats, const float* dy, const float* x_hat, const
 // (not read back from the top), so a later in-place layer may overwrite the top.
 class BatchNormCore {
  public:
+  // Puts the kept state on `dev` (the bottom's device); call before reshape(). The
+  // pointers below are then device pointers.
+  void set_device(Device dev);
   void reshape(const Shape& bottom_shape);
   float* mean() { return mean_.data(); }  // (C) statistics the next normalize() uses
   float* var() { return var_.data(); }    // (C)
@@ -68,12 +72,26 @@ class BatchNormCore {
   void normalize(const float* x, BnStats used, float eps);
   const float* x_hat() const { return x_hat_.data(); }  // (N, C, S)
   const BnDims& dims() const { return d_; }
+  BnStats used() const { return used_; }  // what the last normalize() was told
   // Per-channel sums of dy and dy * x_hat over the last forward's batch.
   void grad_sums(const float* dy);
   const float* sum_dy() const { return sum_dy_.data(); }            // (C)
   const float* sum_dy_xhat() const { return sum_dy_xhat_.data(); }  // (C)
   // dx (=) for y = gamma * x_hat (+ shift); gamma may be null. grad_sums() first.
   void backward_input(const float* dy, const float* gamma, float* dx) const;
+
+#if COCO_WITH_CUDA
+  // The same steps on the device (layers/batch_norm_cuda.h), on `stream`; every
+  // pointer is a device pointer. mean()/var() must be filled on the device first.
+  void batch_stats_cuda(const float* x, cuda::Stream stream);
+  // As normalize(); y (may be null, may be x) also gets x_hat.
+  void normalize_cuda(const float* x, BnStats used, float eps, float* y, cuda::Stream stream);
+  // As normalize(), then y = scale * x_hat + shift per channel (the BN layer).
+  void normalize_affine_cuda(const float* x, BnStats used, float eps, const float* scale, const float* shift,
+                             float* y, cuda::Stream stream);
+  void grad_sums_cuda(const float* dy, cuda::Stream stream);
+  void backward_input_cuda(const float* dy, const float* gamma, float* dx, cuda::Stream stream) const;
+#endif
 
  private:
   BnDims d_;

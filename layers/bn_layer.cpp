@@ -5,6 +5,11 @@
 #include "engine/common.h"
 #include "engine/filler.h"
 
+#if COCO_WITH_CUDA
+#include "engine/cuda_math.h"
+#include "layers/batch_norm_cuda.h"
+#endif
+
 namespace coco {
 
 void BNLayer::layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) {
@@ -38,6 +43,7 @@ void BNLayer::reshape(const Blobs& bottom, const Blobs& top) {
     COCO_THROW(where(), "bottom ", shape_str(bottom[0]->shape()), " does not have the ", channels_,
                " channels the layer was set up for");
   if (top[0] != bottom[0]) top[0]->reshape_like(*bottom[0]);
+  core_.set_device(bottom[0]->device());
   core_.reshape(bottom[0]->shape());
 }
 
@@ -94,5 +100,34 @@ void BNLayer::backward_cpu(const Blobs& top, const std::vector<bool>& propagate_
   }
   if (propagate_down[0]) core_.backward_input(dy, blobs_[0]->cdata(), bottom[0]->mutable_diff());
 }
+
+#if COCO_WITH_CUDA
+void BNLayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
+  const auto& p = param_.bn_param();
+  const BnDims& d = core_.dims();
+  const cuda::Stream s = cuda::stream();
+  const BnStats used = stats_mode();
+  if (used == BnStats::kGlobal) {
+    cuda_copy(d.C, blobs_[2]->cdata(), core_.mean());
+    cuda_copy(d.C, blobs_[3]->cdata(), core_.var());
+  } else {
+    core_.batch_stats_cuda(bottom[0]->cdata(), s);
+    if (p.moving_average() && phase() == Phase::kTrain)
+      bn_update_running_cuda(blobs_[2]->mutable_data(), blobs_[3]->mutable_data(), core_.mean(), core_.var(),
+                             p.decay(), d.C, s);
+  }
+  core_.normalize_affine_cuda(bottom[0]->cdata(), used, p.eps(), blobs_[0]->cdata(), blobs_[1]->cdata(),
+                              top[0]->mutable_data(), s);
+}
+
+void BNLayer::backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) {
+  const cuda::Stream s = cuda::stream();
+  const float* dy = top[0]->cdiff();
+  core_.grad_sums_cuda(dy, s);
+  cuda_axpy(channels_, 1.0f, core_.sum_dy_xhat(), blobs_[0]->mutable_diff());  // scale diff +=
+  cuda_axpy(channels_, 1.0f, core_.sum_dy(), blobs_[1]->mutable_diff());       // shift diff +=
+  if (propagate_down[0]) core_.backward_input_cuda(dy, blobs_[0]->cdata(), bottom[0]->mutable_diff(), s);
+}
+#endif
 
 }  // namespace coco

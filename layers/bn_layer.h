@@ -10,6 +10,7 @@
 // updates running = decay * running + (1 - decay) * batch. The running variance
 // starts at 1, the mean at 0. The normalisation math is shared with BatchNorm
 // (layers/batch_norm_math.h). x_hat is kept for backward, so in place is safe.
+// CUDA: the same steps with the kernels of layers/batch_norm_cuda.h.
 #pragma once
 
 #include "engine/layer.h"
@@ -29,6 +30,10 @@ class BNLayer final : public Layer {
   void layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) override;
   void forward_cpu(const Blobs& bottom, const Blobs& top) override;
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) override;
+#if COCO_WITH_CUDA
+  void forward_cuda(const Blobs& bottom, const Blobs& top) override;
+  void backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) override;
+#endif
 
  private:
   BnStats stats_mode() const;

@@ -1,10 +1,14 @@
 #include "layers/center_loss_layer.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 
 #include "engine/common.h"
 #include "engine/filler.h"
+#if COCO_WITH_CUDA
+#include "layers/center_loss_cuda.h"
+#endif
 
 namespace coco {
 
@@ -33,7 +37,15 @@ void CenterLossLayer::reshape(const Blobs& bottom, const Blobs& top) {
     COCO_THROW(where(), "labels ", shape_str(bottom[1]->shape()), " must hold one value per sample (", num_,
                "), got ", bottom[1]->count());
   top[0]->reshape({1});
+  distance_.set_device(bottom[0]->device());
   distance_.reshape({num_, dim_});
+#if COCO_WITH_CUDA
+  const bool on_cuda = bottom[0]->device() == Device::kCUDA;
+  rows_dev_.set_device(bottom[0]->device());
+  rows_dev_.reshape({on_cuda ? 2 * num_ : 0});
+  chain_dev_.set_device(bottom[0]->device());
+  chain_dev_.reshape({on_cuda ? 2 * num_ : 0});
+#endif
 }
 
 void CenterLossLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
@@ -104,5 +116,28 @@ void CenterLossLayer::backward_cpu(const Blobs& top, const std::vector<bool>& pr
     for (int64_t i = 0; i < n * d; ++i) dx[i] = s * dist[i];
   }
 }
+
+#if COCO_WITH_CUDA
+// The loss is reduced on the device and written to the device top. A label the CPU
+// path would reject makes the loss NaN (no host synchronisation to throw from); that
+// sample gets zero gradient and moves no centre.
+void CenterLossLayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
+  center_loss_forward_cuda(top[0]->mutable_data(), distance_.data(), reinterpret_cast<double*>(rows_dev_.data()),
+                           bottom[0]->cdata(), bottom[1]->cdata(), blobs_[0]->cdata(), num_, dim_, num_classes_,
+                           cuda::stream());
+}
+
+void CenterLossLayer::backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down,
+                                    const Blobs& bottom) {
+  if (propagate_down.size() > 1 && propagate_down[1])
+    COCO_THROW(where(), "cannot backpropagate to the labels (bottom 1)");
+  static_assert(sizeof(float) == sizeof(int32_t), "chains are stored in a float tensor");
+  if (num_ > INT32_MAX) COCO_THROW(where(), "the CUDA path takes at most 2^31 - 1 samples, got ", num_);
+  center_loss_backward_cuda(blobs_[0]->mutable_diff(), propagate_down[0] ? bottom[0]->mutable_diff() : nullptr,
+                            reinterpret_cast<int32_t*>(chain_dev_.data()), distance_.data(), bottom[1]->cdata(),
+                            top[0]->cdiff(), num_, dim_, num_classes_, update_ == CenterUpdate::kSeed,
+                            cuda::stream());
+}
+#endif
 
 }  // namespace coco

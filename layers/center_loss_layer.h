@@ -41,6 +41,10 @@ class CenterLossLayer final : public Layer {
   void layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) override;
   void forward_cpu(const Blobs& bottom, const Blobs& top) override;
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) override;
+#if COCO_WITH_CUDA
+  void forward_cuda(const Blobs& bottom, const Blobs& top) override;
+  void backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) override;
+#endif
 
  private:
   int64_t num_classes_ = 0;  // K
@@ -49,6 +53,9 @@ class CenterLossLayer final : public Layer {
   int64_t dim_ = 0;  // D = bottom count from axis
   CenterUpdate update_ = CenterUpdate::kSeed;
   Tensor distance_;  // (N, D): x_i - c_{y_i}, from the last forward
+  // CUDA scratch in float storage: per-sample squared distances (N doubles) and the
+  // class chains of backward (2N int32).
+  Tensor rows_dev_, chain_dev_;
 };
 
 }  // namespace coco

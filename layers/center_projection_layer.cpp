@@ -5,6 +5,10 @@
 #include "engine/common.h"
 #include "engine/filler.h"
 #include "engine/math.h"
+#if COCO_WITH_CUDA
+#include "engine/cuda_math.h"
+#include "layers/center_projection_cuda.h"
+#endif
 
 namespace coco {
 
@@ -76,5 +80,30 @@ void CenterProjectionLayer::backward_cpu(const Blobs& top, const std::vector<boo
   if (propagate_down[0])  // bottom diff (N, D) = scale * dY w
     cpu_gemm(Trans::kNo, Trans::kNo, n, d, k, scale_, dy, blobs_[0]->cdata(), 0.0f, bottom[0]->mutable_diff());
 }
+
+#if COCO_WITH_CUDA
+// The CPU path's steps on the device: renormalise, GEMM, bias.
+void CenterProjectionLayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
+  const int64_t n = bottom[0]->shape(0), k = num_output_, d = dim_;
+  float* w = blobs_[0]->mutable_data();  // (K, D), rewritten to unit rows
+  center_projection_renormalize_cuda(w, k, d, cuda::stream());
+  if (n == 0) return;
+  float* y = top[0]->mutable_data();  // (N, K)
+  cuda_gemm(Trans::kNo, Trans::kYes, n, k, d, scale_, bottom[0]->cdata(), w, 0.0f, y);
+  if (bias_term_) center_projection_add_bias_cuda(y, blobs_[1]->cdata(), n, k, cuda::stream());
+}
+
+void CenterProjectionLayer::backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down,
+                                          const Blobs& bottom) {
+  const int64_t n = bottom[0]->shape(0), k = num_output_, d = dim_;
+  if (n == 0) return;
+  const float* dy = top[0]->cdiff();  // (N, K)
+  // weight diff (K, D) += scale * dYᵀ x
+  cuda_gemm(Trans::kYes, Trans::kNo, k, d, n, scale_, dy, bottom[0]->cdata(), 1.0f, blobs_[0]->mutable_diff());
+  if (bias_term_) center_projection_bias_grad_cuda(blobs_[1]->mutable_diff(), dy, n, k, cuda::stream());
+  if (propagate_down[0])  // bottom diff (N, D) = scale * dY w
+    cuda_gemm(Trans::kNo, Trans::kNo, n, d, k, scale_, dy, blobs_[0]->cdata(), 0.0f, bottom[0]->mutable_diff());
+}
+#endif
 
 }  // namespace coco

@@ -4,6 +4,10 @@
 
 #include "engine/common.h"
 
+#if COCO_WITH_CUDA
+#include "layers/concat_cuda.h"
+#endif
+
 namespace coco {
 
 void ConcatLayer::layer_setup(const Blobs& bottom, const Blobs& top, Rng&) {
@@ -58,5 +62,30 @@ void ConcatLayer::backward_cpu(const Blobs& top, const std::vector<bool>& propag
     offset += len;
   }
 }
+
+#if COCO_WITH_CUDA
+// The same slabs as the CPU path, as strided device copies on the compute stream.
+void ConcatLayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
+  const int64_t outer = top[0]->count(0, axis_), row = top[0]->count(axis_);
+  float* y = top[0]->mutable_data();
+  int64_t offset = 0;
+  for (auto* b : bottom) {
+    const int64_t len = b->count(axis_);
+    concat_copy_cuda(y + offset, b->cdata(), outer, len, row, len, cuda::stream());
+    offset += len;
+  }
+}
+
+void ConcatLayer::backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) {
+  const int64_t outer = top[0]->count(0, axis_), row = top[0]->count(axis_);
+  const float* dy = top[0]->cdiff();
+  int64_t offset = 0;
+  for (size_t i = 0; i < bottom.size(); ++i) {
+    const int64_t len = bottom[i]->count(axis_);
+    if (propagate_down[i]) concat_copy_cuda(bottom[i]->mutable_diff(), dy + offset, outer, len, len, row, cuda::stream());
+    offset += len;
+  }
+}
+#endif
 
 }  // namespace coco

@@ -101,6 +101,9 @@ void ConvolutionLayer::reshape(const Blobs& bottom, const Blobs& top) {
   out_h_ = (height_ + 2 * ph_ - ext_h) / sh_ + 1;
   out_w_ = (width_ + 2 * pw_ - ext_w) / sw_ + 1;
   top[0]->reshape({num_, num_output_, out_h_, out_w_});
+#if COCO_WITH_CUDA
+  if (x.device() == Device::kCUDA) cudnn_for_shape();
+#endif
 }
 
 int ConvolutionLayer::prepare(bool backward) {
@@ -216,11 +219,16 @@ class BlasThreadsScope {
 }  // namespace
 
 // top (N, C_out, Ho, Wo) = W * im2col(x) + bias.
-DnnlConvolution& ConvolutionLayer::dnnl_for_shape() {
+ConvGeometry ConvolutionLayer::geometry() const {
   ConvGeometry g;
   g.n = num_, g.c = channels_, g.h = height_, g.w = width_, g.oc = num_output_, g.oh = out_h_, g.ow = out_w_;
   g.kh = kh_, g.kw = kw_, g.sh = sh_, g.sw = sw_, g.ph = ph_, g.pw = pw_, g.dh = dh_, g.dw = dw_, g.group = group_;
   g.bias = has_bias_;
+  return g;
+}
+
+DnnlConvolution& ConvolutionLayer::dnnl_for_shape() {
+  const ConvGeometry g = geometry();
   if (!dnnl_ || !(dnnl_->geometry() == g)) dnnl_ = std::make_unique<DnnlConvolution>(g);
   return *dnnl_;
 }
@@ -363,5 +371,26 @@ void ConvolutionLayer::backward_range(const float* x, const float* dy, float* dx
     col2im(col, n_img, dx + n0 * C * HW);
   }
 }
+
+#if COCO_WITH_CUDA
+CudnnConvolution& ConvolutionLayer::cudnn_for_shape() {
+  if (!cudnn_) cudnn_ = std::make_unique<CudnnConvolution>();
+  cudnn_->set_geometry(geometry());  // cheap when neither the shape nor the determinism changed
+  return *cudnn_;
+}
+
+void ConvolutionLayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
+  cudnn_for_shape().forward(top[0]->mutable_data(), bottom[0]->cdata(), blobs_[0]->cdata(),
+                            has_bias_ ? blobs_[1]->cdata() : nullptr, cuda::stream());
+}
+
+// weight diff +=, bias diff +=, bottom diff = (as backward_cpu).
+void ConvolutionLayer::backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down,
+                                     const Blobs& bottom) {
+  cudnn_for_shape().backward(blobs_[0]->mutable_diff(), has_bias_ ? blobs_[1]->mutable_diff() : nullptr,
+                             propagate_down[0] ? bottom[0]->mutable_diff() : nullptr, bottom[0]->cdata(),
+                             top[0]->cdiff(), blobs_[0]->cdata(), cuda::stream());
+}
+#endif
 
 }  // namespace coco

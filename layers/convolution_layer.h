@@ -21,6 +21,9 @@
 // (layers/dnnl_convolution.h), about twice as fast here; im2col + GEMM remains the
 // reference implementation and runs with `engine: CAFFE`.
 //
+// On CUDA tensors the layer runs cuDNN whatever the engine (layers/convolution_cuda.h):
+// descriptors set on reshape, algorithms cached per input shape.
+//
 // Shapes: bottom (N, C_in, H, W); weight (C_out, C_in/group, kh, kw); bias (C_out);
 // top (N, C_out, Ho, Wo), Ho = (H + 2*pad_h - (dilation_h*(kh-1)+1)) / stride_h + 1.
 #pragma once
@@ -29,6 +32,7 @@
 #include <vector>
 
 #include "engine/layer.h"
+#include "layers/convolution_cuda.h"
 #include "layers/dnnl_convolution.h"
 
 namespace coco {
@@ -53,6 +57,10 @@ class ConvolutionLayer final : public Layer {
   void layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) override;
   void forward_cpu(const Blobs& bottom, const Blobs& top) override;
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) override;
+#if COCO_WITH_CUDA
+  void forward_cuda(const Blobs& bottom, const Blobs& top) override;
+  void backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) override;
+#endif
 
  private:
   // One thread's buffers.
@@ -89,6 +97,11 @@ class ConvolutionLayer final : public Layer {
   bool use_dnnl_ = false;
   std::unique_ptr<DnnlConvolution> dnnl_;  // primitives for the current input shape
   DnnlConvolution& dnnl_for_shape();
+  ConvGeometry geometry() const;  // of the current input shape
+#if COCO_WITH_CUDA
+  std::unique_ptr<CudnnConvolution> cudnn_;  // descriptors and the algorithm cache
+  CudnnConvolution& cudnn_for_shape();
+#endif
 };
 
 }  // namespace coco

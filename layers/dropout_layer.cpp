@@ -4,6 +4,11 @@
 
 #include "engine/common.h"
 
+#if COCO_WITH_CUDA
+#include "engine/cuda_math.h"
+#include "layers/dropout_cuda.h"
+#endif
+
 namespace coco {
 
 uint64_t DropoutLayer::mask_stream(const std::string& layer_name, int64_t iter) {
@@ -43,5 +48,26 @@ void DropoutLayer::backward_cpu(const Blobs& top, const std::vector<bool>& propa
   if (!propagate_down[0]) return;
   apply(top[0]->cdiff(), top[0]->count(), bottom[0]->mutable_diff());
 }
+
+#if COCO_WITH_CUDA
+void DropoutLayer::apply_cuda(const float* in, int64_t n, float* out) const {
+  if (phase() == Phase::kTest) {
+    if (out != in) cuda_copy(n, in, out);
+    return;
+  }
+  const float p = param_.dropout_param().dropout_ratio();
+  const float scale = 1.0f / (1.0f - p);
+  dropout_apply_cuda(out, in, n, ctx().seed, mask_stream(name(), ctx().iter), p, scale, cuda::stream());
+}
+
+void DropoutLayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
+  apply_cuda(bottom[0]->cdata(), bottom[0]->count(), top[0]->mutable_data());
+}
+
+void DropoutLayer::backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) {
+  if (!propagate_down[0]) return;
+  apply_cuda(top[0]->cdiff(), top[0]->count(), bottom[0]->mutable_diff());
+}
+#endif
 
 }  // namespace coco

@@ -2,6 +2,10 @@
 
 #include "engine/common.h"
 
+#if COCO_WITH_CUDA
+#include "layers/eltwise_cuda.h"
+#endif
+
 namespace coco {
 
 using Op = proto::EltwiseParameter;
@@ -24,7 +28,14 @@ void EltwiseLayer::reshape(const Blobs& bottom, const Blobs& top) {
   for (auto* b : bottom)
     if (b == top[0]) COCO_THROW(where(), "cannot run in place");
   top[0]->reshape_like(*bottom[0]);
-  if (param_.eltwise_param().operation() == Op::MAX) argmax_.resize(bottom[0]->count());
+  if (param_.eltwise_param().operation() == Op::MAX) {
+    if (bottom[0]->device() == Device::kCUDA) {
+      argmax_dev_.set_device(Device::kCUDA);
+      argmax_dev_.reshape(bottom[0]->shape());
+    } else {
+      argmax_.resize(bottom[0]->count());
+    }
+  }
 }
 
 void EltwiseLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
@@ -113,5 +124,39 @@ void EltwiseLayer::backward_cpu(const Blobs& top, const std::vector<bool>& propa
     }
   }
 }
+
+#if COCO_WITH_CUDA
+static EltwiseCudaOp cuda_op(Op::EltwiseOp op, const std::string& where) {
+  switch (op) {
+    case Op::SUM: return EltwiseCudaOp::kSum;
+    case Op::PROD: return EltwiseCudaOp::kProd;
+    case Op::MAX: return EltwiseCudaOp::kMax;
+    default: COCO_THROW(where, "unknown operation ", static_cast<int>(op));
+  }
+}
+
+void EltwiseLayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
+  const auto op = cuda_op(param_.eltwise_param().operation(), where());
+  std::vector<const float*> xs;  // (bottoms) device data pointers
+  for (auto* b : bottom) xs.push_back(b->cdata());
+  eltwise_forward_cuda(top[0]->mutable_data(), op == EltwiseCudaOp::kMax ? argmax_dev_.data() : nullptr,
+                       xs.data(), coeff_.data(), static_cast<int64_t>(xs.size()), bottom[0]->count(), op,
+                       cuda::stream());
+}
+
+void EltwiseLayer::backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) {
+  const auto& p = param_.eltwise_param();
+  const auto op = cuda_op(p.operation(), where());
+  std::vector<const float*> xs;  // (bottoms) device data pointers
+  for (auto* b : bottom) xs.push_back(b->cdata());
+  const int64_t B = static_cast<int64_t>(bottom.size());
+  for (int64_t k = 0; k < B; ++k) {
+    if (!propagate_down[k]) continue;
+    eltwise_backward_cuda(bottom[k]->mutable_diff(), top[0]->cdiff(), top[0]->cdata(),
+                          op == EltwiseCudaOp::kMax ? argmax_dev_.data() : nullptr, xs.data(), B, k,
+                          top[0]->count(), op, coeff_[k], p.stable_prod_grad(), cuda::stream());
+  }
+}
+#endif
 
 }  // namespace coco

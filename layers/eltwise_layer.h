@@ -25,10 +25,15 @@ class EltwiseLayer final : public Layer {
   void layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) override;
   void forward_cpu(const Blobs& bottom, const Blobs& top) override;
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) override;
+#if COCO_WITH_CUDA
+  void forward_cuda(const Blobs& bottom, const Blobs& top) override;
+  void backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) override;
+#endif
 
  private:
   std::vector<float> coeff_;  // (bottoms) SUM weights, 1 unless given
   std::vector<int> argmax_;   // (count) MAX: which bottom won each element
+  Tensor argmax_dev_;         // (count) the same on the device, as floats (CUDA path)
 };
 
 }  // namespace coco

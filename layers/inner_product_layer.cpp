@@ -6,6 +6,10 @@
 #include "engine/filler.h"
 #include "engine/math.h"
 
+#if COCO_WITH_CUDA
+#include "engine/cuda_math.h"
+#endif
+
 namespace coco {
 
 void InnerProductLayer::layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) {
@@ -37,6 +41,12 @@ void InnerProductLayer::reshape(const Blobs& bottom, const Blobs& top) {
     COCO_THROW(where(), "bottom ", shape_str(x.shape()), " has ", x.count(axis_), " inputs per sample after axis ",
                axis_, "; the layer was set up for ", k_);
   m_ = x.count(0, axis_);
+  // The ones only grow (a smaller batch uses their first M).
+  if (x.device() == Device::kCUDA && has_bias_ && (ones_.device() != Device::kCUDA || ones_.count() < m_)) {
+    ones_.set_device(Device::kCUDA);
+    ones_.reshape({m_});
+    ones_valid_ = 0;
+  }
   Shape out(x.shape().begin(), x.shape().begin() + axis_);
   out.push_back(num_output_);
   top[0]->reshape(out);
@@ -86,5 +96,42 @@ void InnerProductLayer::backward_cpu(const Blobs& top, const std::vector<bool>& 
     cpu_gemm(Trans::kNo, tw, M, K, N, 1.f, dy, blobs_[0]->cdata(), 0.f, bottom[0]->mutable_diff());
   }
 }
+
+#if COCO_WITH_CUDA
+const float* InnerProductLayer::ones_cuda() {
+  if (ones_valid_ < ones_.count()) {
+    cuda_set(ones_.count(), 1.0f, ones_.data());
+    ones_valid_ = ones_.count();
+  }
+  return ones_.data();
+}
+
+// top (M, N) = ones (M, 1) * b (1, N), then += X W^T: the CPU's order (bias first).
+void InnerProductLayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
+  const Trans tw = layout_ == WeightLayout::kOutByIn ? Trans::kYes : Trans::kNo;
+  const int64_t M = m_, N = num_output_;
+  float* y = top[0]->mutable_data();
+  if (has_bias_) cuda_gemm(Trans::kNo, Trans::kNo, M, N, 1, 1.f, ones_cuda(), blobs_[1]->cdata(), 0.f, y);
+  cuda_gemm(Trans::kNo, tw, M, N, k_, 1.f, bottom[0]->cdata(), blobs_[0]->cdata(), has_bias_ ? 1.f : 0.f, y);
+}
+
+void InnerProductLayer::backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down,
+                                      const Blobs& bottom) {
+  const float* dy = top[0]->cdiff();
+  const float* x = bottom[0]->cdata();
+  const int64_t M = m_, N = num_output_, K = k_;
+  float* dw = blobs_[0]->mutable_diff();
+  if (layout_ == WeightLayout::kOutByIn)
+    cuda_gemm(Trans::kYes, Trans::kNo, N, K, M, 1.f, dy, x, 1.f, dw);  // (N, K) +=
+  else
+    cuda_gemm(Trans::kYes, Trans::kNo, K, N, M, 1.f, x, dy, 1.f, dw);  // (K, N) +=
+  // bias diff (N) += dY^T (N, M) * ones (M).
+  if (has_bias_) cuda_gemv(Trans::kYes, M, N, 1.f, dy, ones_cuda(), 1.f, blobs_[1]->mutable_diff());
+  if (propagate_down[0]) {
+    const Trans tw = layout_ == WeightLayout::kOutByIn ? Trans::kNo : Trans::kYes;
+    cuda_gemm(Trans::kNo, tw, M, K, N, 1.f, dy, blobs_[0]->cdata(), 0.f, bottom[0]->mutable_diff());
+  }
+}
+#endif
 
 }  // namespace coco

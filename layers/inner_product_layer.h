@@ -4,7 +4,9 @@
 //
 // Why: one GEMM per pass over the whole batch; Caffe's layout and field names, so
 // the seed's caffemodels load unchanged (weight (num_output, K), or (K, num_output)
-// when transpose).
+// when transpose). CUDA: the same GEMMs with cuBLAS (engine/cuda_math.h); the bias
+// enters as a rank-1 GEMM and its gradient is a GEMV with a vector of ones, so
+// nothing needs a kernel of its own.
 #pragma once
 
 #include "engine/layer.h"
@@ -21,6 +23,10 @@ class InnerProductLayer final : public Layer {
   void layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) override;
   void forward_cpu(const Blobs& bottom, const Blobs& top) override;
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) override;
+#if COCO_WITH_CUDA
+  void forward_cuda(const Blobs& bottom, const Blobs& top) override;
+  void backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) override;
+#endif
 
  private:
   enum class WeightLayout { kOutByIn, kInByOut };  // (N, K) by default; (K, N) with transpose
@@ -31,6 +37,11 @@ class InnerProductLayer final : public Layer {
   int axis_ = 1;
   bool has_bias_ = true;
   WeightLayout layout_ = WeightLayout::kOutByIn;
+  // CUDA: a column of M ones (the bias as a rank-1 GEMM, its gradient as a GEMV);
+  // ones_valid_ of them are set.
+  Tensor ones_;
+  int64_t ones_valid_ = 0;
+  const float* ones_cuda();
 };
 
 }  // namespace coco

@@ -3,6 +3,9 @@
 #include <cmath>
 
 #include "engine/common.h"
+#if COCO_WITH_CUDA
+#include "layers/normalize_cuda.h"
+#endif
 
 namespace coco {
 
@@ -21,6 +24,10 @@ void NormalizeLayer::reshape(const Blobs& bottom, const Blobs& top) {
     COCO_THROW(where(), "bottom must be (N, D...) with N, D >= 1, got ", shape_str(bottom[0]->shape()));
   if (top[0] != bottom[0]) top[0]->reshape_like(*bottom[0]);
   norms_.resize(static_cast<size_t>(bottom[0]->shape(0)));
+#if COCO_WITH_CUDA
+  norms_dev_.set_device(bottom[0]->device());
+  norms_dev_.reshape({bottom[0]->device() == Device::kCUDA ? 2 * bottom[0]->shape(0) : 0});
+#endif
 }
 
 // top (N, D) = coeff * x / n per row. In place is fine: a row's norm is taken
@@ -63,5 +70,21 @@ void NormalizeLayer::backward_cpu(const Blobs& top, const std::vector<bool>& pro
       dxi[k] = static_cast<float>(s * (gi[k] - yi[k] * inv_coeff * dot));
   }
 }
+
+#if COCO_WITH_CUDA
+// Device memory is at least 256-byte aligned, so the float tensor holds doubles.
+void NormalizeLayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
+  normalize_forward_cuda(top[0]->mutable_data(), reinterpret_cast<double*>(norms_dev_.data()), bottom[0]->cdata(),
+                         bottom[0]->shape(0), bottom[0]->count(1), coeff_, cuda::stream());
+}
+
+void NormalizeLayer::backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down,
+                                   const Blobs& bottom) {
+  if (!propagate_down[0]) return;
+  normalize_backward_cuda(bottom[0]->mutable_diff(), top[0]->cdata(), top[0]->cdiff(),
+                          reinterpret_cast<const double*>(norms_dev_.data()), bottom[0]->shape(0),
+                          bottom[0]->count(1), coeff_, cuda::stream());
+}
+#endif
 
 }  // namespace coco

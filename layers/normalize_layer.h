@@ -24,10 +24,17 @@ class NormalizeLayer final : public Layer {
   void layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) override;
   void forward_cpu(const Blobs& bottom, const Blobs& top) override;
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) override;
+#if COCO_WITH_CUDA
+  void forward_cuda(const Blobs& bottom, const Blobs& top) override;
+  void backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) override;
+#endif
 
  private:
   float coeff_ = 1;
   std::vector<double> norms_;  // (N): sqrt(||x_i||^2 + eps), from the last forward
+  // The CUDA path's norms_: N doubles in 2N floats of device memory (double, as
+  // on the CPU, so backward scales by the same coeff / n).
+  Tensor norms_dev_;
 };
 
 }  // namespace coco

@@ -66,9 +66,24 @@ void PoolingLayer::reshape(const Blobs& bottom, const Blobs& top) {
   out_w_ = out_size(width_, kw_, sw_, pw_);
   top[0]->reshape({num_, channels_, out_h_, out_w_});
   if (method_ == Method::kMax) {
-    const size_t need = static_cast<size_t>(top[0]->count());
-    if (argmax_.size() < need) argmax_.resize(need);
+    if (x.device() == Device::kCPU) {
+      const size_t need = static_cast<size_t>(top[0]->count());
+      if (argmax_.size() < need) argmax_.resize(need);
+    } else {
+#if COCO_WITH_CUDA
+      static_assert(sizeof(float) == sizeof(int32_t), "argmax_cuda_ stores int32 in float storage");
+      argmax_cuda_.set_device(x.device());
+      argmax_cuda_.reshape({top[0]->count()});
+#endif
+    }
   }
+}
+
+PoolGeometry PoolingLayer::geometry() const {
+  PoolGeometry g;
+  g.n = num_, g.c = channels_, g.h = height_, g.w = width_, g.out_h = out_h_, g.out_w = out_w_;
+  g.kh = kh_, g.kw = kw_, g.sh = sh_, g.sw = sw_, g.ph = ph_, g.pw = pw_;
+  return g;
 }
 
 // Each (n, c) plane is independent: one thread per plane.
@@ -142,5 +157,44 @@ void PoolingLayer::backward_cpu(const Blobs& top, const std::vector<bool>& propa
     }
   }
 }
+
+#if COCO_WITH_CUDA
+bool PoolingLayer::use_cudnn_ave(const PoolGeometry& g) const {
+  return method_ == Method::kAve && !cuda::deterministic() && CudnnAvePooling::expresses(g);
+}
+
+void PoolingLayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
+  const PoolGeometry g = geometry();
+  const float* x = bottom[0]->cdata();
+  float* y = top[0]->mutable_data();
+  const cuda::Stream s = cuda::stream();
+  if (method_ == Method::kMax) {
+    max_pool_forward_cuda(y, reinterpret_cast<int32_t*>(argmax_cuda_.data()), x, g, s);
+  } else if (use_cudnn_ave(g)) {
+    if (!cudnn_ave_) cudnn_ave_ = std::make_unique<CudnnAvePooling>();
+    cudnn_ave_->set_geometry(g);
+    cudnn_ave_->forward(y, x, s);
+  } else {
+    ave_pool_forward_cuda(y, x, g, s);
+  }
+}
+
+void PoolingLayer::backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) {
+  if (!propagate_down[0]) return;
+  const PoolGeometry g = geometry();
+  const float* dy = top[0]->cdiff();
+  float* dx = bottom[0]->mutable_diff();
+  const cuda::Stream s = cuda::stream();
+  if (method_ == Method::kMax) {
+    max_pool_backward_cuda(dx, dy, reinterpret_cast<const int32_t*>(argmax_cuda_.data()), g, s);
+  } else if (use_cudnn_ave(g)) {
+    if (!cudnn_ave_) cudnn_ave_ = std::make_unique<CudnnAvePooling>();
+    cudnn_ave_->set_geometry(g);
+    cudnn_ave_->backward(dx, dy, top[0]->cdata(), bottom[0]->cdata(), s);
+  } else {
+    ave_pool_backward_cuda(dx, dy, g, s);
+  }
+}
+#endif
 
 }  // namespace coco

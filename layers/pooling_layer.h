@@ -11,12 +11,17 @@
 // Shapes: bottom (N, C, H, W); top (N, C, Ho, Wo),
 // Ho = ceil_or_floor((H + 2*pad_h - kernel_h) / stride_h) + 1, less one if the last
 // window would start in the bottom/right padding.
+//
+// CUDA: coco's kernels for MAX (and for AVE where cuDNN's rule differs), cuDNN for
+// AVE where it is Caffe's rule; layers/pooling_cuda.h says why.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "engine/layer.h"
+#include "layers/pooling_cuda.h"
 
 namespace coco {
 
@@ -30,6 +35,10 @@ class PoolingLayer final : public Layer {
   void layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) override;
   void forward_cpu(const Blobs& bottom, const Blobs& top) override;
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) override;
+#if COCO_WITH_CUDA
+  void forward_cuda(const Blobs& bottom, const Blobs& top) override;
+  void backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) override;
+#endif
 
  private:
   enum class Method { kMax, kAve };
@@ -41,6 +50,14 @@ class PoolingLayer final : public Layer {
   int64_t kh_ = 0, kw_ = 0, sh_ = 1, sw_ = 1, ph_ = 0, pw_ = 0;
   int64_t num_ = 0, channels_ = 0, height_ = 0, width_ = 0, out_h_ = 0, out_w_ = 0;
   std::vector<int32_t> argmax_;  // (N, C, Ho, Wo): MAX only, h*W + w of the winner in its plane
+  PoolGeometry geometry() const;
+#if COCO_WITH_CUDA
+  // argmax_ on the device (MAX): int32 values in a float tensor's storage (same size).
+  Tensor argmax_cuda_;
+  std::unique_ptr<CudnnAvePooling> cudnn_ave_;
+  // AVE through cuDNN for the current geometry (not in deterministic mode).
+  bool use_cudnn_ave(const PoolGeometry& g) const;
+#endif
 };
 
 }  // namespace coco

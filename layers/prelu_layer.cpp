@@ -3,6 +3,10 @@
 #include "engine/common.h"
 #include "engine/filler.h"
 
+#if COCO_WITH_CUDA
+#include "layers/prelu_cuda.h"
+#endif
+
 namespace coco {
 
 void PReLULayer::layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) {
@@ -28,6 +32,13 @@ void PReLULayer::reshape(const Blobs& bottom, const Blobs& top) {
     COCO_THROW(where(), "bottom ", shape_str(bottom[0]->shape()), " does not have the ", channels_,
                " channels the layer was set up for");
   if (top[0] != bottom[0]) top[0]->reshape_like(*bottom[0]);
+  // Scratch follows the net's device (the CUDA path keeps its copies there).
+  bottom_copy_.set_device(bottom[0]->device());
+  if (top[0] == bottom[0]) bottom_copy_.reshape(bottom[0]->shape());
+  if (bottom[0]->device() == Device::kCUDA) {
+    plane_sums_dev_.set_device(Device::kCUDA);
+    plane_sums_dev_.reshape({bottom[0]->count(0, 2)});
+  }
 }
 
 void PReLULayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
@@ -98,5 +109,26 @@ void PReLULayer::backward_cpu(const Blobs& top, const std::vector<bool>& propaga
   }
   if (shared) da[0] += static_cast<float>(total);
 }
+
+#if COCO_WITH_CUDA
+void PReLULayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
+  const bool in_place = top[0] == bottom[0];
+  if (in_place) bottom_copy_.reshape(bottom[0]->shape());
+  prelu_forward_cuda(top[0]->mutable_data(), in_place ? bottom_copy_.data() : nullptr, bottom[0]->cdata(),
+                     blobs_[0]->cdata(), bottom[0]->count(0, 2), channels_, bottom[0]->count(2),
+                     param_.prelu_param().channel_shared(), cuda::stream());
+}
+
+// As backward_cpu: dx (=) and per-plane sums in one pass, then the slope diff (+=)
+// summed per channel over n in a fixed order (no atomics).
+void PReLULayer::backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) {
+  const int64_t N = bottom[0]->shape(0);
+  const float* x = top[0] == bottom[0] ? bottom_copy_.data() : bottom[0]->cdata();
+  plane_sums_dev_.reshape({N * channels_});
+  prelu_backward_cuda(propagate_down[0] ? bottom[0]->mutable_diff() : nullptr, plane_sums_dev_.data(),
+                      blobs_[0]->mutable_diff(), x, top[0]->cdiff(), blobs_[0]->cdata(), N, channels_,
+                      bottom[0]->count(2), param_.prelu_param().channel_shared(), cuda::stream());
+}
+#endif
 
 }  // namespace coco

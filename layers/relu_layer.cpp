@@ -1,5 +1,9 @@
 #include "layers/relu_layer.h"
 
+#if COCO_WITH_CUDA
+#include "layers/relu_cuda.h"
+#endif
+
 namespace coco {
 
 void ReLULayer::reshape(const Blobs& bottom, const Blobs& top) {
@@ -28,5 +32,19 @@ void ReLULayer::backward_cpu(const Blobs& top, const std::vector<bool>& propagat
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) dx[i] = y[i] > 0 ? dy[i] : slope * dy[i];
 }
+
+#if COCO_WITH_CUDA
+// The CPU path's expressions, elementwise on the device (layers/relu_layer.cu).
+void ReLULayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
+  relu_forward_cuda(top[0]->mutable_data(), bottom[0]->cdata(), bottom[0]->count(),
+                    param_.relu_param().negative_slope(), cuda::stream());
+}
+
+void ReLULayer::backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) {
+  if (!propagate_down[0]) return;
+  relu_backward_cuda(bottom[0]->mutable_diff(), top[0]->cdata(), top[0]->cdiff(), bottom[0]->count(),
+                     param_.relu_param().negative_slope(), cuda::stream());
+}
+#endif
 
 }  // namespace coco

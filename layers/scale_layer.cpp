@@ -3,6 +3,11 @@
 #include "engine/common.h"
 #include "engine/filler.h"
 
+#if COCO_WITH_CUDA
+#include "engine/cuda_math.h"
+#include "layers/scale_cuda.h"
+#endif
+
 namespace coco {
 
 void ScaleLayer::layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) {
@@ -66,6 +71,9 @@ void ScaleLayer::reshape(const Blobs& bottom, const Blobs& top) {
   dim_ = shape_count(s);
   inner_ = x.count(axis_ + k);
   if (top[0] != bottom[0]) top[0]->reshape_like(x);
+  // The in-place copy of x lives on x's device; sized here, before forward.
+  bottom_copy_.set_device(x.device());
+  if (top[0] == bottom[0]) bottom_copy_.reshape(x.shape());
 }
 
 void ScaleLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
@@ -119,5 +127,38 @@ void ScaleLayer::backward_cpu(const Blobs& top, const std::vector<bool>& propaga
     for (int64_t i = r * inner; i < (r + 1) * inner; ++i) dx[i] = dy[i] * sd;
   }
 }
+
+#if COCO_WITH_CUDA
+void ScaleLayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
+  if (top[0] == bottom[0]) {
+    bottom_copy_.reshape(bottom[0]->shape());
+    cuda_copy(bottom[0]->count(), bottom[0]->cdata(), bottom_copy_.data());
+  }
+  const bool learned = bottom.size() == 1;
+  const float* s = learned ? blobs_[0]->cdata() : bottom[1]->cdata();
+  const float* b = param_.scale_param().bias_term() ? blobs_.back()->cdata() : nullptr;
+  scale_forward_cuda(top[0]->mutable_data(), bottom[0]->cdata(), s, b, outer_, dim_, inner_, cuda::stream());
+}
+
+// As backward_cpu: the scale diff (+= learned, = bottom 1) and bias diff (+=) are sums
+// over outer and inner in double (deterministic, layers/scale_layer.cu); bottom 0
+// diff (=) dy * s.
+void ScaleLayer::backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) {
+  const bool learned = bottom.size() == 1;
+  const bool bias = param_.scale_param().bias_term();
+  const float* x = top[0] == bottom[0] ? bottom_copy_.data() : bottom[0]->cdata();
+  const float* dy = top[0]->cdiff();
+  const float* s = learned ? blobs_[0]->cdata() : bottom[1]->cdata();
+  const bool want_scale = learned || propagate_down[1];
+  if (want_scale || bias) {
+    float* ds = want_scale ? (learned ? blobs_[0]->mutable_diff() : bottom[1]->mutable_diff()) : nullptr;
+    float* db = bias ? blobs_.back()->mutable_diff() : nullptr;
+    void* ws = cuda::workspace(scale_param_backward_workspace_bytes(outer_, dim_, inner_));
+    scale_param_backward_cuda(ds, db, dy, x, outer_, dim_, inner_, learned, ws, cuda::stream());
+  }
+  if (!propagate_down[0]) return;
+  scale_bottom_backward_cuda(bottom[0]->mutable_diff(), dy, s, outer_, dim_, inner_, cuda::stream());
+}
+#endif
 
 }  // namespace coco

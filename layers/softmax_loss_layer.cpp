@@ -4,6 +4,10 @@
 #include <cmath>
 
 #include "engine/common.h"
+#if COCO_WITH_CUDA
+#include "engine/cuda_math.h"
+#include "layers/softmax_loss_cuda.h"
+#endif
 
 namespace coco {
 
@@ -39,7 +43,15 @@ void SoftmaxWithLossLayer::reshape(const Blobs& bottom, const Blobs& top) {
                " values (one per position of scores ", shape_str(scores.shape()), " outside axis ", axis_,
                "), got ", bottom[1]->count());
   top[0]->reshape({1});
+  prob_.set_device(scores.device());
   prob_.reshape(scores.shape());
+#if COCO_WITH_CUDA
+  const bool on_cuda = scores.device() == Device::kCUDA;
+  losses_dev_.set_device(scores.device());
+  losses_dev_.reshape({on_cuda ? 2 * (1 + outer_ * inner_) : 0});
+  status_dev_.set_device(scores.device());
+  status_dev_.reshape({on_cuda ? outer_ * inner_ : 0});
+#endif
   if (top.size() > 1) top[1]->reshape(scores.shape());
   losses_.resize(static_cast<size_t>(outer_ * inner_));
 }
@@ -117,5 +129,33 @@ void SoftmaxWithLossLayer::backward_cpu(const Blobs& top, const std::vector<bool
     for (int64_t k = 0; k < c; ++k) dq[k * inner] = w * (pq[k * inner] - (k == l ? 1.0f : 0.0f));
   }
 }
+
+#if COCO_WITH_CUDA
+// The loss is reduced and normalised on the device and written to the device top; a
+// label the CPU path would reject makes the loss NaN (no host synchronisation to
+// throw from) and gets zero gradient.
+void SoftmaxWithLossLayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
+  static_assert(sizeof(float) == sizeof(int32_t), "status is stored in a float tensor");
+  double* state = reinterpret_cast<double*>(losses_dev_.data());  // [normalizer, losses...]
+  const bool valid = normalization_ == LossNormalization::kValid;
+  // normalizer() for the other modes depends on shapes only (the count is unused).
+  softmax_loss_forward_cuda(top[0]->mutable_data(), prob_.data(), state + 1,
+                            reinterpret_cast<int32_t*>(status_dev_.data()), state, bottom[0]->cdata(),
+                            bottom[1]->cdata(), outer_, classes_, inner_, has_ignore_label_, ignore_label_, valid,
+                            valid ? 1.0 : normalizer(0), cuda::stream());
+  if (top.size() > 1) cuda_copy(prob_.count(), prob_.data(), top[1]->mutable_data());
+}
+
+void SoftmaxWithLossLayer::backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down,
+                                         const Blobs& bottom) {
+  if (propagate_down.size() > 1 && propagate_down[1])
+    COCO_THROW(where(), "cannot backpropagate to the labels (bottom 1)");
+  if (!propagate_down[0]) return;
+  softmax_loss_backward_cuda(bottom[0]->mutable_diff(), prob_.data(), bottom[1]->cdata(),
+                             reinterpret_cast<const int32_t*>(status_dev_.data()), top[0]->cdiff(),
+                             reinterpret_cast<const double*>(losses_dev_.data()), outer_, classes_, inner_,
+                             cuda::stream());
+}
+#endif
 
 }  // namespace coco

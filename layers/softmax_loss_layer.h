@@ -34,6 +34,10 @@ class SoftmaxWithLossLayer final : public Layer {
   void layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) override;
   void forward_cpu(const Blobs& bottom, const Blobs& top) override;
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) override;
+#if COCO_WITH_CUDA
+  void forward_cuda(const Blobs& bottom, const Blobs& top) override;
+  void backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) override;
+#endif
 
  private:
   double normalizer(int64_t valid_count) const;
@@ -47,6 +51,10 @@ class SoftmaxWithLossLayer final : public Layer {
   Tensor prob_;                  // (outer, C, inner): softmax of the scores
   std::vector<double> losses_;   // (outer * inner): per-position loss, 0 where ignored
   int64_t valid_count_ = 0;      // positions not ignored, from the last forward
+  // The CUDA path's state between forward and backward, in float storage:
+  // [normalizer, per-position loss...] as 1 + outer*inner doubles, and the
+  // per-position status (int32) -- valid_count_ and losses_ on the device.
+  Tensor losses_dev_, status_dev_;
 };
 
 }  // namespace coco

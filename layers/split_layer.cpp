@@ -5,6 +5,11 @@
 #include "engine/common.h"
 #include "engine/math.h"
 
+#if COCO_WITH_CUDA
+#include "engine/cuda_math.h"
+#include "layers/split_cuda.h"
+#endif
+
 namespace coco {
 
 void SplitLayer::reshape(const Blobs& bottom, const Blobs& top) {
@@ -26,6 +31,22 @@ void SplitLayer::backward_cpu(const Blobs& top, const std::vector<bool>& propaga
   std::memcpy(dx, top[0]->cdiff(), n * sizeof(float));
   for (size_t t = 1; t < top.size(); ++t) cpu_axpy(n, 1.f, top[t]->cdiff(), dx);
 }
+
+#if COCO_WITH_CUDA
+// Device-to-device copies on the compute stream (Tensor::copy_from would be a
+// synchronous copy outside that stream).
+void SplitLayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
+  for (auto* t : top) cuda_copy(bottom[0]->count(), bottom[0]->cdata(), t->mutable_data());
+}
+
+void SplitLayer::backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) {
+  if (!propagate_down[0]) return;
+  std::vector<const float*> dys;  // (tops) device diff pointers
+  for (auto* t : top) dys.push_back(t->cdiff());
+  split_backward_cuda(bottom[0]->mutable_diff(), dys.data(), static_cast<int64_t>(dys.size()), bottom[0]->count(),
+                      cuda::stream());
+}
+#endif
 
 void InputLayer::layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) {
   const auto& shapes = param_.input_param().shape();
