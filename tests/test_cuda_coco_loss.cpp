@@ -276,6 +276,42 @@ TEST(CudaCocoLoss, CachedLogitsEqualRecomputedBitForBit) {
   }
 }
 
+TEST(CudaCocoLoss, SecondStepAllocatesNoDeviceMemory) {
+  COCO_REQUIRE_CUDA();
+  // Scratch grows to its steady-state size in the first step and is reused: later
+  // steps (same batch) ask the allocator for nothing, with the cache partly full.
+  CocoLossLayer layer(layer_param(head_text(300, 64, 0.01f, "scale: 8", true)));
+  Blob x({33, 64}, Device::kCUDA), y({33}, Device::kCUDA), loss(Shape{}, Device::kCUDA), acc(Shape{}, Device::kCUDA);
+  std::vector<double> xv(33 * 64), yv(33), cv(300 * 64);
+  for (size_t i = 0; i < xv.size(); ++i) xv[i] = std::sin(0.37 * i);
+  for (size_t i = 0; i < yv.size(); ++i) yv[i] = static_cast<double>((i * 11) % 300);
+  for (size_t i = 0; i < cv.size(); ++i) cv[i] = std::cos(0.11 * i);
+  set_device_tensor(x.data(), {33, 64}, xv);
+  set_device_tensor(y.data(), {33}, yv);
+  auto c = std::make_shared<Blob>(Shape{300, 64}, Device::kCUDA);
+  set_device_tensor(c->data(), {300, 64}, cv);
+  layer.blobs().push_back(c);
+  LayerHarness h;
+  h.setup(layer, {&x, &y}, {&loss, &acc});
+  auto step = [&] {
+    c->diff().zero();
+    layer.reshape({&x, &y}, {&loss, &acc});
+    layer.forward({&x, &y}, {&loss, &acc});
+    loss.diff().fill(1.f);
+    layer.backward({&loss, &acc}, {true, false}, {&x, &y});
+  };
+  step();
+  cuda::synchronize("coco head test");
+  EXPECT_GT(layer.cached_chunks(), 0);
+  const auto before = cuda::memory_stats();
+  step();
+  step();
+  cuda::synchronize("coco head test");
+  const auto after = cuda::memory_stats();
+  EXPECT_EQ(after.in_use, before.in_use);
+  EXPECT_EQ(after.device_allocs, before.device_allocs);
+}
+
 TEST(CudaCocoLoss, BadLabelGivesNanLossOnTheDevice) {
   COCO_REQUIRE_CUDA();
   // The CPU path throws on a label outside [0, K); the CUDA path cannot see labels
