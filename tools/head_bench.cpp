@@ -12,8 +12,9 @@
 // With --device cuda[:N] the head runs on the GPU (one per rank under mpirun, its
 // collectives over NCCL) and the floor is the same three GEMMs in cuBLAS; both are
 // timed with CUDA events on the compute stream. The line adds "device" and
-// "peak_device_mb", the caching allocator's peak of bytes handed out while the head
-// ran (inputs, centroids, scratch and logits cache; before the floor's buffers).
+// "peak_device_mb", the caching allocator's peak of bytes handed out for this shape
+// while the head ran (inputs, centroids, scratch and logits cache; before the
+// floor's buffers).
 //
 // Check: --features X.npy (M x D float32), --centroids C.npy (K x D float32),
 // --labels Y.npy (M int64) and --scale A run one forward and backward and write
@@ -252,6 +253,10 @@ int run_head_bench(Communicator& comm, const HeadBenchOptions& o, Communicator* 
   if (shapes.empty()) shapes = {{256, 512, 85742}, {512, 512, 100000}};
   for (const auto& [M, D, K] : shapes) {
     const ShardRange mine = shard_range(M, comm.rank(), comm.size());
+    if (gpu) {
+      cuda::empty_cache();  // the last shape's buffers are free: give them back
+      cuda::reset_peak_memory_stats();
+    }
     Head h(hc, head_param(o, K, o.scale), mine.count, D, o.device);
     std::vector<float> x(mine.count * D), y(mine.count);
     for (int64_t i = 0; i < mine.count * D; ++i) x[i] = uniform01(3, comm.rank(), i) - 0.5f;
