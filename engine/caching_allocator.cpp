@@ -93,6 +93,11 @@ bool CachingAllocator::owns(const void* p) const {
   return a < it->first + it->second;
 }
 
+void CachingAllocator::reset_peak() {
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.peak_in_use = stats_.in_use;
+}
+
 CachingAllocator::Stats CachingAllocator::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   return stats_;

@@ -47,6 +47,8 @@ class CachingAllocator {
     int64_t backend_allocs = 0, backend_frees = 0, cache_hits = 0;
   };
   Stats stats() const;
+  // Starts a new peak measurement from the bytes in use now.
+  void reset_peak();
 
  private:
   void release_cache_locked();

@@ -153,6 +153,7 @@ MemoryStats memory_stats() {
 }
 
 void empty_cache() { ctx().alloc->release_cache(); }
+void reset_peak_memory_stats() { ctx().alloc->reset_peak(); }
 
 // ---- the device_memory entry points for CUDA (engine/device_memory.cpp calls these) ----
 void* allocate(size_t bytes) { return ctx().alloc->allocate(bytes); }
@@ -200,6 +201,7 @@ void synchronize(const std::string&) {}
 void check_launch(const char*) { no_cuda(); }
 MemoryStats memory_stats() { return {}; }
 void empty_cache() {}
+void reset_peak_memory_stats() {}
 void* allocate(size_t) { no_cuda(); }
 bool owns(const void*) { return false; }
 void deallocate(void*) { no_cuda(); }

@@ -62,6 +62,8 @@ struct MemoryStats {
   int64_t device_frees = 0;   // cudaFree calls so far
 };
 MemoryStats memory_stats();
+// Starts a new peak_in_use measurement from the bytes in use now.
+void reset_peak_memory_stats();
 // Returns every cached free block to the driver.
 void empty_cache();
 

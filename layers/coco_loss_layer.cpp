@@ -9,6 +9,12 @@
 #include "engine/filler.h"
 #include "engine/math.h"
 
+#if COCO_WITH_CUDA
+#include "engine/cuda_math.h"
+#include "engine/cuda_runtime.h"
+#include "layers/coco_loss_cuda.h"
+#endif
+
 namespace coco {
 
 namespace {
@@ -96,6 +102,12 @@ void CocoLossLayer::reshape(const Blobs& bottom, const Blobs& top) {
                shape_str(bottom[1]->shape()), ")");
   top[0]->reshape({1});
   if (top.size() > 1) top[1]->reshape({1});
+  // The CUDA scratch follows the net's device; forward sizes it (M is global).
+  const Device dev = bottom[0]->device();
+  for (Tensor* t : {&d_counts_, &d_x_inv_norm_, &d_f_all_, &d_labels_all_, &d_c_inv_norm_, &d_c_hat_, &d_logits_,
+                    &d_row_max_, &d_local_max_, &d_sum_target_, &d_best_, &d_best_class_, &d_raw_max_, &d_cand_,
+                    &d_grad_f_all_, &d_grad_x_, &d_grad_c_hat_})
+    t->set_device(dev);
 }
 
 float CocoLossLayer::apply_margin(float z) const {
@@ -383,5 +395,188 @@ void CocoLossLayer::backward_cpu(const Blobs& top, const std::vector<bool>& prop
   float* dx = bottom[0]->mutable_diff();
   for (int64_t i = 0; i < n; ++i) dx[i] = w * grad_x_[i];
 }
+
+#if COCO_WITH_CUDA
+
+void CocoLossLayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
+  Communicator& comm = *ctx().comm;
+  const int nranks = comm.size(), rank = comm.rank();
+  const int64_t Ml = bottom[0]->shape(0), D = D_, Kr = shard_.count;
+  const float* x = bottom[0]->cdata();  // (M_l, D), device
+  const float* y = bottom[1]->cdata();  // (M_l), device
+  const bool train = phase() == Phase::kTrain;
+  const bool want_accuracy = top.size() > 1;
+  const cuda::Stream st = cuda::stream();
+  COCO_CHECK(blobs_[0]->device() == Device::kCUDA, where(), "centroids are on the CPU, features on the GPU");
+  // Labels are checked on the device: a label outside [0, K) makes the loss NaN
+  // (the CPU path throws; here that would need a copy to the host every step).
+
+  // 1. Batch sizes of every rank (one rank: no communication), then f and the
+  // labels, written at this rank's offset and gathered in place.
+  counts_.assign(nranks, 0);
+  if (nranks == 1) {
+    counts_[0] = Ml;
+  } else {
+    // GEMM shapes are host values: the N batch sizes are the one thing this head
+    // reads back (a short last batch may sit on any rank).
+    d_counts_.reshape({nranks});
+    cuda_set(1, static_cast<float>(Ml), d_counts_.data() + rank);
+    comm.all_gather(d_counts_.data() + rank, d_counts_.data(), std::vector<int64_t>(nranks, 1));
+    std::vector<float> host(nranks);
+    coco_head_read_to_host(host.data(), d_counts_.data(), nranks, st);
+    for (int r = 0; r < nranks; ++r) counts_[r] = static_cast<int64_t>(host[r]);
+  }
+  int64_t M = 0, offset = 0;
+  for (int r = 0; r < nranks; ++r) {
+    if (r < rank) offset += counts_[r];
+    M += counts_[r];
+  }
+  if (M == 0) COCO_THROW(where(), "empty global batch");
+  COCO_CHECK(counts_[rank] == Ml, where(), "rank ", rank, " gathered batch size ", counts_[rank], ", has ", Ml);
+
+  d_x_inv_norm_.reshape({Ml});
+  d_f_all_.reshape({M, D});
+  d_labels_all_.reshape({M});
+  float* f_all = d_f_all_.data();
+  float* labels_all = d_labels_all_.data();
+  coco_head_features(f_all + offset * D, d_x_inv_norm_.data(), x, Ml, D, alpha_, cosine_, st);
+  if (Ml > 0) cuda_copy(Ml, y, labels_all + offset);
+  std::vector<int64_t> feat_counts(nranks);
+  for (int r = 0; r < nranks; ++r) feat_counts[r] = counts_[r] * D;
+  comm.all_gather(f_all + offset * D, f_all, feat_counts);
+  comm.all_gather(labels_all + offset, labels_all, counts_);
+
+  // Centroid norms (RENORMALIZE rewrites the parameter itself, as the seed did).
+  // Unit centroids are made per chunk (EXACT); with RENORMALIZE or INNER_PRODUCT
+  // the centroid rows are the ĉ rows and are used in place.
+  float* c = blobs_[0]->mutable_data();
+  const bool renorm = cosine_ && update_ == proto::CocoLossParameter::RENORMALIZE;
+  const bool exact = cosine_ && update_ == proto::CocoLossParameter::EXACT;
+  d_c_inv_norm_.reshape({Kr});
+  if (cosine_) coco_head_centroid_norms(c, d_c_inv_norm_.data(), Kr, D, cosine_, renorm, st);
+  const int64_t t_max = std::max<int64_t>(std::min(T_, Kr), 1);  // the widest chunk of this shard
+  d_c_hat_.reshape({exact ? t_max : 0, D});
+  auto chunk_centroids = [&](int64_t c0, int64_t t) -> const float* {
+    if (!exact) return c + c0 * D;
+    coco_head_unit_centroids(d_c_hat_.data(), c + c0 * D, d_c_inv_norm_.data() + c0, t, D, st);
+    return d_c_hat_.data();
+  };
+
+  CocoMarginParams mp;
+  mp.alpha = alpha_;
+  mp.margin = margin_;
+  switch (margin_type_) {
+    case proto::CocoLossParameter::COSFACE: mp.kind = CocoMarginKind::kCosFace; break;
+    case proto::CocoLossParameter::ARCFACE: mp.kind = CocoMarginKind::kArcFace; break;
+    default: mp.kind = CocoMarginKind::kNone; break;
+  }
+  mp.cos_m = std::cos(margin_);
+  mp.sin_m = std::sin(margin_);
+  mp.threshold = std::cos(static_cast<float>(M_PI) - margin_);
+  mp.m_sin_m = margin_ * std::sin(margin_);
+
+  // 2. Chunks of T local classes: z = f ĉᵀ (M, T), online softmax per row. The
+  // cache budget counts M x T floats per chunk, as on the CPU (the same
+  // cached_chunks()); each slot is padded to 64 floats so every GEMM output starts
+  // equally aligned (cuBLAS then picks the same kernel for cached and recomputed).
+  const int64_t n_chunks = Kr == 0 ? 0 : (Kr + T_ - 1) / T_;
+  const double chunk_bytes = static_cast<double>(M) * T_ * sizeof(float);
+  const double budget = static_cast<double>(param_.coco_loss_param().logits_cache_mb()) * (1 << 20);
+  cached_chunks_ = train ? std::min<int64_t>(n_chunks, static_cast<int64_t>(budget / chunk_bytes)) : 0;
+  const int64_t slots = cached_chunks_ + (cached_chunks_ < n_chunks ? 1 : 0);
+  const int64_t slot_stride = (M * t_max + 63) / 64 * 64;
+  d_logits_.reshape({std::max<int64_t>(slots, 1) * slot_stride});
+  auto slot = [&](int64_t chunk) { return d_logits_.data() + std::min(chunk, cached_chunks_) * slot_stride; };
+
+  d_row_max_.reshape({M});
+  d_local_max_.reshape({M});
+  d_sum_target_.reshape({2 * M});
+  d_best_.reshape({M});
+  d_best_class_.reshape({M});
+  float* row_max = d_row_max_.data();
+  float* row_sum = d_sum_target_.data();
+  float* target = d_sum_target_.data() + M;
+  coco_head_init_stats(row_max, d_sum_target_.data(), d_best_.data(), d_best_class_.data(), M, st);
+  for (int64_t ch = 0; ch < n_chunks; ++ch) {
+    const int64_t c0 = ch * T_, t = std::min(T_, Kr - c0);
+    float* z = slot(ch);
+    const float* u = chunk_centroids(c0, t);
+    cuda_gemm(Trans::kNo, Trans::kYes, M, t, D, 1.f, f_all, u, 0.f, z);
+    coco_head_chunk_stats(row_max, row_sum, target, d_best_.data(), d_best_class_.data(), z, labels_all, M, t,
+                          shard_.start + c0, want_accuracy, mp, st);
+  }
+
+  // 3. Join the ranks: MAX of row maxima, rescale, SUM of [sums, targets].
+  cuda_copy(M, row_max, d_local_max_.data());
+  comm.all_reduce(row_max, M, ReduceOp::kMax);
+  coco_head_rescale_sums(row_sum, d_local_max_.data(), row_max, M, st);
+  comm.all_reduce(d_sum_target_.data(), 2 * M, ReduceOp::kSum);
+
+  // 4. Loss, the same on every rank, written on the device.
+  coco_head_loss(top[0]->mutable_data(), row_sum, row_max, target, labels_all, M, K_, st);
+
+  if (want_accuracy) {
+    // Top-1 of the raw logits. The best rank names its class; ties go to the lowest.
+    d_raw_max_.reshape({M});
+    d_cand_.reshape({M});
+    cuda_copy(M, d_best_.data(), d_raw_max_.data());
+    comm.all_reduce(d_raw_max_.data(), M, ReduceOp::kMax);
+    coco_head_accuracy_candidates(d_cand_.data(), d_best_.data(), d_raw_max_.data(), d_best_class_.data(), M, st);
+    comm.all_reduce(d_cand_.data(), M, ReduceOp::kMin);
+    coco_head_accuracy(top[1]->mutable_data(), d_cand_.data(), labels_all, M, st);
+  }
+
+  grad_ready_ = false;
+  d_grad_x_ptr_ = nullptr;
+  if (!train) return;
+
+  // 5-7. Per chunk: G = (softmax - onehot)/M (times the margin's slope at the
+  // target) in place of the logits; centroid gradient Gᵀf (+ normalisation
+  // Jacobian) into the parameter diff; partial feature gradient G ĉ.
+  d_grad_f_all_.reshape({M, D});
+  d_grad_c_hat_.reshape({t_max, D});
+  float* grad_f_all = d_grad_f_all_.data();
+  float* dc = blobs_[0]->mutable_diff();
+  const float invM = 1.0f / M;
+  for (int64_t ch = 0; ch < n_chunks; ++ch) {
+    const int64_t c0 = ch * T_, t = std::min(T_, Kr - c0);
+    float* z = slot(ch);
+    const float* u = chunk_centroids(c0, t);
+    if (ch >= cached_chunks_) cuda_gemm(Trans::kNo, Trans::kYes, M, t, D, 1.f, f_all, u, 0.f, z);
+    coco_head_softmax_grad(z, row_max, row_sum, labels_all, M, t, shard_.start + c0, invM, mp, st);
+    // (t, D) = Gᵀ (t, M) · f (M, D)
+    cuda_gemm(Trans::kYes, Trans::kNo, t, D, M, 1.f, z, f_all, 0.f, d_grad_c_hat_.data());
+    coco_head_centroid_grad(dc + c0 * D, d_grad_c_hat_.data(), u, d_c_inv_norm_.data() + c0, t, D, loss_weight_,
+                            exact, st);
+    // (M, D) (+)= G (M, t) · ĉ (t, D); the first chunk writes.
+    cuda_gemm(Trans::kNo, Trans::kNo, M, D, t, 1.f, z, u, ch == 0 ? 0.f : 1.f, grad_f_all);
+  }
+  if (n_chunks == 0) cuda_set(M * D, 0.f, grad_f_all);  // no classes on this rank
+
+  // 8. Each rank receives the summed gradient of its own rows (one rank: in place);
+  // project to dL/dx.
+  float* grad_x = grad_f_all;
+  if (nranks > 1) {
+    d_grad_x_.reshape({Ml, D});
+    grad_x = d_grad_x_.data();
+  }
+  comm.reduce_scatter(grad_f_all, grad_x, feat_counts);
+  if (cosine_) coco_head_project_features(grad_x, x, d_x_inv_norm_.data(), Ml, D, alpha_, st);
+  d_grad_x_ptr_ = grad_x;
+  grad_ready_ = true;
+}
+
+void CocoLossLayer::backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down,
+                                  const Blobs& bottom) {
+  COCO_CHECK(grad_ready_ && d_grad_x_ptr_ != nullptr, where(), "backward without a train-phase forward");
+  // The top diff must equal loss_weight (the centroid gradient was scaled by it in
+  // forward); the CPU path checks that, here it would take a copy to the host, so
+  // the feature gradient is scaled by the top diff as the device holds it.
+  if (!propagate_down[0]) return;
+  coco_head_scale_by_top_diff(bottom[0]->mutable_diff(), d_grad_x_ptr_, top[0]->cdiff(), bottom[0]->count(),
+                              cuda::stream());
+}
+
+#endif  // COCO_WITH_CUDA
 
 }  // namespace coco

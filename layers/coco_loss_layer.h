@@ -56,6 +56,13 @@ class CocoLossLayer final : public Layer {
   void layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) override;
   void forward_cpu(const Blobs& bottom, const Blobs& top) override;
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) override;
+#if COCO_WITH_CUDA
+  // The same steps on the device (layers/coco_loss_layer.cu + cuBLAS): every
+  // buffer below the "CUDA scratch" line, nothing copied to the host except, on
+  // more than one rank, the per-rank batch sizes (N floats: GEMM shapes).
+  void forward_cuda(const Blobs& bottom, const Blobs& top) override;
+  void backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) override;
+#endif
 
  private:
   int64_t K_ = 0, D_ = 0, T_ = 0;
@@ -90,6 +97,27 @@ class CocoLossLayer final : public Layer {
   std::vector<float> grad_x_;        // (M_l, D) dL/dx for this rank's rows (unit weight)
   std::vector<float> grad_c_hat_;    // (T, D)
   std::vector<float> feat_send_;     // (M_l, D) staging for the gather
+
+  // CUDA scratch: device tensors that follow the bottoms' device (set in reshape),
+  // grown in forward, never shrunk. None is K-wide or M x K_r beyond the cache.
+  Tensor d_counts_;        // (N) per-rank batch sizes (more than one rank only)
+  Tensor d_x_inv_norm_;    // (M_l)
+  Tensor d_f_all_;         // (M, D) alpha * x̂ of all ranks (gathered in place)
+  Tensor d_labels_all_;    // (M)
+  Tensor d_c_inv_norm_;    // (K_r)
+  Tensor d_c_hat_;         // (T', D) unit centroids of the current chunk (EXACT cosine only); T' = min(T, K_r)
+  Tensor d_logits_;        // (cached chunks + 1) slots of M x T', each padded to 64 floats
+  Tensor d_row_max_;       // (M)
+  Tensor d_local_max_;     // (M) this rank's row maxima before the MAX all-reduce
+  Tensor d_sum_target_;    // (2M) [row sums, target logits]
+  Tensor d_best_;          // (M)
+  Tensor d_best_class_;    // (M)
+  Tensor d_raw_max_;       // (M)
+  Tensor d_cand_;          // (M)
+  Tensor d_grad_f_all_;    // (M, D); at one rank also dL/dx after the projection
+  Tensor d_grad_x_;        // (M_l, D) dL/dx of this rank's rows (more than one rank only)
+  Tensor d_grad_c_hat_;    // (T', D)
+  const float* d_grad_x_ptr_ = nullptr;  // d_grad_f_all_ or d_grad_x_ after a train forward
 };
 
 }  // namespace coco

@@ -66,6 +66,10 @@ TEST(CachingAllocator, SteadyStateLoopNeverCallsTheBackend) {
   EXPECT_EQ(s.in_use, 0);
   EXPECT_EQ(s.cache_hits, 49 * static_cast<int64_t>(step.size()));
   EXPECT_GT(s.peak_in_use, static_cast<int64_t>((1 << 22) + (3 << 20)));
+  void* one = a.allocate(100);
+  a.reset_peak();
+  EXPECT_EQ(a.stats().peak_in_use, 512);
+  a.deallocate(one);
 }
 
 TEST(CachingAllocator, BigCachedBlockIsNotSpentOnASmallRequest) {

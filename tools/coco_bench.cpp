@@ -18,7 +18,9 @@
 
 #include "comm/communicator.h"
 #include "comm/mpi_communicator.h"
+#include "comm/nccl_communicator.h"
 #include "engine/cli.h"
+#include "engine/common.h"
 #include "tools/comm_bench.h"
 #include "tools/head_bench.h"
 #include "engine/config.h"
@@ -113,6 +115,9 @@ grad_centroids.npy to DIR, to check the head against other implementations.
   --cache-mb B          logits kept between forward and backward (default 256)
   --repeats N           timed runs, best taken (default 3)
   --threads N           CPU threads (default 2)
+  --device D            cpu (default), cuda or cuda:N: the head on GPU N (cuBLAS floor,
+                        CUDA-event timings, adds "device" and "peak_device_mb"); under
+                        mpirun each rank takes GPU N + its local rank, joined by NCCL
 )";
 
 int comm_main(int argc, char** argv) {
@@ -145,6 +150,7 @@ int head_main(int argc, char** argv) {
   coco::HeadBenchOptions o;
   int64_t M = -1, D = -1, K = -1;
   int threads = 2;
+  coco::DeviceSpec device;
   try {
     for (int i = 2; i < argc; ++i) {
       const std::string a = argv[i];
@@ -164,7 +170,14 @@ int head_main(int argc, char** argv) {
       else if (a == "--chunk") o.chunk = coco::parse_int_flag(a, value(), 0);
       else if (a == "--cache-mb") o.cache_mb = std::stof(value());
       else if (a == "--threads") threads = static_cast<int>(coco::parse_int_flag(a, value(), 1));
-      else if (a == "-h" || a == "--help") {
+      else if (a == "--device") {
+        const std::string v = value();
+        try {
+          device = coco::DeviceSpec::parse(v);
+        } catch (const coco::Error&) {
+          throw coco::UsageError{"--device takes cpu, cuda or cuda:N, got '" + v + "'"};
+        }
+      } else if (a == "-h" || a == "--help") {
         std::cout << kHeadUsage;
         return 0;
       } else {
@@ -184,7 +197,19 @@ int head_main(int argc, char** argv) {
   auto comm = coco::make_cpu_communicator();
   coco::set_num_threads(threads);
   coco::set_flush_denormals(true);
-  return coco::run_or_abort_job(comm->size(), [&] { return coco::run_head_bench(*comm, o); });
+  o.device = device.type;
+  return coco::run_or_abort_job(comm->size(), [&] {
+    if (device.type == coco::Device::kCPU) return coco::run_head_bench(*comm, o);
+    // One GPU per rank; several ranks join over NCCL (the head's collectives take
+    // device pointers), timings are reduced over the CPU communicator.
+    const int gpu = device.index + comm->local_rank();
+    coco::cuda::set_device(gpu);
+    if (comm->size() == 1) return coco::run_head_bench(*comm, o);
+    auto* mpi = dynamic_cast<coco::MpiCommunicator*>(comm.get());
+    COCO_CHECK(mpi != nullptr, "coco-bench head: several ranks without MPI");
+    coco::NcclCommunicator nccl(*mpi, gpu);
+    return coco::run_head_bench(*comm, o, &nccl);
+  });
 }
 
 int main(int argc, char** argv) {

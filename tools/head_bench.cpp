@@ -9,6 +9,13 @@
 // z = f ĉᵀ (M x K_r x D), Gᵀ f and G ĉ -- done as three plain calls of the same BLAS
 // in the same process, so the ratio compares like with like.
 //
+// With --device cuda[:N] the head runs on the GPU (one per rank under mpirun, its
+// collectives over NCCL) and the floor is the same three GEMMs in cuBLAS; both are
+// timed with CUDA events on the compute stream. The line adds "device" and
+// "peak_device_mb", the caching allocator's peak of bytes handed out for this shape
+// while the head ran (inputs, centroids, scratch and logits cache; before the
+// floor's buffers).
+//
 // Check: --features X.npy (M x D float32), --centroids C.npy (K x D float32),
 // --labels Y.npy (M int64) and --scale A run one forward and backward and write
 // loss.npy, grad_features.npy and grad_centroids.npy to --dump DIR (one process).
@@ -26,10 +33,16 @@
 
 #include "engine/common.h"
 #include "engine/config.h"
+#include "engine/cuda_math.h"
+#include "engine/cuda_runtime.h"
 #include "engine/math.h"
 #include "engine/rng.h"
 #include "layers/coco_loss_layer.h"
 #include "tools/embed/npy.h"
+
+#if COCO_WITH_CUDA
+#include <cuda_runtime_api.h>
+#endif
 
 namespace coco {
 
@@ -62,20 +75,73 @@ proto::LayerParameter head_param(const HeadBenchOptions& o, int64_t K, float sca
   return p;
 }
 
+// Times work queued on the current device's compute stream with CUDA events.
+class DeviceTimer {
+ public:
+#if COCO_WITH_CUDA
+  DeviceTimer() {
+    check(cudaEventCreate(&start_), "cudaEventCreate");
+    check(cudaEventCreate(&stop_), "cudaEventCreate");
+  }
+  ~DeviceTimer() {
+    cudaEventDestroy(start_);
+    cudaEventDestroy(stop_);
+  }
+  void start() { check(cudaEventRecord(start_, cuda::stream()), "cudaEventRecord"); }
+  // Seconds since start(), waiting for the stream to get there.
+  double stop() {
+    check(cudaEventRecord(stop_, cuda::stream()), "cudaEventRecord");
+    check(cudaEventSynchronize(stop_), "cudaEventSynchronize");
+    float ms = 0;
+    check(cudaEventElapsedTime(&ms, start_, stop_), "cudaEventElapsedTime");
+    return ms / 1e3;
+  }
+
+ private:
+  static void check(cudaError_t e, const char* what) {
+    if (e != cudaSuccess) COCO_THROW("coco-bench head: ", what, " failed: ", cudaGetErrorString(e));
+  }
+  cudaEvent_t start_ = nullptr, stop_ = nullptr;
+#else
+  DeviceTimer() { COCO_THROW("this coco build has no CUDA backend (configure with COCO_WITH_CUDA=ON)"); }
+  void start() {}
+  double stop() { return 0; }
+#endif
+};
+
+// Host values into a blob's data on any device (the one explicit copy).
+void set_data(Blob& b, const std::vector<float>& v) {
+  Tensor host(b.shape());
+  std::copy(v.begin(), v.end(), host.data());
+  b.data().copy_from(host);
+}
+
 struct Head {
   LayerContext ctx;
   Rng rng{7};
   std::unique_ptr<CocoLossLayer> layer;
   Blob x, y, loss;
-  Head(Communicator& comm, const proto::LayerParameter& p, int64_t m, int64_t d) : x({m, d}), y({m}) {
+  Head(Communicator& comm, const proto::LayerParameter& p, int64_t m, int64_t d, Device dev)
+      : x({m, d}, dev), y({m}, dev), loss(Shape{}, dev) {
     ctx.comm = &comm;
     layer = std::make_unique<CocoLossLayer>(p);
-    layer->setup({&x, &y}, {&loss}, &ctx, rng);
+    if (dev == Device::kCPU) {
+      layer->setup({&x, &y}, {&loss}, &ctx, rng);
+      return;
+    }
+    // The filler runs on the host (as in a Net, which then moves the parameters):
+    // set up on host blobs, move the centroids, reshape on the device blobs.
+    Blob hx({m, d}), hy({m}), hloss;
+    layer->setup({&hx, &hy}, {&hloss}, &ctx, rng);
+    auto c = std::make_shared<Blob>(layer->blobs()[0]->shape(), dev);
+    c->data().copy_from(layer->blobs()[0]->data());
+    layer->blobs()[0] = c;
+    layer->reshape({&x, &y}, {&loss});
   }
   void step() {
     layer->blobs()[0]->diff().zero();
     layer->forward({&x, &y}, {&loss});
-    loss.mutable_diff()[0] = 1.f;
+    loss.diff().fill(1.f);  // the loss weight, as the Net seeds it
     layer->backward({&loss}, {true, false}, {&x, &y});
   }
 };
@@ -92,63 +158,137 @@ int check_mode(Communicator& comm, const HeadBenchOptions& o) {
   if (Y.type != NpyType::kInt64 || Y.shape.size() != 1 || Y.shape[0] != X.shape[0])
     COCO_THROW(o.labels, ": expected int64 labels, one per feature row (", X.shape[0], ")");
   const int64_t M = X.shape[0], D = X.shape[1], K = C.shape[0];
-  Head h(comm, head_param(o, K, o.scale), M, D);
-  std::copy(X.f32.begin(), X.f32.end(), h.x.mutable_data());
-  for (int64_t i = 0; i < M; ++i) h.y.mutable_data()[i] = static_cast<float>(Y.i64[i]);
-  std::copy(C.f32.begin(), C.f32.end(), h.layer->blobs()[0]->mutable_data());
+  Head h(comm, head_param(o, K, o.scale), M, D, o.device);
+  set_data(h.x, X.f32);
+  std::vector<float> labels(M);
+  for (int64_t i = 0; i < M; ++i) labels[i] = static_cast<float>(Y.i64[i]);
+  set_data(h.y, labels);
+  set_data(*h.layer->blobs()[0], C.f32);
   h.step();
+  // Results to the host (explicit copies; a no-op on the CPU).
+  const std::vector<float> loss = h.loss.data().to_vector(), gx = h.x.diff().to_vector(),
+                           gc = h.layer->blobs()[0]->diff().to_vector();
   std::filesystem::create_directories(o.dump_dir);
-  write_npy(o.dump_dir + "/loss.npy", {}, h.loss.cdata());
-  write_npy(o.dump_dir + "/grad_features.npy", {M, D}, h.x.cdiff());
-  write_npy(o.dump_dir + "/grad_centroids.npy", {K, D}, h.layer->blobs()[0]->cdiff());
-  std::printf("{\"loss\": %.9g, \"M\": %lld, \"D\": %lld, \"K\": %lld, \"dump\": \"%s\"}\n", h.loss.cdata()[0],
+  write_npy(o.dump_dir + "/loss.npy", {}, loss.data());
+  write_npy(o.dump_dir + "/grad_features.npy", {M, D}, gx.data());
+  write_npy(o.dump_dir + "/grad_centroids.npy", {K, D}, gc.data());
+  std::printf("{\"loss\": %.9g, \"M\": %lld, \"D\": %lld, \"K\": %lld, \"dump\": \"%s\"}\n", loss[0],
               static_cast<long long>(M), static_cast<long long>(D), static_cast<long long>(K), o.dump_dir.c_str());
   return 0;
 }
 
+// A step ends when its slowest rank does.
+double slowest(Communicator& comm, double seconds) {
+  float dt = static_cast<float>(seconds);
+  comm.all_reduce(&dt, 1, ReduceOp::kMax);
+  return dt;
+}
+
+// The head's timing on the CPU (wall clock) and its GEMM floor (OpenBLAS). Returns
+// the peak RSS (MB) after the head ran, before the floor's buffers.
+double time_cpu(Communicator& comm, Head& h, const HeadBenchOptions& o, int64_t M, int64_t D, int64_t Kr,
+                double* head, double* floor) {
+  *head = 1e30;
+  for (int r = 0; r < o.repeats + 1; ++r) {
+    comm.barrier();
+    const auto t0 = Clock::now();
+    h.step();
+    const double dt = slowest(comm, since(t0));
+    if (r > 0) *head = std::min(*head, dt);
+  }
+  const double rss = peak_rss_mb();
+  // The floor: the three GEMMs at this rank's shard (global M rows).
+  std::vector<float> f(M * D, 0.1f), c(Kr * D, 0.2f), z(M * Kr), gc(Kr * D), gf(M * D);
+  *floor = 1e30;
+  for (int r = 0; r < o.repeats + 1; ++r) {
+    const auto t0 = Clock::now();
+    cpu_gemm(Trans::kNo, Trans::kYes, M, Kr, D, 1.f, f.data(), c.data(), 0.f, z.data());
+    cpu_gemm(Trans::kYes, Trans::kNo, Kr, D, M, 1.f, z.data(), f.data(), 0.f, gc.data());
+    cpu_gemm(Trans::kNo, Trans::kNo, M, D, Kr, 1.f, z.data(), c.data(), 0.f, gf.data());
+    if (r > 0) *floor = std::min(*floor, since(t0));
+  }
+  return rss;
+}
+
+// The same on the GPU: CUDA events around the head and around three cuBLAS GEMMs.
+// Returns the allocator's peak (MB) while the head ran, before the floor's buffers.
+double time_cuda(Communicator& comm, Head& h, const HeadBenchOptions& o, int64_t M, int64_t D, int64_t Kr,
+                 double* head, double* floor) {
+  DeviceTimer timer;
+  *head = 1e30;
+  for (int r = 0; r < o.repeats + 1; ++r) {
+    cuda::synchronize("coco-bench head");  // nothing queued from the last pass
+    comm.barrier();
+    timer.start();
+    h.step();
+    const double dt = slowest(comm, timer.stop());
+    if (r > 0) *head = std::min(*head, dt);
+  }
+  const double peak = static_cast<double>(cuda::memory_stats().peak_in_use) / (1 << 20);
+  Tensor f({M, D}, Device::kCUDA), c({Kr, D}, Device::kCUDA), z({M, Kr}, Device::kCUDA),
+      gc({Kr, D}, Device::kCUDA), gf({M, D}, Device::kCUDA);
+  f.fill(0.1f);
+  c.fill(0.2f);
+  *floor = 1e30;
+  for (int r = 0; r < o.repeats + 1; ++r) {
+    timer.start();
+    cuda_gemm(Trans::kNo, Trans::kYes, M, Kr, D, 1.f, f.data(), c.data(), 0.f, z.data());
+    cuda_gemm(Trans::kYes, Trans::kNo, Kr, D, M, 1.f, z.data(), f.data(), 0.f, gc.data());
+    cuda_gemm(Trans::kNo, Trans::kNo, M, D, Kr, 1.f, z.data(), c.data(), 0.f, gf.data());
+    const double dt = timer.stop();
+    if (r > 0) *floor = std::min(*floor, dt);
+  }
+  return peak;
+}
+
 }  // namespace
 
-int run_head_bench(Communicator& comm, const HeadBenchOptions& o) {
-  if (!o.features.empty() || !o.dump_dir.empty()) return check_mode(comm, o);
+int run_head_bench(Communicator& comm, const HeadBenchOptions& o, Communicator* head_comm) {
+  Communicator& hc = head_comm ? *head_comm : comm;
+  COCO_CHECK(hc.size() == comm.size() && hc.rank() == comm.rank(), "coco-bench head: the head's communicator has rank ",
+             hc.rank(), " of ", hc.size(), ", the job's ", comm.rank(), " of ", comm.size());
+  if (!o.features.empty() || !o.dump_dir.empty()) return check_mode(hc, o);
+  const bool gpu = o.device == Device::kCUDA;
   auto shapes = o.shapes;
   if (shapes.empty()) shapes = {{256, 512, 85742}, {512, 512, 100000}};
   for (const auto& [M, D, K] : shapes) {
     const ShardRange mine = shard_range(M, comm.rank(), comm.size());
-    Head h(comm, head_param(o, K, o.scale), mine.count, D);
-    for (int64_t i = 0; i < h.x.count(); ++i) h.x.mutable_data()[i] = uniform01(3, comm.rank(), i) - 0.5f;
-    for (int64_t i = 0; i < mine.count; ++i)
-      h.y.mutable_data()[i] = static_cast<float>(hash3(4, comm.rank(), i) % static_cast<uint64_t>(K));
-    double head = 1e30;
-    for (int r = 0; r < o.repeats + 1; ++r) {
-      comm.barrier();
-      const auto t0 = Clock::now();
-      h.step();
-      float dt = static_cast<float>(since(t0));
-      comm.all_reduce(&dt, 1, ReduceOp::kMax);  // a step ends when its slowest rank does
-      if (r > 0) head = std::min(head, static_cast<double>(dt));
+    if (gpu) {
+      cuda::empty_cache();  // the last shape's buffers are free: give them back
+      cuda::reset_peak_memory_stats();
     }
-    float rss = static_cast<float>(peak_rss_mb());  // the head's peak, before the floor's buffers
-    // The floor: the three GEMMs at this rank's shard (global M rows).
+    Head h(hc, head_param(o, K, o.scale), mine.count, D, o.device);
+    std::vector<float> x(mine.count * D), y(mine.count);
+    for (int64_t i = 0; i < mine.count * D; ++i) x[i] = uniform01(3, comm.rank(), i) - 0.5f;
+    for (int64_t i = 0; i < mine.count; ++i) y[i] = static_cast<float>(hash3(4, comm.rank(), i) % static_cast<uint64_t>(K));
+    set_data(h.x, x);
+    set_data(h.y, y);
     const int64_t Kr = h.layer->shard().count;
-    std::vector<float> f(M * D, 0.1f), c(Kr * D, 0.2f), z(M * Kr), gc(Kr * D), gf(M * D);
-    double floor = 1e30;
-    for (int r = 0; r < o.repeats + 1; ++r) {
-      const auto t0 = Clock::now();
-      cpu_gemm(Trans::kNo, Trans::kYes, M, Kr, D, 1.f, f.data(), c.data(), 0.f, z.data());
-      cpu_gemm(Trans::kYes, Trans::kNo, Kr, D, M, 1.f, z.data(), f.data(), 0.f, gc.data());
-      cpu_gemm(Trans::kNo, Trans::kNo, M, D, Kr, 1.f, z.data(), c.data(), 0.f, gf.data());
-      if (r > 0) floor = std::min(floor, since(t0));
+    double head = 0, floor = 0;
+    float rss = 0, pk = 0;  // the head's peaks, before the floor's buffers
+    if (gpu) {
+      pk = static_cast<float>(time_cuda(comm, h, o, M, D, Kr, &head, &floor));
+      rss = static_cast<float>(peak_rss_mb());
+    } else {
+      rss = static_cast<float>(time_cpu(comm, h, o, M, D, Kr, &head, &floor));
     }
+    const float hd = static_cast<float>(head);
     float fl = static_cast<float>(floor);
     comm.all_reduce(&fl, 1, ReduceOp::kMax);
     comm.all_reduce(&rss, 1, ReduceOp::kMax);
-    if (comm.rank() == 0)
+    if (gpu) comm.all_reduce(&pk, 1, ReduceOp::kMax);
+    if (comm.rank() == 0) {
       std::printf("{\"M\": %lld, \"D\": %lld, \"K\": %lld, \"ranks\": %d, \"head_s\": %.4f, \"gemm_floor_s\": %.4f, "
                   "\"ratio\": %.3f, \"peak_rss_mb\": %.0f, \"centroid_shard_mb\": %.1f, \"logit_type\": \"%s\", "
-                  "\"margin_type\": \"%s\"}\n",
-                  static_cast<long long>(M), static_cast<long long>(D), static_cast<long long>(K), comm.size(), head,
-                  static_cast<double>(fl), head / fl, static_cast<double>(rss), Kr * D * 4.0 / (1 << 20),
-                  o.logit_type.c_str(), o.margin_type.c_str());
+                  "\"margin_type\": \"%s\"",
+                  static_cast<long long>(M), static_cast<long long>(D), static_cast<long long>(K), comm.size(),
+                  static_cast<double>(hd), static_cast<double>(fl), static_cast<double>(hd) / fl,
+                  static_cast<double>(rss), Kr * D * 4.0 / (1 << 20), o.logit_type.c_str(), o.margin_type.c_str());
+      if (gpu)
+        std::printf(", \"device\": \"cuda:%d\", \"peak_device_mb\": %.1f", cuda::current_device(),
+                    static_cast<double>(pk));
+      std::printf("}\n");
+    }
     std::fflush(stdout);
   }
   return 0;

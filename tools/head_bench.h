@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "comm/communicator.h"
+#include "engine/tensor.h"
 
 namespace coco {
 
@@ -21,9 +22,13 @@ struct HeadBenchOptions {
   int repeats = 3;
   int64_t chunk = 8192;
   float cache_mb = 256;
+  // Where the head runs: the CPU, or a GPU (the current CUDA device, set by the caller).
+  Device device = Device::kCPU;
 };
 
-// Returns the process exit code.
-int run_head_bench(Communicator& comm, const HeadBenchOptions& opt);
+// Returns the process exit code. `comm` carries the host-side reductions of the
+// timings; the head's own collectives go through `head_comm` (an NCCL
+// communicator for a multi-rank CUDA run; null: `comm`).
+int run_head_bench(Communicator& comm, const HeadBenchOptions& opt, Communicator* head_comm = nullptr);
 
 }  // namespace coco
