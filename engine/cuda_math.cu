@@ -125,6 +125,13 @@ unsigned reduce_blocks(int64_t n) {
 void cuda_gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, const float* B,
                float beta, float* C) {
   if (M == 0 || N == 0) return;
+  if (K == 0) {  // no terms: C = beta C, as cpu_gemm (cuBLAS rejects a leading dimension of 0)
+    if (beta == 0.f)
+      cuda_set(M * N, 0.f, C);
+    else
+      cuda_scale(M * N, beta, C);
+    return;
+  }
   // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
   const int lda = to_int(ta == Trans::kNo ? K : M, "lda"), ldb = to_int(tb == Trans::kNo ? N : K, "ldb");
   COCO_CUBLAS(cublasSgemm(cuda::cublas(), tb == Trans::kNo ? CUBLAS_OP_N : CUBLAS_OP_T,
