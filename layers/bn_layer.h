@@ -11,6 +11,11 @@
 // starts at 1, the mean at 0. The normalisation math is shared with BatchNorm
 // (layers/batch_norm_math.h). x_hat is kept for backward, so in place is safe.
 // CUDA: the same steps with the kernels of layers/batch_norm_cuda.h.
+// Against CaffeMex's BN: training with moving_average on (the seed's nets) is the
+// same step for step. CaffeMex also updates the running statistics in TRAIN with
+// moving_average off (nothing reads them then), and in TEST divides by
+// sqrt(running variance) without eps, where this layer adds eps (a relative
+// difference of about eps / (2 var)).
 #pragma once
 
 #include "engine/layer.h"
