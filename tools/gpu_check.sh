@@ -1,0 +1,48 @@
+#!/bin/bash
+# gpu_check.sh BIN_DIR [OUT_DIR]: the GPU checks of the CUDA backend in one bounded run.
+#
+# Meant for a GPU machine that has the CUDA libraries but maybe none of Debian's:
+# build here with CUDA, pack with ../shared/tools/gpu-bundle build-cuda .gpu, then
+# on the GPU machine unpack, source env.sh and run this with BIN_DIR = the bundle's
+# bin/ (or a build folder's root where the binaries were built in place). Writes
+# one log per step to OUT_DIR (default ./gpu-check) and a summary at the end:
+#   1. every gpu-labelled test binary (test_cuda_*, test_nccl_*): parity of every layer
+#   2. coco-bench BM_TrainStepCuda/128,/512 beside BM_TrainStep/128 (images/s)
+#   3. coco-bench head --device cuda at (512,512,100000) and (1024,512,1000000),
+#      head time against its three cuBLAS GEMMs measured in the same process
+#   4. coco-train --device cuda:0 on MNIST for 500 iterations, when data/mnist exists
+# Each step has its own time limit, so one hang does not eat the whole budget.
+set -u
+bin=${1:?usage: gpu_check.sh BIN_DIR [OUT_DIR]}
+out=${2:-gpu-check}
+mkdir -p "$out"
+find_bin() { for d in "$bin" "$bin/tests"; do [ -x "$d/$1" ] && { echo "$d/$1"; return; }; done; }
+summary="$out/summary.txt"
+: > "$summary"
+step() {  # step NAME LIMIT_S CMD...
+  local name=$1 limit=$2; shift 2
+  local t0=$(date +%s.%N)
+  timeout "$limit" "$@" > "$out/$name.log" 2>&1
+  local rc=$?
+  printf '%-28s rc=%-3s %6.1f s\n' "$name" "$rc" "$(echo "$(date +%s.%N) - $t0" | bc)" | tee -a "$summary"
+}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$out/gpu.txt" 2>&1
+for t in test_cuda_elementwise test_cuda_losses test_cuda_cudnn test_cuda_coco_loss test_cuda_net test_nccl_communicator; do
+  b=$(find_bin $t) && step "$t" 240 "$b" --gtest_brief=1
+done
+b=$(find_bin coco-bench)
+if [ -n "$b" ]; then
+  step bench_train_step 180 "$b" --benchmark_filter='TrainStep' --benchmark_min_time=2s
+  step bench_head_100k 120 "$b" head --device cuda:0 --M 512 --D 512 --K 100000
+  step bench_head_1m 180 "$b" head --device cuda:0 --M 1024 --D 512 --K 1000000
+fi
+b=$(find_bin coco-train)
+if [ -n "$b" ] && [ -d data/mnist ]; then
+  step train_mnist_cuda 240 "$b" --config configs/mnist_coco.prototxt --device cuda:0 --max-iter 500 \
+    --snapshot-prefix "$out/snap/mnist"
+fi
+grep -h -E "PASSED|FAILED|SKIPPED" "$out"/test_*.log >> "$summary" 2>/dev/null
+grep -h -E "TrainStep" "$out/bench_train_step.log" >> "$summary" 2>/dev/null
+grep -h '"ratio"' "$out"/bench_head_*.log >> "$summary" 2>/dev/null
+grep -h -E "images/s|final" "$out/train_mnist_cuda.log" | tail -3 >> "$summary" 2>/dev/null
+cat "$summary"
