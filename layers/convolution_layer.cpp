@@ -76,6 +76,7 @@ void ConvolutionLayer::layer_setup(const Blobs& bottom, const Blobs& top, Rng& r
 
   use_dnnl_ = dnnl_available() && p.engine() != proto::CAFFE;
   channels_ = bottom[0]->shape(1);
+  if (channels_ <= 0) COCO_THROW(w, "bottom ", shape_str(bottom[0]->shape()), " has no channels");
   if (group_ <= 0) COCO_THROW(w, "group must be positive");
   if (channels_ % group_ != 0)
     COCO_THROW(w, "input channels (", channels_, ") must be a multiple of group (", group_, ")");
@@ -221,7 +222,13 @@ DnnlConvolution& ConvolutionLayer::dnnl_for_shape() {
   g.n = num_, g.c = channels_, g.h = height_, g.w = width_, g.oc = num_output_, g.oh = out_h_, g.ow = out_w_;
   g.kh = kh_, g.kw = kw_, g.sh = sh_, g.sw = sw_, g.ph = ph_, g.pw = pw_, g.dh = dh_, g.dw = dw_, g.group = group_;
   g.bias = has_bias_;
-  if (!dnnl_ || !(dnnl_->geometry() == g)) dnnl_ = std::make_unique<DnnlConvolution>(g);
+  if (!dnnl_ || !(dnnl_->geometry() == g)) {
+    try {
+      dnnl_ = std::make_unique<DnnlConvolution>(g);
+    } catch (const std::exception& e) {  // dnnl::error: a geometry oneDNN rejects
+      COCO_THROW(where(), "oneDNN cannot set up this convolution: ", e.what());
+    }
+  }
   return *dnnl_;
 }
 

@@ -180,7 +180,10 @@ class RecordSource final : public ImageSource {
       if (v.header.flag == 2 && v.body_bytes == 0) {
         insightface = true;
         const double id_start = v.header.labels[0], id_end = v.header.labels[1];
-        if (!(id_start >= 1 && id_end >= id_start))
+        // Bounded before the casts below (a float label may hold anything): the image
+        // keys 1..id_start-1 must be in the index, the class count must fit an int.
+        if (!(id_start >= 1 && id_start <= static_cast<double>(index.size()) + 1 && id_end >= id_start &&
+              id_end - id_start <= 2147483647.0))
           COCO_THROW(where, ": identity-range header [", id_start, ", ", id_end, ") is not a valid key range");
         header_classes = static_cast<int64_t>(id_end - id_start);
         for (const auto& e : index)
