@@ -211,6 +211,7 @@ void load_sharded_rows(Net& net, const proto::Checkpoint& ckpt, const std::strin
     int64_t filled = 0;
     for (int s = 0; s < saved; ++s) {
       const ShardRange r = shard_range(m->total_rows(), s, saved);
+      if (r.start >= hi) break;  // shards are in row order: the rest lie beyond this rank's rows
       const int64_t a = std::max(lo, r.start), b = std::min(hi, r.start + r.count);
       if (a >= b) continue;
       const proto::ShardBlock* blk = nullptr;

@@ -199,6 +199,9 @@ class RecordSource final : public ImageSource {
       begin_.push_back(e.second);
       end_.push_back(extent_end(e.second));
     }
+    if (begin_.empty())
+      COCO_THROW(rec_.path(), ": holds no image records (", idx_path, " lists ", index.size(), " keys",
+                 insightface ? ", none of them an image key of the identity-range header" : "", ")");
 
     RecordProperty prop;
     const std::string prop_path = (fs::path(prefix_).parent_path() / "property").string();
