@@ -75,7 +75,8 @@ std::string ImageSource::convert(const EncodedSample& s, AugmentMode mode, uint6
     return s.where + ": label " + std::to_string(s.label) + " is not a class index in [0, " +
            std::to_string(num_classes_) + ")";
   try {
-    decode_jpeg(reinterpret_cast<const uint8_t*>(s.buffer.data()) + s.body_offset, s.body_bytes, s.where, img);
+    decode_jpeg(reinterpret_cast<const uint8_t*>(s.buffer.data()) + s.body_offset, s.body_bytes, s.where, img,
+                height_, width_);
   } catch (const Error& e) {
     return e.what();
   }
