@@ -9,7 +9,10 @@ Scenarios (each one ctest test, see tests/CMakeLists.txt):
                  Every other rank and mpiexec must be gone, mpiexec's status
                  non-zero, within 30 s (the times are printed). Then the run is
                  resumed on 3 ranks from its last checkpoint and must end with the
-                 same files, byte for byte, as an uninterrupted run.
+                 same files, byte for byte, as an uninterrupted run. Then again
+                 under a launcher that does not end the job itself (mpiexec
+                 --enable-recovery): coco's own MPI watchdog (COCO_COMM_TIMEOUT,
+                 10 s here) must end the survivors, naming the call they wait in.
   kill_in_write  One process; COCO_FAULT_KILL_IN_WRITE makes the process SIGKILL
                  itself half-way through writing a checkpoint file (the shard, or
                  the main file). The previous checkpoint must be intact and load,
@@ -137,9 +140,15 @@ class Env:
                 f.write(p.stdout)
         return p.returncode, p.stdout, dt
 
-    def start(self, ranks, args, log, extra_env=None):
+    def start(self, ranks, args, log, extra_env=None, mpiexec_args=(), status_file=None):
         out = open(os.path.join(self.work, log + ".log"), "w")
-        return subprocess.Popen(self.command(ranks, args), env=self.env(extra_env), stdout=out,
+        cmd = self.command(ranks, args)
+        if status_file:  # each rank's own exit status, "RANK STATUS" per line
+            i = cmd.index(self.train)
+            cmd = cmd[:i] + ["sh", "-c", f'"$0" "$@"; echo "$OMPI_COMM_WORLD_RANK $?" >> {status_file}'] + cmd[i:]
+        if ranks > 1:
+            cmd = cmd[:1] + list(mpiexec_args) + cmd[1:]
+        return subprocess.Popen(cmd, env=self.env(extra_env), stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True), out
 
     def our_ranks(self):
@@ -222,18 +231,44 @@ def kill_rank(env):
     prefix = os.path.join(env.work, "killed", "snap")
     os.makedirs(os.path.dirname(prefix))
     cfg = env.config("solver", 10**6, 10, "unused")
-    metrics = os.path.join(env.work, "killed.jsonl")
-    p, out = env.start(ranks, ["--config", cfg, "--snapshot-prefix", prefix, "--metrics", metrics], "killed")
+    if not kill_one_of_three(env, cfg, prefix, "killed"):
+        return
+    # Resume on 3 ranks from the last complete checkpoint; end 10 iterations later.
+    last = checkpoints(prefix)[-1]
+    end = last + 10
+    rc, log, dt = env.run(ranks, ["--config", cfg, "--resume", f"{prefix}_iter_{last}.ckpt", "--max-iter", str(end),
+                                  "--snapshot-prefix", prefix], log="kill_rank_resumed")
+    check(rc == 0 and f"resumed from {prefix}_iter_{last}.ckpt" in log,
+          f"the run resumes on 3 ranks from its last checkpoint (iteration {last}) [{dt:.1f} s]")
+    ref = reference(env, ranks, end, 10, "kill_rank_reference")
+    same_final(env, ranks, prefix, ref, end, "kill -9 of a rank, then resume")
+
+    # A launcher that does not end the job when a rank dies (mpiexec --enable-recovery):
+    # the survivors wait in a collective until COCO_COMM_TIMEOUT (10 s here) ends them.
+    prefix = os.path.join(env.work, "killed_no_cleanup", "snap")
+    os.makedirs(os.path.dirname(prefix))
+    kill_one_of_three(env, cfg, prefix, "killed_no_cleanup", mpiexec_args=["--enable-recovery"],
+                      extra_env={"COCO_COMM_TIMEOUT": "10"}, expect_message="has not returned after")
+
+
+def kill_one_of_three(env, cfg, prefix, tag, mpiexec_args=(), extra_env=None, expect_message=None):
+    """SIGKILLs rank 1 of a 3-rank run after its second checkpoint; checks and times the end."""
+    ranks = 3
+    what = f"[{tag}] " if mpiexec_args else ""
+    metrics = os.path.join(env.work, tag + ".jsonl")
+    statuses = os.path.join(env.work, tag + ".status") if mpiexec_args else None
+    p, out = env.start(ranks, ["--config", cfg, "--snapshot-prefix", prefix, "--metrics", metrics], tag,
+                       extra_env=extra_env, mpiexec_args=list(mpiexec_args), status_file=statuses)
     deadline = time.monotonic() + 120
     # In the middle of training: after the second checkpoint, at whatever step it is in.
     while time.monotonic() < deadline and p.poll() is None and len(checkpoints(prefix)) < 2:
         time.sleep(0.05)
     time.sleep(0.137)
     pids = env.our_ranks()
-    check(p.poll() is None and sorted(pids) == [0, 1, 2], f"3 ranks are training (pids {pids})")
+    check(p.poll() is None and sorted(pids) == [0, 1, 2], f"{what}3 ranks are training (pids {pids})")
     if sorted(pids) != [0, 1, 2]:
         os.killpg(p.pid, signal.SIGKILL)
-        return
+        return False
     with open(metrics) as f:
         at_iter = sum(1 for _ in f)
     t_kill = time.monotonic()
@@ -250,23 +285,26 @@ def kill_rank(env):
         os.killpg(p.pid, signal.SIGKILL)
         p.wait()
     out.close()
-    print(f"killed rank 1 (pid {pids[1]}) at about iteration {at_iter}; exit after the kill: " +
+    print(f"{what}killed rank 1 (pid {pids[1]}) at about iteration {at_iter}; exit after the kill: " +
           ", ".join(f"rank {r} {t:.2f} s" for r, t in sorted(gone.items())) + f"; mpiexec {t_job:.2f} s, status {rc}")
-    check(rc is not None and rc != 0, f"mpiexec exits non-zero (status {rc})")
+    if statuses:  # mpiexec --enable-recovery reports 0 whatever its ranks did: ask them
+        time.sleep(0.2)
+        with open(statuses) as f:
+            st = dict(tuple(int(x) for x in l.split()) for l in f if l.strip())
+        check(st.get(0, 0) != 0 and st.get(2, 0) != 0 and st.get(1) == 128 + signal.SIGKILL,
+              f"{what}ranks 0 and 2 exit non-zero on their own (statuses {st}; 137: rank 1, killed)")
+    else:
+        check(rc is not None and rc != 0, f"{what}mpiexec exits non-zero (status {rc})")
     check(len(gone) == 3 and max(gone.values()) < 30 and t_job < 30,
-          f"every rank and mpiexec are gone within 30 s (slowest rank {max(gone.values(), default=-1):.2f} s, "
+          f"{what}every rank and mpiexec are gone within 30 s (slowest rank {max(gone.values(), default=-1):.2f} s, "
           f"mpiexec {t_job:.2f} s)")
-    check(not env.our_ranks(), "no coco-train process of this test is left")
-
-    # Resume on 3 ranks from the last complete checkpoint; end 10 iterations later.
-    last = checkpoints(prefix)[-1]
-    end = last + 10
-    rc, log, dt = env.run(ranks, ["--config", cfg, "--resume", f"{prefix}_iter_{last}.ckpt", "--max-iter", str(end),
-                                  "--snapshot-prefix", prefix], log="kill_rank_resumed")
-    check(rc == 0 and f"resumed from {prefix}_iter_{last}.ckpt" in log,
-          f"the run resumes on 3 ranks from its last checkpoint (iteration {last}) [{dt:.1f} s]")
-    ref = reference(env, ranks, end, 10, "kill_rank_reference")
-    same_final(env, ranks, prefix, ref, end, "kill -9 of a rank, then resume")
+    check(not env.our_ranks(), f"{what}no coco-train process of this test is left")
+    if expect_message:
+        with open(os.path.join(env.work, tag + ".log")) as f:
+            log = f.read()
+        lines = [l.strip() for l in log.splitlines() if expect_message in l]
+        check(len(lines) == 2, f"{what}both survivors say why they end: {lines}")
+    return True
 
 
 def kill_in_write(env):
