@@ -2,17 +2,22 @@
 
 #include <mpi.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <numeric>
+#include <thread>
 
 #include "engine/common.h"
 #include "engine/logging.h"
 
 #define COCO_MPI_CALL(call)                                                              \
   do {                                                                                   \
+    ::coco::CallWatch watch_(#call);                                                     \
     int rc_ = (call);                                                                    \
     if (rc_ != MPI_SUCCESS) {                                                            \
       char msg_[MPI_MAX_ERROR_STRING];                                                   \
@@ -24,6 +29,58 @@
   } while (0)
 
 namespace coco {
+
+// A blocking MPI call waits forever for a peer that died without the launcher
+// ending the job (mpiexec --enable-recovery, some batch systems). A watchdog thread
+// ends this process, non-zero and with one line naming the call, when an MPI call
+// has not returned after COCO_COMM_TIMEOUT seconds (default 1800, as NCCL's; 0:
+// never). A healthy job's collectives take far less, even while rank 0 writes a
+// checkpoint and the others wait in the barrier.
+class CallWatch {
+ public:
+  explicit CallWatch(const char* call) {
+    if (timeout_s() <= 0) return;
+    start_watchdog();
+    call_.store(call);
+    since_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count());
+  }
+  ~CallWatch() { since_ns_.store(0); }
+
+ private:
+  static double timeout_s() {
+    static const double t = [] {
+      const char* v = std::getenv("COCO_COMM_TIMEOUT");
+      return v && *v ? std::strtod(v, nullptr) : 1800.0;
+    }();
+    return t;
+  }
+  static void start_watchdog() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+      std::thread([] {
+        const auto tick = std::chrono::duration<double>(std::min(1.0, timeout_s() / 4));
+        for (;;) {
+          std::this_thread::sleep_for(tick);
+          const int64_t since = since_ns_.load();
+          if (since == 0) continue;
+          const double waited =
+              std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch() -
+                                            std::chrono::steady_clock::duration(since))
+                  .count();
+          if (waited < timeout_s() || since_ns_.load() != since) continue;
+          const std::string call = call_.load();
+          spdlog::error("{} has not returned after {:.0f} s (COCO_COMM_TIMEOUT): a peer rank has died or hangs; "
+                        "ending this rank",
+                        call.substr(0, call.find('(')), waited);
+          spdlog::default_logger()->flush();
+          std::_Exit(1);
+        }
+      }).detach();
+    });
+  }
+  static inline std::atomic<int64_t> since_ns_{0};  // 0: no MPI call in progress
+  static inline std::atomic<const char*> call_{""};
+};
 
 namespace {
 
@@ -62,6 +119,7 @@ MpiRuntime::MpiRuntime(int* argc, char*** argv) {
 MpiRuntime::~MpiRuntime() {
   int finalized = 0;
   MPI_Finalized(&finalized);
+  CallWatch watch("MPI_Finalize()");
   if (!finalized) MPI_Finalize();
 }
 

@@ -4,7 +4,10 @@
 // solver call them through Communicator, so nothing else changes. MPI is
 // initialised only when the process was started by an MPI launcher (the
 // launcher's environment says so), so one-process runs need no MPI at all. Errors
-// are returned (MPI_ERRORS_RETURN) and become coco::Error naming the call.
+// are returned (MPI_ERRORS_RETURN) and become coco::Error naming the call. An MPI
+// call that has not returned after COCO_COMM_TIMEOUT seconds (default 1800; 0:
+// never) ends the process non-zero, naming the call: a peer that died without the
+// launcher ending the job must not leave the others waiting forever.
 #pragma once
 
 #include <functional>

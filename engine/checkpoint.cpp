@@ -1,12 +1,15 @@
 #include "engine/checkpoint.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <algorithm>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <map>
 
 #include "engine/common.h"
@@ -45,12 +48,42 @@ std::string sys_error(const std::string& what, const std::string& path) {
   return path + ": " + what + ": " + std::strerror(errno);
 }
 
+std::string host_name() {
+  char buf[256] = {0};
+  if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == 0) return "localhost";
+  std::string h(buf);
+  for (char& c : h)
+    if (c == '/' || c == '-') c = '_';  // the temporary name is split at '-'
+  return h;
+}
+
+const char kTmpTag[] = ".tmp-";
+
+// Fault injection for tests/fault: COCO_FAULT_KILL_IN_WRITE=N makes the N-th atomic
+// write of this process stop half-way through its data and SIGKILL the process, as a
+// crash or a power cut would. Unset (always, outside those tests) it does nothing.
+void maybe_die_in_write(int fd, const std::string& bytes) {
+  static const long target = [] {
+    const char* v = std::getenv("COCO_FAULT_KILL_IN_WRITE");
+    return v ? std::strtol(v, nullptr, 10) : 0L;
+  }();
+  static long count = 0;
+  if (target <= 0 || ++count != target) return;
+  if (::write(fd, bytes.data(), bytes.size() / 2) < 0) {}
+  ::kill(::getpid(), SIGKILL);
+}
+
 }  // namespace
 
+std::string partial_write_name(const std::string& path) {
+  return path + kTmpTag + host_name() + "-" + std::to_string(::getpid());
+}
+
 void write_file_atomic(const std::string& path, const std::string& bytes) {
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  const std::string tmp = partial_write_name(path);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) COCO_THROW(sys_error("cannot create", tmp));
+  maybe_die_in_write(fd, bytes);
   size_t done = 0;
   while (done < bytes.size()) {
     ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
@@ -178,6 +211,7 @@ void load_sharded_rows(Net& net, const proto::Checkpoint& ckpt, const std::strin
     int64_t filled = 0;
     for (int s = 0; s < saved; ++s) {
       const ShardRange r = shard_range(m->total_rows(), s, saved);
+      if (r.start >= hi) break;  // shards are in row order: the rest lie beyond this rank's rows
       const int64_t a = std::max(lo, r.start), b = std::min(hi, r.start + r.count);
       if (a >= b) continue;
       const proto::ShardBlock* blk = nullptr;
@@ -198,6 +232,50 @@ void load_sharded_rows(Net& net, const proto::Checkpoint& ckpt, const std::strin
     }
     if (filled != rows) COCO_THROW(path, ": the shards cover ", filled, " of this rank's ", rows, " rows");
   }
+}
+
+std::vector<std::string> clean_partial_writes(const std::string& dir, const std::string& name_prefix) {
+  std::vector<std::string> notes;
+  std::error_code ec;
+  const std::string host = host_name();
+  for (std::filesystem::directory_iterator it(dir.empty() ? "." : dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    const auto tag = name.rfind(kTmpTag);
+    if (tag == std::string::npos || name.compare(0, name_prefix.size(), name_prefix) != 0) continue;
+    const std::string owner = name.substr(tag + sizeof kTmpTag - 1);  // HOST-PID
+    const auto dash = owner.rfind('-');
+    if (dash == std::string::npos || owner.substr(0, dash) != host) continue;  // another host's to judge
+    char* end_pid = nullptr;
+    const long pid = std::strtol(owner.c_str() + dash + 1, &end_pid, 10);
+    if (pid <= 0 || *end_pid != 0) continue;
+    const std::string file = it->path().string();
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM) {
+      notes.push_back(file + ": a partial checkpoint being written by process " + std::to_string(pid) +
+                      " (another job writes to this folder?); ignored");
+      continue;
+    }
+    std::error_code rm;
+    std::filesystem::remove(it->path(), rm);
+    notes.push_back(file + ": a partial checkpoint left by an interrupted write (process " + std::to_string(pid) +
+                    " is gone); ignored and " + (rm ? "could not be removed: " + rm.message() : "removed"));
+  }
+  return notes;
+}
+
+void ensure_writable_folder(const std::string& dir, const std::string& what) {
+  std::error_code ec;
+  if (!dir.empty()) {
+    std::filesystem::create_directories(dir, ec);
+    if (ec) COCO_THROW(dir, ": cannot create the ", what, " folder: ", ec.message());
+  }
+  const std::string probe = partial_write_name((dir.empty() ? std::string(".") : dir) + "/.coco-write-test");
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) COCO_THROW(sys_error("the " + what + " folder is not writable (cannot create a file there)", dir.empty() ? "." : dir));
+  const bool wrote = ::write(fd, "x", 1) == 1;
+  const std::string msg = wrote ? std::string() : sys_error("cannot write to the " + what + " folder", dir.empty() ? "." : dir);
+  ::close(fd);
+  ::unlink(probe.c_str());
+  if (!wrote) COCO_THROW(msg);
 }
 
 void load_weights(Net& net, const std::string& path) {

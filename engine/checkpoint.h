@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "engine/net.h"
 #include "engine/proto_fwd.h"
@@ -17,6 +18,15 @@
 namespace coco {
 
 void write_file_atomic(const std::string& path, const std::string& bytes);
+// The temporary name write_file_atomic writes `path` under: PATH.tmp-HOST-PID.
+std::string partial_write_name(const std::string& path);
+// Temporary files of interrupted writes (crash, kill, power cut) in `dir` whose
+// names start with `name_prefix`: those of dead processes on this host are removed;
+// one note per file found (for a warning). Others' files are left alone.
+std::vector<std::string> clean_partial_writes(const std::string& dir, const std::string& name_prefix);
+// Creates `dir` if needed and checks that a file can be written there; throws
+// naming the folder (`what`: "snapshot") otherwise. Run before hours of training.
+void ensure_writable_folder(const std::string& dir, const std::string& what);
 
 void save_checkpoint(const std::string& path, const proto::Checkpoint& ckpt);
 proto::Checkpoint load_checkpoint(const std::string& path);

@@ -3,6 +3,7 @@
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -38,6 +39,13 @@ bool file_exists(const std::string& p) { return std::ifstream(p).good(); }
 }  // namespace
 
 std::string read_file(const std::string& path) {
+  // A folder or a device (/dev/zero, /dev/random) never ends or is not a file: refuse
+  // it before reading. Regular files and pipes (e.g. /dev/stdin) are read.
+  std::error_code ec;
+  const auto st = std::filesystem::status(path, ec);
+  if (!ec && (st.type() == std::filesystem::file_type::directory || st.type() == std::filesystem::file_type::character ||
+              st.type() == std::filesystem::file_type::block))
+    COCO_THROW(path, ": not a file (", st.type() == std::filesystem::file_type::directory ? "a folder" : "a device", ")");
   std::ifstream in(path, std::ios::binary);
   if (!in) COCO_THROW(path, ": cannot open file");
   std::ostringstream ss;

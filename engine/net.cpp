@@ -462,6 +462,9 @@ void Net::copy_from(const proto::NetParameter& in, const std::string& origin, bo
     for (size_t i = 0; i < blobs.size(); ++i) {
       const auto& bp = src.blobs(static_cast<int>(i));
       const Shape shape = blob_shape_from_proto(bp);
+      for (auto d : shape)
+        if (d < 0)
+          COCO_THROW(origin, ": layer '", layer->name(), "' parameter ", i, " has a negative dimension: ", shape_str(shape));
       // A full (unsharded) blob for a sharded parameter: this rank takes its rows.
       int64_t first = 0, count = blobs[i]->count();
       Shape want = blobs[i]->shape();
@@ -470,7 +473,12 @@ void Net::copy_from(const proto::NetParameter& in, const std::string& origin, bo
         first = layer->shard_row_start(static_cast<int>(i)) * cols;
         want[0] = layer->shard_total_rows(static_cast<int>(i));
       }
-      if (shape_count(shape) != shape_count(want) || (bp.has_shape() && shape != want))
+      int64_t have = -1;  // -1: more elements than 64 bits count (a corrupt file)
+      try {
+        have = shape_count(shape);
+      } catch (const Error&) {
+      }
+      if (have != shape_count(want) || (bp.has_shape() && shape != want))
         COCO_THROW(origin, ": layer '", layer->name(), "' parameter ", i, " has shape ", shape_str(shape),
                    ", the net expects ", shape_str(want));
       if (bp.data_size() == shape_count(want)) {

@@ -1,6 +1,7 @@
 #include "engine/tensor.h"
 
 #include <algorithm>
+#include <cstdint>
 
 #include "engine/common.h"
 #include "engine/cuda_math.h"
@@ -42,7 +43,9 @@ std::string shape_str(const Shape& s) {
 int64_t shape_count(const Shape& s, int begin, int end) {
   if (end < 0) end = static_cast<int>(s.size());
   int64_t c = 1;
-  for (int i = begin; i < end; ++i) c *= s[i];
+  for (int i = begin; i < end; ++i)
+    if (__builtin_mul_overflow(c, s[i], &c))  // a shape read from a file may claim anything
+      COCO_THROW("shape ", shape_str(s), " has more elements than a 64-bit count holds");
   return c;
 }
 
@@ -53,6 +56,8 @@ void Tensor::reshape(const Shape& shape) {
   shape_ = shape;
   count_ = shape_count(shape_);
   if (count_ > capacity_) {
+    if (count_ > INT64_MAX / static_cast<int64_t>(sizeof(float)))
+      COCO_THROW("shape ", shape_str(shape), " has more elements than memory can hold");
     Device dev = device_;
     float* p = static_cast<float*>(device_alloc(dev, static_cast<size_t>(count_) * sizeof(float)));
     data_.reset(p, [dev](float* q) { device_free(dev, q); });

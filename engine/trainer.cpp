@@ -1,6 +1,8 @@
 #include "engine/trainer.h"
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <cmath>
 #include <deque>
 #include <filesystem>
@@ -18,6 +20,13 @@ namespace coco {
 namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// "dir/name" -> ("dir", "name"); "name" -> ("", "name").
+std::pair<std::string, std::string> split_path(const std::string& p) {
+  const auto slash = p.rfind('/');
+  if (slash == std::string::npos) return {"", p};
+  return {slash == 0 ? "/" : p.substr(0, slash), p.substr(slash + 1)};
+}
 
 std::string fmt_duration(double s) {
   if (!std::isfinite(s) || s < 0) return "?";
@@ -97,6 +106,22 @@ Trainer::Trainer(const TrainOptions& opt, Communicator* comm, Communicator* host
   if (!opt.weights.empty()) {
     load_weights(*train_net_, opt.weights);
     spdlog::info("initialised parameters from {}", opt.weights);
+  }
+  // Checkpoints: a folder that cannot be written fails now, not at the first
+  // snapshot hours in; temporary files of an interrupted write are reported (and
+  // removed when their writer is gone) -- they never count as checkpoints.
+  const auto [snap_dir, snap_name] = split_path(snapshot_prefix_);
+  if (s.snapshot() > 0 || s.snapshot_after_train()) ensure_writable_folder(snap_dir, "snapshot");
+  if (comm_->local_rank() == 0) {
+    auto notes = clean_partial_writes(snap_dir, snap_name);
+    if (!opt.resume.empty()) {
+      const auto [resume_dir, resume_name] = split_path(opt.resume);
+      if (resume_dir != snap_dir) {
+        auto more = clean_partial_writes(resume_dir, "");
+        notes.insert(notes.end(), more.begin(), more.end());
+      }
+    }
+    for (const auto& n : notes) spdlog::warn("{}", n);
   }
   if (!opt.resume.empty()) {
     start_iter_ = load_training_checkpoint(opt.resume, *train_net_, *solver_);
@@ -246,6 +271,7 @@ TrainResult Trainer::run() {
     if (metrics.is_open()) {
       metrics << j.dump() << "\n";
       metrics.flush();
+      if (!metrics) COCO_THROW(opt_.metrics, ": cannot write the metrics file: ", std::strerror(errno));
     }
   };
 

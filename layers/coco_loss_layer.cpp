@@ -153,7 +153,9 @@ inline float exp_nonpositive(float x) {
   p = p * r + 1.f;
   p = p * r + 1.f;
   int32_t bits;
-  const float two_k = static_cast<float>(k);
+  // k < 128 for every x <= 88; a NaN (or +Inf) logit would make the int conversion
+  // undefined: it takes 128 instead, and the NaN still propagates through p.
+  const float two_k = k < 128.f ? k : 128.f;
   bits = (static_cast<int32_t>(two_k) + 127) << 23;
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
@@ -281,7 +283,9 @@ void CocoLossLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
       if (has_target) target[i] += zt;
       if (want_accuracy && cm > best_[i]) {
         int64_t arg = 0;
-        while (zi[arg] != cm) ++arg;  // the first maximum, found only when it improves
+        // The first maximum, found only when it improves; bounded, since with NaN
+        // logits the vectorised max need not equal any entry (it read past the row).
+        while (arg + 1 < t && zi[arg] != cm) ++arg;
         best_[i] = cm;
         best_class_[i] = static_cast<float>(first_class + arg);
       }

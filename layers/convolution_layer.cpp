@@ -76,6 +76,7 @@ void ConvolutionLayer::layer_setup(const Blobs& bottom, const Blobs& top, Rng& r
 
   use_dnnl_ = dnnl_available() && p.engine() != proto::CAFFE;
   channels_ = bottom[0]->shape(1);
+  if (channels_ <= 0) COCO_THROW(w, "bottom ", shape_str(bottom[0]->shape()), " has no channels");
   if (group_ <= 0) COCO_THROW(w, "group must be positive");
   if (channels_ % group_ != 0)
     COCO_THROW(w, "input channels (", channels_, ") must be a multiple of group (", group_, ")");
@@ -229,7 +230,13 @@ ConvGeometry ConvolutionLayer::geometry() const {
 
 DnnlConvolution& ConvolutionLayer::dnnl_for_shape() {
   const ConvGeometry g = geometry();
-  if (!dnnl_ || !(dnnl_->geometry() == g)) dnnl_ = std::make_unique<DnnlConvolution>(g);
+  if (!dnnl_ || !(dnnl_->geometry() == g)) {
+    try {
+      dnnl_ = std::make_unique<DnnlConvolution>(g);
+    } catch (const std::exception& e) {  // dnnl::error: a geometry oneDNN rejects
+      COCO_THROW(where(), "oneDNN cannot set up this convolution: ", e.what());
+    }
+  }
   return *dnnl_;
 }
 

@@ -55,6 +55,8 @@ void InputLayer::layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) {
   for (size_t t = 0; t < top.size(); ++t) {
     const auto& s = shapes.size() == 1 ? shapes[0] : shapes[static_cast<int>(t)];
     Shape shape(s.dim().begin(), s.dim().end());
+    for (auto d : shape)
+      if (d <= 0) COCO_THROW(where(), "input shape ", shape_str(shape), " of top ", t, ": every dimension must be positive");
     top[t]->reshape(shape);
   }
 }

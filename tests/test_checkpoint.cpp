@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -107,6 +108,51 @@ TEST(Checkpoint, ReplacesAtomically) {
   save_checkpoint(p, sample(1));
   save_checkpoint(p, sample(2));
   EXPECT_EQ(load_checkpoint(p).iter(), 2);
+}
+
+// The temporary file of a write that was interrupted (crash, kill) is never read as a
+// checkpoint; the next run reports it and removes it once its writer is gone.
+TEST(Checkpoint, PartialWritesOfDeadProcessesAreReportedAndRemoved) {
+  TempDir d;
+  const std::string p = (d.path / "snap_iter_8.ckpt").string();
+  const std::string mine = partial_write_name(p);  // this process: alive
+  EXPECT_EQ(mine.rfind(p + ".tmp-", 0), 0u) << mine;
+  const std::string host = mine.substr(p.size() + 5, mine.rfind('-') - p.size() - 5);
+  // A pid that is surely not running: a child that has exited and been reaped.
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ASSERT_GT(child, 0);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  const std::string dead = p + ".tmp-" + host + "-" + std::to_string(child);
+  const std::string other_host = p + ".tmp-some_other_host-" + std::to_string(child);
+  const std::string other_run = (d.path / "other_iter_8.ckpt.tmp-").string() + host + "-" + std::to_string(child);
+  for (const auto& f : {mine, dead, other_host, other_run}) std::ofstream(f) << "half";
+  const auto notes = clean_partial_writes(d.path.string(), "snap");
+  ASSERT_EQ(notes.size(), 2u);
+  const std::string all = notes[0] + "\n" + notes[1];
+  EXPECT_NE(all.find(dead + ": a partial checkpoint left by an interrupted write"), std::string::npos) << all;
+  EXPECT_NE(all.find(mine + ": a partial checkpoint being written by process"), std::string::npos) << all;
+  EXPECT_FALSE(fs::exists(dead));
+  EXPECT_TRUE(fs::exists(mine));        // a live writer's file is left alone
+  EXPECT_TRUE(fs::exists(other_host));  // that host's runs judge it
+  EXPECT_TRUE(fs::exists(other_run));   // another snapshot prefix
+  EXPECT_THROW(load_checkpoint(mine), Error);
+}
+
+TEST(Checkpoint, UnwritableFolderIsAClearErrorBeforeAnyTraining) {
+  TempDir d;
+  ensure_writable_folder((d.path / "new" / "deeper").string(), "snapshot");
+  EXPECT_TRUE(fs::is_directory(d.path / "new" / "deeper"));
+  EXPECT_EQ(std::distance(fs::directory_iterator(d.path / "new" / "deeper"), fs::directory_iterator()), 0);
+  std::ofstream(d.path / "file") << "x";
+  try {
+    ensure_writable_folder((d.path / "file" / "snaps").string(), "snapshot");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("file/snaps: cannot create the snapshot folder"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(Checkpoint, CaffeBinaryWeightsLoadByLayerName) {

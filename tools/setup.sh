@@ -7,7 +7,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config ccache git
       libprotobuf-dev protobuf-compiler libspdlog-dev nlohmann-json3-dev
       libopenblas-dev libdnnl-dev libgtest-dev libgmock-dev libbenchmark-dev
-      libopenmpi-dev openmpi-bin python3 libjpeg62-turbo-dev python3-matplotlib)
+      libopenmpi-dev openmpi-bin python3 libjpeg62-turbo-dev python3-matplotlib
+      clang libclang-rt-dev libomp-dev llvm)  # the sanitizer and fuzzing build (.ci/run's second stage)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

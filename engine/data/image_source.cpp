@@ -75,7 +75,8 @@ std::string ImageSource::convert(const EncodedSample& s, AugmentMode mode, uint6
     return s.where + ": label " + std::to_string(s.label) + " is not a class index in [0, " +
            std::to_string(num_classes_) + ")";
   try {
-    decode_jpeg(reinterpret_cast<const uint8_t*>(s.buffer.data()) + s.body_offset, s.body_bytes, s.where, img);
+    decode_jpeg(reinterpret_cast<const uint8_t*>(s.buffer.data()) + s.body_offset, s.body_bytes, s.where, img,
+                height_, width_);
   } catch (const Error& e) {
     return e.what();
   }
@@ -180,7 +181,10 @@ class RecordSource final : public ImageSource {
       if (v.header.flag == 2 && v.body_bytes == 0) {
         insightface = true;
         const double id_start = v.header.labels[0], id_end = v.header.labels[1];
-        if (!(id_start >= 1 && id_end >= id_start))
+        // Bounded before the casts below (a float label may hold anything): the image
+        // keys 1..id_start-1 must be in the index, the class count must fit an int.
+        if (!(id_start >= 1 && id_start <= static_cast<double>(index.size()) + 1 && id_end >= id_start &&
+              id_end - id_start <= 2147483647.0))
           COCO_THROW(where, ": identity-range header [", id_start, ", ", id_end, ") is not a valid key range");
         header_classes = static_cast<int64_t>(id_end - id_start);
         for (const auto& e : index)
@@ -196,6 +200,9 @@ class RecordSource final : public ImageSource {
       begin_.push_back(e.second);
       end_.push_back(extent_end(e.second));
     }
+    if (begin_.empty())
+      COCO_THROW(rec_.path(), ": holds no image records (", idx_path, " lists ", index.size(), " keys",
+                 insightface ? ", none of them an image key of the identity-range header" : "", ")");
 
     RecordProperty prop;
     const std::string prop_path = (fs::path(prefix_).parent_path() / "property").string();

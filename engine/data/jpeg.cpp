@@ -51,12 +51,17 @@ void jpeg_dimensions(const uint8_t* data, size_t bytes, const std::string& where
   *width = static_cast<int>(d.cinfo.image_width);
 }
 
-void decode_jpeg(const uint8_t* data, size_t bytes, const std::string& where, ImageU8* out) {
+void decode_jpeg(const uint8_t* data, size_t bytes, const std::string& where, ImageU8* out, int expect_height,
+                 int expect_width) {
   Decompressor d;
   if (setjmp(d.err.jump)) COCO_THROW(where, ": JPEG decoding failed: ", d.err.message);
   if (bytes == 0) COCO_THROW(where, ": empty image");
   jpeg_mem_src(&d.cinfo, data, static_cast<unsigned long>(bytes));
   jpeg_read_header(&d.cinfo, TRUE);
+  if (expect_height > 0 && (static_cast<int64_t>(d.cinfo.image_height) != expect_height ||
+                            static_cast<int64_t>(d.cinfo.image_width) != expect_width))
+    COCO_THROW(where, ": image is ", d.cinfo.image_height, "x", d.cinfo.image_width, ", expected ", expect_height, "x",
+               expect_width, " like the rest of the source");
   d.cinfo.out_color_space = JCS_RGB;
   d.cinfo.dct_method = JDCT_ISLOW;  // exact and SIMD-accelerated in libjpeg-turbo
   jpeg_start_decompress(&d.cinfo);

@@ -23,8 +23,11 @@ struct ImageU8 {
 
 // Reads only the header: height and width. Throws on a non-JPEG.
 void jpeg_dimensions(const uint8_t* data, size_t bytes, const std::string& where, int* height, int* width);
-// Decodes into `out` (its buffer is reused across calls).
-void decode_jpeg(const uint8_t* data, size_t bytes, const std::string& where, ImageU8* out);
+// Decodes into `out` (its buffer is reused across calls). With expect_height and
+// expect_width, an image of another size is an error before anything is allocated:
+// a corrupt header may claim 65535 x 65535 (12 GB decoded).
+void decode_jpeg(const uint8_t* data, size_t bytes, const std::string& where, ImageU8* out,
+                 int expect_height = 0, int expect_width = 0);
 // Encodes (height, width, 3) RGB bytes at `quality` (1..100); for coco-pack's tests and the benchmark.
 std::vector<uint8_t> encode_jpeg(const uint8_t* rgb, int height, int width, int quality = 90);
 

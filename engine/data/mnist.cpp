@@ -14,6 +14,12 @@ namespace {
 constexpr uint32_t kImagesMagic = 0x00000803;  // unsigned byte, 3 dimensions
 constexpr uint32_t kLabelsMagic = 0x00000801;  // unsigned byte, 1 dimension
 
+std::string dims_str(const std::vector<uint32_t>& d) {
+  std::string s;
+  for (size_t i = 0; i < d.size(); ++i) s += (i ? " x " : "") + std::to_string(d[i]);
+  return s;
+}
+
 std::string hex32(uint32_t v) {
   char buf[16];
   std::snprintf(buf, sizeof buf, "0x%08x", v);
@@ -51,11 +57,15 @@ IdxFile read_idx(const std::string& path, uint32_t magic, int num_dims, const ch
     COCO_THROW("MNIST ", what, " file '", path, "': bad magic number: expected ", hex32(magic),
                " (unsigned bytes, ", num_dims, " dimension", num_dims > 1 ? "s" : "", "), found ", hex32(found));
   IdxFile f;
-  uint64_t payload = 1;
+  unsigned __int128 product = 1;  // three 32-bit sizes: up to 2^96, so no wrap-around
   for (int k = 0; k < num_dims; ++k) {
     f.dims.push_back(big_endian32(head.data() + 4 + 4 * k));
-    payload *= f.dims.back();
+    product *= f.dims.back();
   }
+  if (product > (uint64_t{1} << 48))
+    COCO_THROW("MNIST ", what, " file '", path, "' is truncated: its header states ", dims_str(f.dims),
+               " bytes of data, found a file of ", file_size, " bytes");
+  const uint64_t payload = static_cast<uint64_t>(product);
   if (file_size != header + payload)
     COCO_THROW("MNIST ", what, " file '", path, "' is ", file_size < header + payload ? "truncated" : "oversized",
                ": its header states ", payload, " bytes of data, so expected a file of ", header + payload,
@@ -83,6 +93,7 @@ void MnistDataset::load(const std::string& dir, MnistSplit split) {
 void MnistDataset::load_files(const std::string& images_path, const std::string& labels_path) {
   IdxFile img = read_idx(images_path, kImagesMagic, 3, "images");
   IdxFile lab = read_idx(labels_path, kLabelsMagic, 1, "labels");
+  if (img.dims[0] == 0) COCO_THROW("MNIST images file '", images_path, "' holds no images");
   if (img.dims[1] == 0 || img.dims[2] == 0)
     COCO_THROW("MNIST images file '", images_path, "': image size ", img.dims[1], "x", img.dims[2],
                " is empty");

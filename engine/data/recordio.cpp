@@ -284,6 +284,8 @@ RecordProperty read_record_property(const std::string& path) {
   if (!(is >> p.num_classes >> c1 >> p.height >> c2 >> p.width) || c1 != ',' || c2 != ',' || (is >> rest) ||
       p.num_classes <= 0 || p.height <= 0 || p.width <= 0)
     COCO_THROW(path, ": expected 'num_classes,height,width' with positive integers, found '", text, "'");
+  if (p.height > 65535 || p.width > 65535)
+    COCO_THROW(path, ": image size ", p.height, "x", p.width, " is larger than a JPEG can be (65535)");
   return p;
 }
 

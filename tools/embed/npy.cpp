@@ -185,10 +185,10 @@ NpyArray read_npy(const std::string& path) {
   const char* src = bytes.data() + kPreamble + hlen;
   if (a.type == NpyType::kFloat32) {
     a.f32.resize(n);
-    std::memcpy(a.f32.data(), src, n * elem);
+    if (n > 0) std::memcpy(a.f32.data(), src, n * elem);  // an empty vector's data() may be null
   } else {
     a.i64.resize(n);
-    std::memcpy(a.i64.data(), src, n * elem);
+    if (n > 0) std::memcpy(a.i64.data(), src, n * elem);
   }
   return a;
 }
