@@ -36,6 +36,20 @@ std::string fmt_duration(double s) {
                 static_cast<long long>(t / 60 % 60), static_cast<long long>(t % 60));
   return buf;
 }
+// The state blobs (running statistics: parameters the solver does not step) of a
+// net, copied out and put back around a step that must leave no trace.
+void save_state(const Net& net, std::vector<Tensor>* out) {
+  const auto& params = net.params();
+  out->resize(params.size());
+  for (size_t i = 0; i < params.size(); ++i)
+    if (!params[i].learnable) (*out)[i].copy_from(params[i].blob->data());
+}
+
+void restore_state(const Net& net, const std::vector<Tensor>& saved) {
+  const auto& params = net.params();
+  for (size_t i = 0; i < params.size(); ++i)
+    if (!params[i].learnable) params[i].blob->data().copy_from(saved[i]);
+}
 }  // namespace
 
 void set_input_batch(proto::NetParameter* net, int64_t batch) {
@@ -166,10 +180,8 @@ std::string Trainer::diagnose_nonfinite(int64_t iter) {
   const bool was = train_net_->debug();
   train_net_->set_debug(true);
   // The re-run must not move running statistics a second time.
-  const auto& params = train_net_->params();
-  std::vector<Tensor> state(params.size());
-  for (size_t i = 0; i < params.size(); ++i)
-    if (!params[i].learnable) state[i].copy_from(params[i].blob->data());
+  std::vector<Tensor> state;
+  save_state(*train_net_, &state);
   std::string found = "no layer produced a NaN/Inf when the step was re-run with the per-layer scan"
                       " (a peer rank's gradient, or a non-deterministic fault)";
   try {
@@ -181,8 +193,7 @@ std::string Trainer::diagnose_nonfinite(int64_t iter) {
     found = e.what();
   }
   train_net_->set_debug(was);
-  for (size_t i = 0; i < params.size(); ++i)
-    if (!params[i].learnable) params[i].blob->data().copy_from(state[i]);
+  restore_state(*train_net_, state);
   return found;
 }
 
@@ -324,12 +335,7 @@ TrainResult Trainer::run() {
     train_net_->clear_param_diffs();
     // A step that may be skipped must not leave its forward's state behind (running
     // statistics): keep a copy of the state blobs to put back.
-    const auto& params = train_net_->params();
-    if (opt_.skip_nonfinite) {
-      state_backup.resize(params.size());
-      for (size_t i = 0; i < params.size(); ++i)
-        if (!params[i].learnable) state_backup[i].copy_from(params[i].blob->data());
-    }
+    if (opt_.skip_nonfinite) save_state(*train_net_, &state_backup);
     train_net_->forward_backward();
     reducer_->all_reduce();
     // The global loss: local-mean losses weighted by each rank's share, plus global
@@ -346,8 +352,7 @@ TrainResult Trainer::run() {
                    result.last_snapshot.empty() ? std::string("; no checkpoint was written in this run")
                                                 : "; the last good checkpoint is " + result.last_snapshot,
                    " (lower base_lr or check the data; --on-nonfinite skip skips such steps)");
-      for (size_t i = 0; i < params.size(); ++i)
-        if (!params[i].learnable) params[i].blob->data().copy_from(state_backup[i]);
+      restore_state(*train_net_, state_backup);
       ++result.skipped_steps;
       if (lead) spdlog::warn("iteration {}: non-finite loss or gradient, step skipped ({} so far): {}", it,
                              result.skipped_steps, why);
