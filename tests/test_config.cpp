@@ -6,21 +6,13 @@
 
 #include "engine/common.h"
 #include "engine/config.h"
+#include "tests/seed_files.h"
 
 namespace coco {
 namespace {
 
-const std::string kSeed = std::string(COCO_SOURCE_DIR) + "/../shared/seed/coco_loss";
-
-std::string seed_dir() {
-  // CI clones the repo next to a copy of shared/; so does a developer checkout.
-  if (std::filesystem::exists(kSeed)) return kSeed;
-  return "";
-}
-
 TEST(Config, EverySeedNetParses) {
-  const std::string dir = seed_dir();
-  ASSERT_FALSE(dir.empty()) << "the seed folder is missing: " << kSeed;
+  COCO_SEED_DIR_OR_SKIP(dir);
   const char* nets[] = {"model/net_test.prototxt", "model/train_prototxts/net_cocoloss.prototxt",
                         "model/train_prototxts/net_softmax.prototxt", "model/train_prototxts/net_centerloss.prototxt",
                         "materials_for_face/ir235_release.prototxt"};
@@ -47,8 +39,7 @@ TEST(Config, EverySeedNetParses) {
 }
 
 TEST(Config, EverySeedSolverParses) {
-  const std::string dir = seed_dir();
-  ASSERT_FALSE(dir.empty());
+  COCO_SEED_DIR_OR_SKIP(dir);
   const char* solvers[] = {"model/solver_test.prototxt", "model/train_prototxts/solver_cocoloss.prototxt",
                            "model/train_prototxts/solver_softmax.prototxt",
                            "model/train_prototxts/solver_centerloss.prototxt", "materials_for_face/solver_train.prototxt"};

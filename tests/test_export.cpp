@@ -16,6 +16,7 @@
 #include "engine/net.h"
 #include "engine/proto_fwd.h"
 #include "test_files.h"
+#include "tests/seed_files.h"
 #include "tools/embed/eval.h"
 #include "tools/embed/export.h"
 #include "tools/embed/npy.h"
@@ -246,10 +247,11 @@ TEST(Export, DefaultBlobRule) {
 
 // The seed's released COCO model through export: ip1 is its 3-d feature, ip2 its logits.
 TEST(Export, SeedCocoModelExportsAndClassifies) {
-  const std::string seed = std::string(COCO_SOURCE_DIR) + "/../shared/seed/coco_loss/model";
+  COCO_SEED_DIR_OR_SKIP(seed_dir);
+  const std::string seed = seed_dir + "/model";
   const std::string mnist = std::string(COCO_SOURCE_DIR) + "/data/mnist";
-  if (!std::filesystem::exists(mnist + "/t10k-images-idx3-ubyte") || !std::filesystem::exists(seed))
-    GTEST_SKIP() << "needs MNIST in data/mnist and the seed models";
+  if (!std::filesystem::exists(mnist + "/t10k-images-idx3-ubyte"))
+    GTEST_SKIP() << "needs MNIST in data/mnist: run tools/fetch_mnist.sh";
   ExportOptions o;
   o.config = seed + "/train_prototxts/net_cocoloss.prototxt";
   o.weights = seed + "/coco_loss/10epoches.caffemodel";

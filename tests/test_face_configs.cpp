@@ -23,6 +23,7 @@
 #include "engine/proto/coco.pb.h"
 #include "engine/trainer.h"
 #include "tests/image_files.h"
+#include "tests/seed_files.h"
 
 namespace coco {
 namespace {
@@ -83,13 +84,13 @@ TEST(FaceConfigs, IResNet50CocoTrainsFromARecordFile) {
   EXPECT_LT(losses[4] + losses[5], losses[0] + losses[1]);
 }
 
-const std::string kSeedIr235 = std::string(COCO_SOURCE_DIR) + "/../shared/seed/coco_loss/materials_for_face/ir235_release.prototxt";
 
 // configs/ir235_coco.prototxt is the seed's ir235 up to its "output" blob, layer for
 // layer and field for field, then the CocoLoss head (tools/gen_ir235.py writes it).
 TEST(FaceConfigs, Ir235CocoHoldsTheSeedLayers) {
+  COCO_SEED_DIR_OR_SKIP(seed_dir);
   proto::NetParameter seed;
-  read_text_file(kSeedIr235, &seed);
+  read_text_file(seed_dir + "/materials_for_face/ir235_release.prototxt", &seed);
   const TrainConfig cfg = load_train_config(std::string(COCO_SOURCE_DIR) + "/configs/ir235_coco.prototxt");
   const proto::NetParameter& net = cfg.net;
   ASSERT_GT(net.layer_size(), 800);

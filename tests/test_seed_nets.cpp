@@ -11,25 +11,25 @@
 #include "engine/data/mnist.h"
 #include "engine/net.h"
 #include "engine/trainer.h"
+#include "tests/seed_files.h"
 
 namespace coco {
 namespace {
 
-const std::string kSeed = std::string(COCO_SOURCE_DIR) + "/../shared/seed/coco_loss";
-
-std::unique_ptr<Net> build(const std::string& rel, Phase phase, LocalCommunicator* comm, int64_t batch = 1) {
+std::unique_ptr<Net> build(const std::string& seed, const std::string& rel, Phase phase, LocalCommunicator* comm, int64_t batch = 1) {
   proto::NetParameter p;
-  read_text_file(kSeed + "/" + rel, &p);
+  read_text_file(seed + "/" + rel, &p);
   set_input_batch(&p, batch);
   return std::make_unique<Net>(p, phase, comm, 1, rel);
 }
 
 TEST(SeedNets, LeNetPlusPlusVariantsBuild) {
+  COCO_SEED_DIR_OR_SKIP(seed);
   LocalCommunicator comm;
   for (const char* n : {"model/net_test.prototxt", "model/train_prototxts/net_cocoloss.prototxt",
                         "model/train_prototxts/net_softmax.prototxt", "model/train_prototxts/net_centerloss.prototxt"}) {
     SCOPED_TRACE(n);
-    auto net = build(n, Phase::kTrain, &comm);
+    auto net = build(seed, n, Phase::kTrain, &comm);
     EXPECT_EQ(net->blob("conv1")->shape(), (Shape{1, 32, 28, 28}));
     EXPECT_EQ(net->blob("pool2")->shape(), (Shape{1, 64, 7, 7}));
     EXPECT_EQ(net->blob("pool3")->shape(), (Shape{1, 128, 3, 3}));  // 7x7, kernel 3, stride 2: Caffe's ceil
@@ -38,8 +38,9 @@ TEST(SeedNets, LeNetPlusPlusVariantsBuild) {
 }
 
 TEST(SeedNets, FaceNetworkIr235BuildsWithItsShapes) {
+  COCO_SEED_DIR_OR_SKIP(seed);
   LocalCommunicator comm;
-  auto net = build("materials_for_face/ir235_release.prototxt", Phase::kTrain, &comm);
+  auto net = build(seed, "materials_for_face/ir235_release.prototxt", Phase::kTrain, &comm);
   EXPECT_EQ(net->blob("stem.step1.3x3.1.conv")->shape(), (Shape{1, 32, 117, 117}));
   EXPECT_EQ(net->blob("stem.step1.concat")->shape(), (Shape{1, 160, 57, 57}));
   EXPECT_EQ(net->blob("c10")->shape(), (Shape{1, 2048, 6, 6}));
@@ -54,6 +55,7 @@ TEST(SeedNets, FaceNetworkIr235BuildsWithItsShapes) {
 // The released models, evaluated on the MNIST test set when it has been fetched
 // (tools/fetch_mnist.sh; CI fetches it). Accuracy: argmax of the model's logits.
 TEST(SeedNets, ReleasedCaffemodelsLoadAndClassifyMnist) {
+  COCO_SEED_DIR_OR_SKIP(seed);
   LocalCommunicator comm;
   struct Model {
     const char* net;
@@ -71,8 +73,8 @@ TEST(SeedNets, ReleasedCaffemodelsLoadAndClassifyMnist) {
   for (const auto& m : models) {
     SCOPED_TRACE(m.weights);
     const int64_t batch = 500;
-    auto net = build(m.net, Phase::kTest, &comm, batch);
-    ASSERT_NO_THROW(load_weights(*net, kSeed + "/" + m.weights));
+    auto net = build(seed, m.net, Phase::kTest, &comm, batch);
+    ASSERT_NO_THROW(load_weights(*net, seed + "/" + m.weights));
     if (!have_data) continue;
     MnistDataset test;
     test.load(mnist, "test");

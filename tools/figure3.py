@@ -2,7 +2,8 @@
 """The seed's Figure 3: 3-d ip1 features of the MNIST test set under COCO, softmax
 and center loss, as three 3-D scatter plots side by side, one colour per digit.
 
-  tools/figure3.py --mode seed   the seed's three released caffemodels
+  tools/figure3.py --mode seed   the seed's three released caffemodels (--seed-dir, or the
+                                 environment's COCO_SEED_DIR: a checkout of sciencefans/coco_loss)
   tools/figure3.py --mode train  trains configs/mnist_{coco,softmax,center}.prototxt
                                  with coco-train, then exports their ip1
 
@@ -27,7 +28,6 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SEED = os.path.join(ROOT, "..", "shared", "seed", "coco_loss", "model")
 
 MODELS = {
     "seed": [
@@ -85,7 +85,17 @@ def main():
                     "(default: the configs' max_iter, 2000)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--plot-only", action="store_true", help="redraw from existing exports in --work")
+    ap.add_argument("--seed-dir", default=os.environ.get("COCO_SEED_DIR"),
+                    help="seed mode: a checkout of sciencefans/coco_loss (default: $COCO_SEED_DIR)")
     args = ap.parse_args()
+    seed_models = None
+    if args.mode == "seed" and not args.plot_only:
+        if not args.seed_dir:
+            sys.exit("figure3: --mode seed needs the seed's files: --seed-dir DIR or COCO_SEED_DIR "
+                     "(a checkout of sciencefans/coco_loss)")
+        seed_models = os.path.join(os.path.abspath(args.seed_dir), "model")
+        if not os.path.isdir(seed_models):
+            sys.exit(f"figure3: {seed_models} is not a folder: --seed-dir must be a checkout of sciencefans/coco_loss")
 
     import matplotlib
     matplotlib.use("Agg")
@@ -128,8 +138,8 @@ def main():
             weights_path = ckpts[-1]
             info["train_seconds"] = round(time.time() - t0, 1)
         else:
-            config = os.path.join(SEED, net)
-            weights_path = os.path.join(SEED, weights)
+            config = os.path.join(seed_models, net)
+            weights_path = os.path.join(seed_models, weights)
             logits_dir = os.path.join(work, tag + "_ip2")
             run([os.path.join(build, "coco-export"), "--config", config, "--weights", weights_path, "--data",
                  "mnist:" + data, "--blob", "ip2", "--out", logits_dir, "--batch-size", "500",
@@ -139,8 +149,12 @@ def main():
             with open(os.path.join(work, tag + "_classify.json")) as f:
                 info["test_accuracy"] = json.load(f)["classification"]["top1"]
             info["source"] = "coco-export --blob ip2 + coco-eval --classify"
-        info["config"] = os.path.relpath(config, ROOT)
-        info["weights"] = os.path.relpath(weights_path, ROOT)
+        # Paths as a reader can use them: the repository's own files relative to its
+        # root, the seed's relative to the seed checkout ($COCO_SEED_DIR/...).
+        base, shown = (seed_models, "$COCO_SEED_DIR/model") if seed_models else (ROOT, "")
+        info["config"] = os.path.join(shown, os.path.relpath(config, base)) if shown else os.path.relpath(config, base)
+        info["weights"] = (os.path.join(shown, os.path.relpath(weights_path, base)) if shown
+                           else os.path.relpath(weights_path, ROOT))
         run([os.path.join(build, "coco-export"), "--config", config, "--weights", weights_path, "--data",
              "mnist:" + data, "--out", emb_dir, "--batch-size", "500", "--threads", str(args.threads), "--quiet"],
             os.path.join(work, tag + "_export.log"))

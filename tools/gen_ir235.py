@@ -28,8 +28,6 @@ import re
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_SEED = os.path.join(HERE, "..", "..", "shared", "seed", "coco_loss", "materials_for_face",
-                            "ir235_release.prototxt")
 LAST_BACKBONE_LAYER = "output"
 TOKEN = re.compile(r'\s*(?:(#[^\n]*)|("(?:[^"\\]|\\.)*")|([{}:])|([^\s{}:"#]+))')
 
@@ -167,8 +165,14 @@ HEAD = """\
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seed", default=DEFAULT_SEED, help="the seed's ir235_release.prototxt")
+    seed_dir = os.environ.get("COCO_SEED_DIR")
+    ap.add_argument("--seed", default=seed_dir and os.path.join(seed_dir, "materials_for_face", "ir235_release.prototxt"),
+                    help="the seed's ir235_release.prototxt (default: under $COCO_SEED_DIR, a checkout of "
+                         "sciencefans/coco_loss)")
     a = ap.parse_args()
+    if not a.seed:
+        ap.error("needs the seed's ir235_release.prototxt: --seed FILE, or COCO_SEED_DIR set to a checkout of "
+                 "sciencefans/coco_loss")
     with open(a.seed) as f:
         net = parse(tokenize(f.read()))
     layers = [v for k, v in net if k == "layer"]

@@ -2,9 +2,10 @@
 # gpu_check.sh BIN_DIR [OUT_DIR]: the GPU checks of the CUDA backend in one bounded run.
 #
 # Meant for a GPU machine that has the CUDA libraries but maybe none of Debian's:
-# build here with CUDA, pack with ../shared/tools/gpu-bundle build-cuda .gpu, then
-# on the GPU machine unpack, source env.sh and run this with BIN_DIR = the bundle's
-# bin/ (or a build folder's root where the binaries were built in place). Writes
+# build with CUDA on a Debian machine, copy the binaries there together with the
+# shared libraries they need from Debian (OpenBLAS, protobuf, Open MPI, ...), then
+# run this with BIN_DIR = the folder of those binaries (or a build folder's root
+# where the binaries were built in place). Writes
 # one log per step to OUT_DIR (default ./gpu-check) and a summary at the end:
 #   1. every gpu-labelled test binary (test_cuda_*, test_nccl_*): parity of every layer
 #   2. coco-bench BM_TrainStepCuda/128,/512 beside BM_TrainStep/128 (images/s)
