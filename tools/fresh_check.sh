@@ -51,10 +51,12 @@ done
 [ -z "$cuda" ] || [ -x "$cuda/bin/nvcc" ] || { echo "fresh_check: --cuda $cuda has no bin/nvcc" >&2; exit 2; }
 [ "$(id -u)" -eq 0 ] || { echo "fresh_check: needs root (debootstrap, chroot, mount)" >&2; exit 1; }
 
-# README's commands: the ```sh blocks of its "Two commands" section, in order.
+# README's commands: the ```sh blocks of its "Two commands" section (up to the next
+# heading of any level outside a code block), in order.
 readme_commands() {
-  awk '/^## /{inside = ($0 == "## Two commands")} inside && /^```sh$/{block=1; next}
-       inside && /^```$/{block=0; next} inside && block' "$repo/README.md"
+  awk '/^```/ { if (fence) { fence = 0; take = 0 } else { fence = 1; take = inside && $0 == "```sh" }; next }
+       !fence && /^#/ { inside = ($0 == "## Two commands"); next }
+       take' "$repo/README.md"
 }
 mapfile -t commands < <(readme_commands)
 [ ${#commands[@]} -eq 2 ] || { echo "fresh_check: README.md's 'Two commands' section holds ${#commands[@]} sh blocks, not 2" >&2; exit 1; }

@@ -52,6 +52,14 @@ MPI_ENV = {
     "OMP_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",
 }
+# Open MPI's shared-memory transport keeps its backing files in the job's session
+# folder under /tmp by default. In a fresh Debian 12 root (tools/fresh_check.sh, a
+# chroot) the --enable-recovery job that follows a killed job failed there: open(2)
+# of its backing file gave ENOENT, the ranks fell back to TCP over an unreachable
+# interface and hung in MPI_Init until the watchdog. /dev/shm, where it exists,
+# keeps the scenarios about coco's fault handling rather than about that.
+if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+    MPI_ENV["OMPI_MCA_btl_vader_backing_directory"] = "/dev/shm"
 
 # A small net with every kind of state a checkpoint carries: replicated weights and
 # their momentum, BatchNorm running statistics, and the CocoLoss centroids (sharded
