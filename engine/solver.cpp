@@ -9,25 +9,6 @@
 
 namespace coco {
 
-void validate_solver(const proto::SolverParameter& p, const std::string& origin) {
-  static const char* kPolicies[] = {"fixed", "step", "multistep", "exp", "inv", "poly", "cosine"};
-  const std::string policy = p.has_lr_policy() ? p.lr_policy() : "fixed";
-  if (std::find(std::begin(kPolicies), std::end(kPolicies), policy) == std::end(kPolicies))
-    COCO_THROW(origin, ": unknown lr_policy '", policy, "' (fixed, step, multistep, exp, inv, poly, cosine)");
-  if (p.type() != "SGD" || p.solver_type() != proto::SolverParameter::SGD)
-    COCO_THROW(origin, ": solver type '", p.type(), "' is not supported (only SGD with momentum)");
-  if (!(p.base_lr() > 0)) COCO_THROW(origin, ": base_lr must be positive");
-  if (policy == "step" && p.stepsize() <= 0) COCO_THROW(origin, ": lr_policy step needs a positive stepsize");
-  if ((policy == "poly" || policy == "cosine") && p.max_iter() <= 0)
-    COCO_THROW(origin, ": lr_policy ", policy, " needs max_iter");
-  for (int i = 1; i < p.stepvalue_size(); ++i)
-    if (p.stepvalue(i) <= p.stepvalue(i - 1)) COCO_THROW(origin, ": stepvalue must increase");
-  if (p.regularization_type() != "L2" && p.regularization_type() != "L1")
-    COCO_THROW(origin, ": regularization_type must be L1 or L2");
-  if (p.iter_size() != 1) COCO_THROW(origin, ": iter_size other than 1 is not supported");
-  if (p.momentum() < 0 || p.momentum() >= 1) COCO_THROW(origin, ": momentum must be in [0, 1)");
-}
-
 SgdSolver::SgdSolver(const proto::SolverParameter& param, Net* net) : param_(param), net_(net) {
   const auto& params = net_->params();
   for (size_t i = 0; i < params.size(); ++i) {

@@ -13,6 +13,7 @@
 
 #include "engine/net.h"
 #include "engine/proto_fwd.h"
+#include "engine/settings.h"  // validate_solver
 
 namespace coco {
 
@@ -45,8 +46,5 @@ class SgdSolver {
   std::vector<Tensor> history_;  // momentum, one per learnable parameter
   std::vector<int> learnable_;   // indices into net_->params()
 };
-
-// Checks the solver's fields (policy names, required values) with clear messages.
-void validate_solver(const proto::SolverParameter& p, const std::string& origin);
 
 }  // namespace coco

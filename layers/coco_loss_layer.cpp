@@ -8,6 +8,7 @@
 #include "engine/common.h"
 #include "engine/filler.h"
 #include "engine/math.h"
+#include "engine/settings.h"
 
 #if COCO_WITH_CUDA
 #include "engine/cuda_math.h"
@@ -35,8 +36,8 @@ void CocoLossLayer::layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng)
   const auto& p = param_.coco_loss_param();
   if (!param_.has_coco_loss_param() || p.num_output() == 0)
     COCO_THROW(where(), "coco_loss_param.num_output (the number of classes) must be set and positive");
+  validate_coco_loss(p, where() + "coco_loss_param");
   K_ = p.num_output();
-  if (K_ > (1 << 24)) COCO_THROW(where(), "at most 16,777,216 classes (labels travel as float32), got ", K_);
   update_ = p.centroid_update();
   cosine_ = p.logit_type() == proto::CocoLossParameter::COSINE;
   margin_type_ = p.margin_type();
@@ -47,9 +48,6 @@ void CocoLossLayer::layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng)
     if (p.has_scale() || p.auto_scale()) COCO_THROW(where(), "INNER_PRODUCT logits take no scale");
     if (update_ != proto::CocoLossParameter::EXACT) COCO_THROW(where(), "INNER_PRODUCT logits have no centroid_update");
   }
-  if (margin_type_ != proto::CocoLossParameter::NONE && !(margin_ > 0 && margin_ < M_PI / 2))
-    COCO_THROW(where(), "margin must be in (0, pi/2) for ", proto::CocoLossParameter::MarginType_Name(margin_type_),
-               ", got ", margin_);
   if (!cosine_) {
     alpha_ = 1;
   } else if (p.auto_scale()) {
