@@ -9,6 +9,7 @@
 #endif
 
 #include "engine/common.h"
+#include "engine/logging.h"
 
 namespace coco {
 
@@ -88,6 +89,13 @@ double cpu_dot_double(int64_t n, const float* x, const float* y) {
 void set_num_threads(int n) {
   openblas_set_num_threads(1);  // see cpu_gemm: coco's OpenMP threads split the work
   if (n <= 0) return;
+  // More threads than cores only spin at coco's barriers, and libgomp cannot start
+  // tens of thousands of them (it crashed at --threads 16384): clamp, and say so.
+  const int cores = std::max(1, omp_get_num_procs());
+  if (n > cores) {
+    spdlog::warn("{} CPU threads asked for, but this process can use {} core(s): using {}", n, cores, cores);
+    n = cores;
+  }
   omp_set_num_threads(n);
 }
 
