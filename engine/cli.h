@@ -2,6 +2,7 @@
 // it with their usage text and exit 2) and checked integer values.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -22,6 +23,20 @@ inline int64_t parse_int_flag(const std::string& flag, const std::string& v, int
   } catch (const std::exception&) {
     throw UsageError{flag + " takes an integer >= " + std::to_string(min) + ", got '" + v + "'"};
   }
+}
+
+// `v` as a finite number (NaN and infinities are refused), or a UsageError naming the flag.
+inline double parse_number_flag(const std::string& flag, const std::string& v) {
+  size_t used = 0;
+  double x = 0;
+  try {
+    x = std::stod(v, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != v.size() || !std::isfinite(x))
+    throw UsageError{flag + " takes a finite number, got '" + v + "'"};
+  return x;
 }
 
 // The value after flag argv[i] (advancing i), or a UsageError if it is missing.

@@ -122,6 +122,17 @@ TEST(Eval, TarAtFarByHand) {
   for (size_t i = 1; i < 6; ++i) EXPECT_FALSE(v.tar_at_far[i].reachable);  // 1e-2 needs 100 negatives
 }
 
+// A NaN score (a NaN embedding) is an error naming the pair, not an endless ROC walk.
+TEST(Eval, NonFiniteScoresAreRefusedByPair) {
+  std::vector<double> s{0.9, 0.1, NAN, 0.2};
+  try {
+    verify(s, flags({true, false, true, false}), 2);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("pair 2"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Eval, IdentificationByHand) {
   // Gallery (first of each class): 0:(1,0) 1:(0,1) 2:(-1,0). Probes:
   //   (0.9,0.1) class 0: own class best -> rank 1

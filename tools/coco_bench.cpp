@@ -162,13 +162,19 @@ int head_main(int argc, char** argv) {
       else if (a == "--centroids") o.centroids = value();
       else if (a == "--labels") o.labels = value();
       else if (a == "--dump") o.dump_dir = value();
-      else if (a == "--scale") o.scale = std::stof(value());
+      else if (a == "--scale") {
+        o.scale = static_cast<float>(coco::parse_number_flag(a, value()));
+        if (!(o.scale > 0)) throw coco::UsageError{"--scale takes a number > 0 (leave it out for auto scale)"};
+      }
       else if (a == "--margin-type") o.margin_type = value();
-      else if (a == "--margin") o.margin = std::stof(value());
+      else if (a == "--margin") o.margin = static_cast<float>(coco::parse_number_flag(a, value()));
       else if (a == "--logit-type") o.logit_type = value();
       else if (a == "--repeats") o.repeats = static_cast<int>(coco::parse_int_flag(a, value(), 1));
       else if (a == "--chunk") o.chunk = coco::parse_int_flag(a, value(), 0);
-      else if (a == "--cache-mb") o.cache_mb = std::stof(value());
+      else if (a == "--cache-mb") {
+        o.cache_mb = static_cast<float>(coco::parse_number_flag(a, value()));
+        if (o.cache_mb < 0) throw coco::UsageError{"--cache-mb takes a number >= 0 (0: no logits cache)"};
+      }
       else if (a == "--threads") threads = static_cast<int>(coco::parse_int_flag(a, value(), 1));
       else if (a == "--device") {
         const std::string v = value();

@@ -29,6 +29,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "engine/common.h"
@@ -110,6 +111,14 @@ class DeviceTimer {
 };
 
 // Host values into a blob's data on any device (the one explicit copy).
+// Every value of a row-major array with `cols` columns is finite, or an error naming the row.
+void require_finite(const std::vector<float>& v, int64_t cols, const std::string& file) {
+  for (size_t i = 0; i < v.size(); ++i)
+    if (!std::isfinite(v[i]))
+      COCO_THROW(file, ": row ", static_cast<int64_t>(i) / cols, ", column ", static_cast<int64_t>(i) % cols,
+                 " holds ", v[i], "; the head needs finite inputs");
+}
+
 void set_data(Blob& b, const std::vector<float>& v) {
   Tensor host(b.shape());
   std::copy(v.begin(), v.end(), host.data());
@@ -158,6 +167,8 @@ int check_mode(Communicator& comm, const HeadBenchOptions& o) {
   if (Y.type != NpyType::kInt64 || Y.shape.size() != 1 || Y.shape[0] != X.shape[0])
     COCO_THROW(o.labels, ": expected int64 labels, one per feature row (", X.shape[0], ")");
   const int64_t M = X.shape[0], D = X.shape[1], K = C.shape[0];
+  require_finite(X.f32, D, o.features);
+  require_finite(C.f32, D, o.centroids);
   Head h(comm, head_param(o, K, o.scale), M, D, o.device);
   set_data(h.x, X.f32);
   std::vector<float> labels(M);
@@ -168,12 +179,15 @@ int check_mode(Communicator& comm, const HeadBenchOptions& o) {
   // Results to the host (explicit copies; a no-op on the CPU).
   const std::vector<float> loss = h.loss.data().to_vector(), gx = h.x.diff().to_vector(),
                            gc = h.layer->blobs()[0]->diff().to_vector();
+  if (!std::isfinite(loss[0]))
+    COCO_THROW("coco-bench head: the loss is ", loss[0], " for finite inputs (", o.features, ", ", o.centroids,
+               "); nothing was written");
   std::filesystem::create_directories(o.dump_dir);
   write_npy(o.dump_dir + "/loss.npy", {}, loss.data());
   write_npy(o.dump_dir + "/grad_features.npy", {M, D}, gx.data());
   write_npy(o.dump_dir + "/grad_centroids.npy", {K, D}, gc.data());
-  std::printf("{\"loss\": %.9g, \"M\": %lld, \"D\": %lld, \"K\": %lld, \"dump\": \"%s\"}\n", loss[0],
-              static_cast<long long>(M), static_cast<long long>(D), static_cast<long long>(K), o.dump_dir.c_str());
+  const nlohmann::json summary{{"loss", loss[0]}, {"M", M}, {"D", D}, {"K", K}, {"dump", o.dump_dir}};
+  std::printf("%s\n", summary.dump().c_str());
   return 0;
 }
 

@@ -156,6 +156,10 @@ Verification verify(const std::vector<double>& scores, const std::vector<Pair>& 
   const auto P = static_cast<int64_t>(pairs.size());
   if (folds < 2 || P < folds) COCO_THROW("verification needs at least 2 folds and a pair per fold (", P, " pairs, ",
                                          folds, " folds)");
+  for (int64_t i = 0; i < P; ++i)  // a NaN never equals itself: the ROC walk below would not advance
+    if (!std::isfinite(scores[i]))
+      COCO_THROW("verification: the score of pair ", i, " (rows ", pairs[i].a, " and ", pairs[i].b, ") is ", scores[i],
+                 "; scores must be finite");
   Verification r;
   for (const auto& p : pairs) (p.same ? r.positives : r.negatives) += 1;
   if (r.positives == 0 || r.negatives == 0)
