@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "engine/common.h"
 #include "engine/config.h"
@@ -190,6 +191,9 @@ void load_sharded_rows(Net& net, const proto::Checkpoint& ckpt, const std::strin
       if (sh.iter() != ckpt.iter() || sh.num_shards() != saved || sh.rank() != s)
         COCO_THROW(p, ": belongs to another checkpoint (iteration ", sh.iter(), ", shard ", sh.rank(), " of ",
                    sh.num_shards(), "; expected iteration ", ckpt.iter(), ", shard ", s, " of ", saved, ")");
+      if (sh.run_id() != ckpt.run_id())
+        COCO_THROW(p, ": was written by another run (run '", sh.run_id(), "') than ", path, " (run '", ckpt.run_id(),
+                   "'): two runs wrote checkpoints with the same snapshot prefix, and this one is a mix of both");
       it = files.emplace(s, std::move(sh)).first;
     }
     return it->second;
@@ -278,18 +282,62 @@ void ensure_writable_folder(const std::string& dir, const std::string& what) {
   if (!wrote) COCO_THROW(msg);
 }
 
-void load_weights(Net& net, const std::string& path) {
+namespace {
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string s;
+  for (const auto& n : names) s += (s.empty() ? "'" : ", '") + n + "'";
+  return s.empty() ? "(none)" : s;
+}
+
+// The net's layers with parameters, split by whether `file` holds parameters for them;
+// checks `keep_fillers` names exactly the ones it does not.
+std::vector<std::string> match_layers(const Net& net, const proto::NetParameter& file, const std::string& path,
+                                      const std::vector<std::string>& keep_fillers) {
+  std::set<std::string> in_file, keep(keep_fillers.begin(), keep_fillers.end());
+  for (const auto& l : file.layer())
+    if (l.blobs_size() > 0) in_file.insert(l.name());
+  std::vector<std::string> matched, missing, net_layers;
+  for (const auto& p : net.params()) {
+    if (!net_layers.empty() && net_layers.back() == p.layer) continue;
+    net_layers.push_back(p.layer);
+    (in_file.count(p.layer) ? matched : missing).push_back(p.layer);
+  }
+  if (matched.empty())
+    COCO_THROW(path, ": holds parameters for none of the net's layers (the net's: ", joined(net_layers),
+               "); is it the model of another net?");
+  std::vector<std::string> unnamed;
+  for (const auto& m : missing)
+    if (!keep.erase(m)) unnamed.push_back(m);
+  if (!unnamed.empty())
+    COCO_THROW(path, ": holds no parameters for layer(s) ", joined(unnamed),
+               ", which would start from their fillers; to fine-tune with them initialised afresh, name them "
+               "(coco-train --weights-keep-fillers ", unnamed.front(), "[,...])");
+  if (!keep.empty())
+    COCO_THROW(path, ": --weights-keep-fillers names ", joined({keep.begin(), keep.end()}),
+               ", but the file holds those layers' parameters or the net has no such layer with parameters");
+  return matched;
+}
+
+}  // namespace
+
+std::vector<std::string> load_weights(Net& net, const std::string& path, const std::vector<std::string>& keep_fillers) {
   const std::string bytes = read_file(path);
   if (bytes.size() >= 8 && std::memcmp(bytes.data(), kMagic, 8) == 0) {
     const proto::Checkpoint ckpt = load_checkpoint(path);
     net.copy_from(ckpt.net(), path, /*require_all=*/true);
     if (ckpt.num_shards() > 0) load_sharded_rows(net, ckpt, path, nullptr);
-    return;
+    std::vector<std::string> all;
+    for (const auto& p : net.params())
+      if (all.empty() || all.back() != p.layer) all.push_back(p.layer);
+    return all;
   }
   proto::NetParameter caffe;
   if (!caffe.ParseFromString(bytes) || caffe.layer_size() == 0)
     COCO_THROW(path, ": neither a coco checkpoint nor a Caffe .caffemodel (binary NetParameter)");
+  auto matched = match_layers(net, caffe, path, keep_fillers);
   net.copy_from(caffe, path, /*require_all=*/false);
+  return matched;
 }
 
 }  // namespace coco

@@ -38,7 +38,12 @@ std::string shard_path(const std::string& checkpoint, int rank, int num_shards);
 // Initialises a net's parameters from a coco checkpoint (its shard files included)
 // or a Caffe .caffemodel (a binary NetParameter), matched by layer name. A sharded
 // parameter takes its own rows, whatever the rank count the file was saved with.
-void load_weights(Net& net, const std::string& path);
+// A .caffemodel must match at least one layer, and every layer of the net with
+// parameters that it does not hold must be named in `keep_fillers` (fine-tuning: a
+// new head keeps its filler initialisation); anything else is an error naming the
+// layers. Returns the names of the layers that were initialised from the file.
+std::vector<std::string> load_weights(Net& net, const std::string& path,
+                                      const std::vector<std::string>& keep_fillers = {});
 
 // Copies this rank's rows of every sharded parameter of `net` (and, if
 // `history_of` is given, their momentum) from the shard files of checkpoint `ckpt`

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <cmath>
 #include <deque>
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -50,6 +51,42 @@ void restore_state(const Net& net, const std::vector<Tensor>& saved) {
   for (size_t i = 0; i < params.size(); ++i)
     if (!params[i].learnable) params[i].blob->data().copy_from(saved[i]);
 }
+
+// The identity of a run's checkpoint files: a 64-bit FNV-1a hash of everything that
+// decides what they hold (the effective solver with its net, the data root, the batch,
+// the rank count, the initial weights), as 16 hex digits. Runs with different settings
+// that share a snapshot prefix write different ids, so a mix of their files is refused;
+// a resumed run writes the uninterrupted run's id, so their files stay byte-equal.
+std::string run_fingerprint(const proto::SolverParameter& solver, const TrainOptions& opt, int64_t batch, int ranks) {
+  const std::string text = to_text(solver) + "\n" + opt.data_root + "\n" + std::to_string(batch) + "\n" +
+                           std::to_string(ranks) + "\n" + opt.weights;
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+// The first parameter of `net` holding a NaN or Inf, as "layer 'x' parameter i"; "" if none.
+std::string first_nonfinite_param(const Net& net) {
+  for (const auto& p : net.params()) {
+    const std::vector<float> v = p.blob->data().to_vector();
+    if (!std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); }))
+      return "layer '" + p.layer + "' parameter " + std::to_string(p.index);
+  }
+  return "";
+}
+
+// The iteration of a checkpoint file name "<name>_iter_<N>.ckpt", or -1.
+int64_t checkpoint_iteration(const std::string& file, const std::string& name) {
+  const std::string head = name + "_iter_", tail = ".ckpt";
+  if (file.size() <= head.size() + tail.size() || file.compare(0, head.size(), head) != 0 ||
+      file.compare(file.size() - tail.size(), tail.size(), tail) != 0)
+    return -1;
+  const std::string digits = file.substr(head.size(), file.size() - head.size() - tail.size());
+  if (digits.empty() || digits.size() > 18 || digits.find_first_not_of("0123456789") != std::string::npos) return -1;
+  return std::stoll(digits);
+}
 }  // namespace
 
 void set_input_batch(proto::NetParameter* net, int64_t batch) {
@@ -87,6 +124,9 @@ Trainer::Trainer(const TrainOptions& opt, Communicator* comm, Communicator* host
                      : s.has_snapshot_prefix()    ? s.snapshot_prefix()
                                                   : "snapshots/" + (cfg_.net.name().empty() ? "net" : cfg_.net.name());
 
+  if (snapshot_prefix_.empty() || snapshot_prefix_.back() == '/')
+    COCO_THROW(opt.config, ": snapshot prefix '", snapshot_prefix_, "' names no file (it would write '",
+               snapshot_prefix_, "_iter_N.ckpt'); give a path such as snapshots/mnist");
   slice_ = shard_range(batch_, comm_->rank(), comm_->size());
   if (slice_.count == 0)
     COCO_THROW(opt.config, ": the batch of ", batch_, " has fewer samples than the ", comm_->size(), " ranks");
@@ -116,10 +156,13 @@ Trainer::Trainer(const TrainOptions& opt, Communicator* comm, Communicator* host
   }
   solver_ = std::make_unique<SgdSolver>(s, train_net_.get());
   reducer_ = std::make_unique<GradientReducer>(*train_net_, *comm_);
+  run_id_ = run_fingerprint(s, opt, batch_, comm_->size());
 
   if (!opt.weights.empty()) {
-    load_weights(*train_net_, opt.weights);
-    spdlog::info("initialised parameters from {}", opt.weights);
+    const auto layers = load_weights(*train_net_, opt.weights, opt.weights_keep_fillers);
+    std::string kept;
+    for (const auto& l : opt.weights_keep_fillers) kept += (kept.empty() ? "; from their fillers: " : ", ") + l;
+    spdlog::info("initialised {} layer(s) from {}{}", layers.size(), opt.weights, kept);
   }
   // Checkpoints: a folder that cannot be written fails now, not at the first
   // snapshot hours in; temporary files of an interrupted write are reported (and
@@ -140,7 +183,11 @@ Trainer::Trainer(const TrainOptions& opt, Communicator* comm, Communicator* host
   if (!opt.resume.empty()) {
     start_iter_ = load_training_checkpoint(opt.resume, *train_net_, *solver_);
     spdlog::info("resumed from {} at iteration {}", opt.resume, start_iter_);
+    if (max_iter_ < start_iter_)
+      COCO_THROW(opt.resume, ": is at iteration ", start_iter_, ", past max_iter ", max_iter_,
+                 "; to continue training, raise max_iter (--max-iter N with N > ", start_iter_, ")");
   }
+  if (comm_->rank() == 0) warn_about_existing_checkpoints();
   // Parameters are loaded on the host; then the nets and the momentum move.
   if (opt.device != Device::kCPU) {
     train_net_->to_device(opt.device);
@@ -208,9 +255,38 @@ std::string Trainer::snapshot(int64_t iter) {
     std::filesystem::create_directories(dir, ec);
     if (ec) COCO_THROW(dir, ": cannot create the snapshot folder: ", ec.message());
   }
-  save_training_checkpoint(path, iter, seed_, opt_.config, *train_net_, *solver_, *comm_);
+  require_finite_weights(iter, last_snapshot_);
+  save_training_checkpoint(path, iter, seed_, opt_.config, *train_net_, *solver_, *comm_, run_id_);
   if (comm_->rank() == 0) spdlog::info("snapshot {}", path);
+  last_snapshot_ = path;
   return path;
+}
+
+void Trainer::require_finite_weights(int64_t iter, const std::string& last_good) {
+  const std::string bad = first_nonfinite_param(*train_net_);
+  float any = bad.empty() ? 0.f : 1.f;  // every rank's verdict: sharded rows differ per rank
+  host_comm_->all_reduce(&any, 1, ReduceOp::kSum);
+  if (any == 0) return;
+  COCO_THROW("iteration ", iter, ": ", bad.empty() ? "another rank's parameters hold" : bad + " holds",
+             " NaN or Inf, so no checkpoint was written; ",
+             last_good.empty() ? std::string("no checkpoint was written in this run")
+                               : "the last good checkpoint is " + last_good,
+             " (lower base_lr, clip gradients, or check the data)");
+}
+
+void Trainer::warn_about_existing_checkpoints() const {
+  const auto [dir, name] = split_path(snapshot_prefix_);
+  std::error_code ec;
+  std::vector<int64_t> later;
+  for (std::filesystem::directory_iterator it(dir.empty() ? "." : dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const int64_t n = checkpoint_iteration(it->path().filename().string(), name);
+    if (n > start_iter_) later.push_back(n);
+  }
+  if (later.empty()) return;
+  std::sort(later.begin(), later.end());
+  spdlog::warn("{}: {} checkpoint(s) of an earlier run are here (iterations {} to {}); this run writes its own "
+               "under the same names and overwrites those it reaches: use another --snapshot-prefix to keep them",
+               snapshot_prefix_, later.size(), later.front(), later.back());
 }
 
 // The test set in K balanced global batches (sizes differ by at most one), each
@@ -273,6 +349,7 @@ Trainer::TestOutcome Trainer::test(int64_t iter) {
 TrainResult Trainer::run() {
   COCO_CHECK(!opt_.dry_run && solver_, "run() on a dry-run trainer");
   const auto& s = cfg_.solver;
+  last_snapshot_.clear();
   std::ofstream metrics;
   if (!opt_.metrics.empty() && comm_->rank() == 0) {
     metrics.open(opt_.metrics, std::ios::app);

@@ -11,6 +11,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "comm/communicator.h"
 #include "engine/config.h"
@@ -30,6 +31,9 @@ struct TrainOptions {
   std::string snapshot_prefix;  // overrides the solver's
   std::string resume;           // checkpoint to continue from
   std::string weights;          // checkpoint or .caffemodel to start from
+  // Layers with parameters that `weights` (a .caffemodel) does not hold and that keep
+  // their filler initialisation (fine-tuning a new head); any other such layer is an error.
+  std::vector<std::string> weights_keep_fillers;
   int64_t seed = -1;            // overrides random_seed
   bool dry_run = false;
   bool quiet = false;           // no per-display log lines (tests)
@@ -80,6 +84,10 @@ class Trainer {
   void fill_inputs(Net& net, bool train, int64_t first, int64_t count);
   // A non-finite step: re-runs it with the per-layer scan to name the layer.
   std::string diagnose_nonfinite(int64_t iter);
+  // Throws, naming the layer, unless every rank's parameters are finite.
+  void require_finite_weights(int64_t iter, const std::string& last_good);
+  // Warns about checkpoints of an earlier run under the snapshot prefix.
+  void warn_about_existing_checkpoints() const;
 
   TrainOptions opt_;
   Communicator* comm_;
@@ -95,6 +103,8 @@ class Trainer {
   ShardRange slice_;  // this rank's part of every global training batch
   int64_t start_iter_ = 0;
   std::string snapshot_prefix_;
+  std::string run_id_;  // marks this run's checkpoint files: a hash of its settings
+  std::string last_snapshot_;  // the last checkpoint this run wrote (all of it finite)
 };
 
 // Sets the batch axis of every input of a net (legacy inputs and Input layers).

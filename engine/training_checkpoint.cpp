@@ -6,8 +6,9 @@
 namespace coco {
 
 void save_training_checkpoint(const std::string& path, int64_t iter, uint64_t seed, const std::string& config,
-                              Net& net, SgdSolver& solver, Communicator& comm) {
+                              Net& net, SgdSolver& solver, Communicator& comm, const std::string& run_id) {
   proto::Checkpoint ckpt;
+  ckpt.set_run_id(run_id);
   ckpt.set_iter(iter);
   ckpt.set_random_seed(static_cast<int64_t>(seed));
   ckpt.set_config_path(config);
@@ -19,6 +20,7 @@ void save_training_checkpoint(const std::string& path, int64_t iter, uint64_t se
   shard.set_iter(iter);
   shard.set_rank(comm.rank());
   shard.set_num_shards(comm.size());
+  shard.set_run_id(run_id);
   const auto& params = net.params();
   for (size_t pi = 0; pi < params.size(); ++pi) {
     const ParamInfo& p = params[pi];

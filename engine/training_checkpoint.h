@@ -17,8 +17,9 @@
 
 namespace coco {
 
+// `run_id` marks the main file and every shard as one run's (the same on all ranks).
 void save_training_checkpoint(const std::string& path, int64_t iter, uint64_t seed, const std::string& config,
-                              Net& net, SgdSolver& solver, Communicator& comm);
+                              Net& net, SgdSolver& solver, Communicator& comm, const std::string& run_id = "");
 // Restores parameters and momentum; returns the checkpoint's iteration.
 int64_t load_training_checkpoint(const std::string& path, Net& net, SgdSolver& solver);
 

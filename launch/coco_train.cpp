@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <sstream>
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -52,10 +53,16 @@ fields) on the CPU or a GPU, in one process or data parallel under mpirun:
   --resume CKPT          continue from a checkpoint (iteration, solver state,
                          parameters)
   --weights FILE         start from the parameters of a coco checkpoint or a
-                         Caffe .caffemodel (matched by layer name)
+                         Caffe .caffemodel (matched by layer name); a layer with
+                         parameters that the file does not hold is an error
+  --weights-keep-fillers L1[,L2...]
+                         with --weights: these layers are not in the file and
+                         start from their fillers (fine-tuning a new head)
   --seed N               random seed (overrides random_seed; default 1)
   --threads N            CPU threads per rank for BLAS and coco's loops
-                         (default: the cores divided among this node's ranks)
+                         (default: the cores divided among this node's ranks;
+                         more than the cores this process may use is clamped,
+                         with a warning)
   --device DEV           cpu (default), cuda (GPU = local rank) or cuda:N
                          (needs a build with the CUDA backend)
   --debug                one process (no MPI): after every layer's forward and
@@ -104,6 +111,11 @@ int main(int argc, char** argv) {
         opt.resume = value();
       } else if (a == "--weights") {
         opt.weights = value();
+      } else if (a == "--weights-keep-fillers") {
+        std::stringstream names(value());
+        for (std::string n; std::getline(names, n, ',');)
+          if (!n.empty()) opt.weights_keep_fillers.push_back(n);
+        if (opt.weights_keep_fillers.empty()) throw UsageError{"--weights-keep-fillers needs layer names"};
       } else if (a == "--seed") {
         opt.seed = parse_int_flag(a, value(), 0);
       } else if (a == "--threads") {
@@ -124,6 +136,8 @@ int main(int argc, char** argv) {
     }
     if (opt.config.empty()) throw UsageError{"--config is required"};
     if (!opt.resume.empty() && !opt.weights.empty()) throw UsageError{"--resume and --weights exclude each other"};
+    if (!opt.weights_keep_fillers.empty() && opt.weights.empty())
+      throw UsageError{"--weights-keep-fillers goes with --weights"};
   } catch (const UsageError& e) {
     std::fprintf(stderr, "coco-train: %s\n\n%s", e.msg.c_str(), kUsage);
     return 2;

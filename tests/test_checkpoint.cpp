@@ -196,5 +196,58 @@ TEST(Checkpoint, CaffeBinaryWeightsLoadByLayerName) {
   }
 }
 
+// --weights that initialises nothing, or leaves a learnable layer to its filler
+// without being told to, is an error naming the layers.
+TEST(Checkpoint, CaffeWeightsMustCoverTheNetUnlessToldOtherwise) {
+  TempDir d;
+  LocalCommunicator comm;
+  proto::NetParameter np;
+  parse_text(R"(
+    input: "x" input_shape { dim: 2 dim: 3 }
+    input: "y" input_shape { dim: 2 }
+    layer { name: "fc" type: "InnerProduct" bottom: "x" top: "f" inner_product_param { num_output: 3 } }
+    layer { name: "head" type: "CocoLoss" bottom: "f" bottom: "y" top: "loss"
+            coco_loss_param { num_output: 4 scale: 2 } })",
+             "<net>", &np);
+  Net net(np, Phase::kTrain, &comm, 5);
+  auto write = [&](const proto::NetParameter& m) {
+    const std::string path = (d.path / "m.caffemodel").string();
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << m.SerializeAsString();
+    return path;
+  };
+  auto error_of = [&](const std::string& path, const std::vector<std::string>& keep) -> std::string {
+    try {
+      load_weights(net, path, keep);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  proto::NetParameter other;  // another net's model
+  auto* l = other.add_layer();
+  l->set_name("conv9");
+  l->add_blobs()->add_data(1);
+  EXPECT_NE(error_of(write(other), {}).find("none of the net's layers"), std::string::npos);
+
+  proto::NetParameter backbone;  // the backbone only: the head is new
+  auto* fc = backbone.add_layer();
+  fc->set_name("fc");
+  auto* w = fc->add_blobs();
+  w->mutable_shape()->add_dim(3);
+  w->mutable_shape()->add_dim(3);
+  for (int i = 0; i < 9; ++i) w->add_data(0.5f);
+  auto* bias = fc->add_blobs();
+  bias->mutable_shape()->add_dim(3);
+  for (int i = 0; i < 3; ++i) bias->add_data(0.25f);
+  const std::string path = write(backbone);
+  const std::string e = error_of(path, {});
+  EXPECT_NE(e.find("no parameters for layer(s) 'head'"), std::string::npos) << e;
+  EXPECT_NE(e.find("--weights-keep-fillers head"), std::string::npos) << e;
+  EXPECT_NE(error_of(path, {"head", "nope"}).find("'nope'"), std::string::npos);
+  EXPECT_NE(error_of(path, {"head", "fc"}).find("'fc'"), std::string::npos);
+  EXPECT_EQ(error_of(path, {"head"}), "");
+  EXPECT_EQ(net.params()[0].blob->cdata()[0], 0.5f);
+}
+
 }  // namespace
 }  // namespace coco

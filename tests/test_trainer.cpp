@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -161,6 +163,76 @@ TEST(Trainer, DryRunAndBadInput) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("train-labels-idx1-ubyte"), std::string::npos) << e.what();
   }
+}
+
+// The error message of `f`, or "" when it does not throw.
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Trainer, ResumingPastMaxIterIsAnError) {
+  Fixture f;
+  LocalCommunicator comm;
+  Trainer(f.options(8), &comm).run();
+  auto opt = f.options(5);
+  opt.resume = f.dir / "snap_iter_8.ckpt";
+  const std::string e = error_of([&] { Trainer t(opt, &comm); });
+  EXPECT_NE(e.find("past max_iter 5"), std::string::npos) << e;
+}
+
+TEST(Trainer, SnapshotPrefixMustNameFiles) {
+  Fixture f;
+  LocalCommunicator comm;
+  auto opt = f.options(2);
+  opt.snapshot_prefix = f.dir / "sub/";
+  const std::string e = error_of([&] { Trainer t(opt, &comm); });
+  EXPECT_NE(e.find("names no file"), std::string::npos) << e;
+}
+
+// NaN weights are never written as a checkpoint, whatever --on-nonfinite says: with
+// skip, every step is skipped and the final snapshot is refused, naming the layer.
+TEST(Trainer, NonFiniteWeightsAreNeverCheckpointed) {
+  Fixture f;
+  LocalCommunicator comm;
+  auto opt = f.options(6);
+  opt.skip_nonfinite = true;
+  Trainer t(opt, &comm);
+  for (const auto& p : t.train_net().params())
+    if (p.learnable) {
+      p.blob->mutable_data()[0] = NAN;
+      break;
+    }
+  const std::string e = error_of([&] { t.run(); });
+  EXPECT_NE(e.find("NaN or Inf, so no checkpoint was written"), std::string::npos) << e;
+  EXPECT_NE(e.find("layer '"), std::string::npos) << e;
+  EXPECT_FALSE(std::filesystem::exists(f.dir / "snap_iter_4.ckpt"));
+  EXPECT_FALSE(std::filesystem::exists(f.dir / "snap_iter_6.ckpt"));
+}
+
+// Two runs on one snapshot prefix: a main file of one with a shard of the other is refused.
+TEST(Trainer, CheckpointFilesOfTwoRunsDoNotLoadAsOne) {
+  Fixture f;
+  LocalCommunicator comm;
+  const std::string main = f.dir / "snap_iter_4.ckpt", shard = main + ".shard-0-of-1";
+  Trainer(f.options(4), &comm).run();
+  ASSERT_TRUE(std::filesystem::exists(shard));
+  std::filesystem::copy_file(shard, f.dir / "first_run_shard");
+  auto second = f.options(4);
+  second.seed = 9;
+  Trainer(second, &comm).run();
+  // Loads as it is; then with the first run's shard beside the second run's main file.
+  auto resume = f.options(6);
+  resume.resume = main;
+  EXPECT_EQ(error_of([&] { Trainer t(resume, &comm); }), "");
+  std::filesystem::copy_file(f.dir / "first_run_shard", shard, std::filesystem::copy_options::overwrite_existing);
+  const std::string e = error_of([&] { Trainer t(resume, &comm); });
+  EXPECT_NE(e.find("was written by another run"), std::string::npos) << e;
 }
 
 }  // namespace
