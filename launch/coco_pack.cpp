@@ -14,10 +14,14 @@ using coco::UsageError;
 
 const char* kUsage = R"(usage: coco-pack (--images DIR | --list FILE) --out PREFIX [options]
 
-Packs JPEG images into PREFIX.rec, PREFIX.idx and a `property` file beside
-them ("num_classes,height,width"), in the MXNet RecordIO layout of the
-insightface MS1M packages, so a solver reads them with
+Packs JPEG images into PREFIX.rec, PREFIX.idx and PREFIX.property
+("num_classes,height,width"), in the MXNet RecordIO layout of the insightface
+MS1M packages, so a solver reads them with
   train_data { source: "rec:PREFIX" ... }
+insightface's shared `property` beside them is written too when PREFIX's name is
+"train" or there is none yet, so packing a second split keeps the first's.
+The files are written aside and renamed into place at the end: a pack that fails
+leaves an earlier package under PREFIX as it was.
 The JPEG bytes are stored unchanged; all images must have the same size.
 
   --images DIR           one sub-folder per identity: DIR/<identity>/*.jpg;

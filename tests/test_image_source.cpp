@@ -119,6 +119,39 @@ TEST(Pack, ListFileSortsByLabelAndRejectsMixedSizes) {
   EXPECT_THROW(pack_items_from_list(dir / "badlabel.txt"), Error);
 }
 
+std::string file_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+// A pack that fails leaves the earlier package under the same prefix as it was, and
+// no partial file; a second split packed beside it keeps the first split's metadata.
+TEST(Pack, AFailedPackLeavesTheEarlierPackageAndSplitsKeepTheirMetadata) {
+  Package pkg;
+  const std::string rec = file_text(pkg.prefix + ".rec"), idx = file_text(pkg.prefix + ".idx"),
+                    prop = file_text(pkg.dir / "pkg/property");
+  testing::write_bytes(pkg.dir / "faces/id101/img1.jpg", {'n', 'o', 't', ' ', 'a', ' ', 'j', 'p', 'e', 'g'});
+  EXPECT_THROW(pack_records(pack_items_from_folder(pkg.dir / "faces"), pkg.prefix, PackLayout::kInsightface), Error);
+  EXPECT_EQ(file_text(pkg.prefix + ".rec"), rec);
+  EXPECT_EQ(file_text(pkg.prefix + ".idx"), idx);
+  EXPECT_EQ(file_text(pkg.dir / "pkg/property"), prop);
+  for (const auto& e : fs::directory_iterator(pkg.dir / "pkg"))
+    EXPECT_EQ(e.path().filename().string().find("partial"), std::string::npos) << e.path();
+
+  // A validation split of 2 identities of another size, in the same folder.
+  testing::write_face_folder(pkg.dir / "val_faces", 2, 3, kSide + 8, kSide + 8);
+  pack_records(pack_items_from_folder(pkg.dir / "val_faces"), pkg.dir / "pkg/val", PackLayout::kInsightface);
+  EXPECT_EQ(file_text(pkg.dir / "pkg/property"), prop);  // insightface's file still describes train.rec
+  EXPECT_EQ(read_record_property(pkg.dir / "pkg/val.property").num_classes, 2);
+  EXPECT_EQ(read_record_property(pkg.dir / "pkg/train.property").num_classes, kIds);
+  auto p = pkg.param();
+  p.set_source("rec:" + pkg.dir / "pkg/val");
+  auto v = open_image(p);
+  EXPECT_EQ(v->num_classes(), 2);
+  EXPECT_EQ(v->size(), 6);
+  EXPECT_EQ(open_image(pkg.param())->num_classes(), kIds);
+}
+
 TEST(RecordSource, DecodesToNormalisedChwFloats) {
   Package pkg;
   auto src = open_image(pkg.param());

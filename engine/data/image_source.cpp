@@ -205,7 +205,10 @@ class RecordSource final : public ImageSource {
                  insightface ? ", none of them an image key of the identity-range header" : "", ")");
 
     RecordProperty prop;
-    const std::string prop_path = (fs::path(prefix_).parent_path() / "property").string();
+    // This split's own PREFIX.property (coco-pack writes one per split), else
+    // insightface's shared `property` beside it.
+    std::string prop_path = prefix_ + ".property";
+    if (!fs::exists(prop_path)) prop_path = (fs::path(prefix_).parent_path() / "property").string();
     if (fs::exists(prop_path)) {
       prop = read_record_property(prop_path);
     } else {

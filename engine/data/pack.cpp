@@ -7,6 +7,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <unistd.h>
+
 #include "engine/common.h"
 #include "engine/data/jpeg.h"
 #include "engine/data/recordio.h"
@@ -35,9 +37,43 @@ std::vector<PackItem> by_label(std::vector<PackItem> items) {
   return items;
 }
 
-std::string property_path(const std::string& prefix) {
+// insightface's `property` beside the package describes train.rec. Each split also
+// gets PREFIX.property of its own, which the rec: reader prefers, so packing a second
+// split into the same folder never changes the first one's metadata.
+std::string shared_property_path(const std::string& prefix) {
   return (fs::path(prefix).parent_path() / "property").string();
 }
+
+bool writes_shared_property(const std::string& prefix) {
+  return fs::path(prefix).filename() == "train" || !fs::exists(shared_property_path(prefix));
+}
+
+// A package's files are written under temporary names and renamed into place once
+// every one of them is complete: a pack that fails leaves an earlier package as it was.
+class AsideFiles {
+ public:
+  std::string aside(const std::string& final_path) {
+    files_.emplace_back(final_path + ".coco-partial-" + std::to_string(::getpid()), final_path);
+    return files_.back().first;
+  }
+  void commit() {
+    for (const auto& [tmp, final_path] : files_) {
+      std::error_code ec;
+      fs::rename(tmp, final_path, ec);
+      if (ec) COCO_THROW(final_path, ": cannot move the written package file into place: ", ec.message());
+    }
+    files_.clear();
+  }
+  ~AsideFiles() {
+    for (const auto& f : files_) {
+      std::error_code ec;
+      fs::remove(f.first, ec);
+    }
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::string>> files_;  // (temporary, final)
+};
 
 }  // namespace
 
@@ -94,9 +130,9 @@ PackResult pack_records(std::vector<PackItem> items, const std::string& prefix, 
   PackResult r;
   r.images = static_cast<int64_t>(items.size());
   r.classes = items.back().label + 1;
-  const std::string rec_path = prefix + ".rec";
   if (!fs::path(prefix).parent_path().empty()) fs::create_directories(fs::path(prefix).parent_path());
-  RecordWriter w(rec_path);
+  AsideFiles out;
+  RecordWriter w(out.aside(prefix + ".rec"));
   std::vector<std::pair<uint64_t, uint64_t>> index;
   const uint64_t n = items.size(), k = static_cast<uint64_t>(r.classes);
   if (layout == PackLayout::kInsightface) {
@@ -141,8 +177,11 @@ PackResult pack_records(std::vector<PackItem> items, const std::string& prefix, 
   r.splits = w.splits();
   r.bytes = w.offset();
   w.close();
-  write_record_index(prefix + ".idx", index);
-  write_record_property(property_path(prefix), {r.classes, r.height, r.width});
+  write_record_index(out.aside(prefix + ".idx"), index);
+  const RecordProperty prop{r.classes, r.height, r.width};
+  write_record_property(out.aside(prefix + ".property"), prop);
+  if (writes_shared_property(prefix)) write_record_property(out.aside(shared_property_path(prefix)), prop);
+  out.commit();
   return r;
 }
 

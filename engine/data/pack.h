@@ -2,7 +2,8 @@
 //
 // Why: users with an image folder or a list file get the same fast sequential
 // reader as users of the MS1M packages. The layout is what insightface writes
-// and what rec: reads: PREFIX.rec, PREFIX.idx, and `property` beside them;
+// and what rec: reads: PREFIX.rec, PREFIX.idx, and `property` beside them (plus
+// PREFIX.property, this split's own, which rec: prefers);
 // record 0 is the identity-range header, image records are keys 1..N (grouped by
 // label, label order), keys N+1..N+K hold each identity's image-key range. The
 // JPEG bytes are stored unchanged, so reading back gives the file bit for bit.
@@ -33,7 +34,9 @@ struct PackResult {
   uint64_t bytes = 0;
 };
 
-// Writes PREFIX.rec, PREFIX.idx and dirname(PREFIX)/property. Every image must
+// Writes PREFIX.rec, PREFIX.idx, PREFIX.property and dirname(PREFIX)/property (the
+// last only for a "train" prefix or where there is none), aside and then renamed, so
+// a failure leaves an earlier package intact. Every image must
 // be a JPEG of the first one's size. Items are stably sorted by label.
 PackResult pack_records(std::vector<PackItem> items, const std::string& prefix, PackLayout layout);
 
