@@ -26,6 +26,10 @@
 #   --keep           leave the root in place afterwards (default: removed)
 #   --mirror URL     Debian mirror (default: http://deb.debian.org/debian)
 #
+# The commands run with an empty environment but HOME, LANG, TERM, PATH and
+# COCO_FRESH_CHROOT=1 (the one test that behaves differently in a chroot reads it:
+# tests/fault/fault_injection.py).
+#
 # Needs root (debootstrap, chroot, mount), Debian's archive and the npm registry on
 # the network, and about 6 GB of disk. Only the site's network settings are taken
 # from this machine: /etc/resolv.conf and the CA certificates in
@@ -34,7 +38,7 @@ set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 full=0 iters=200 cuda="" work="$repo/build-fresh" keep=0 mirror="http://deb.debian.org/debian"
-usage() { sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --full) full=1; shift ;;
@@ -76,7 +80,7 @@ step() {
   echo "   \$ $cmd"
   t0=$(date +%s)
   set +e
-  chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb PATH="$path" \
+  chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb PATH="$path" COCO_FRESH_CHROOT=1 \
     /bin/bash -c "cd /root/coco && $cmd"
   rc=$?
   set -e
