@@ -108,6 +108,27 @@ TEST(Export, SlicesCoverTheDatasetInOrder) {
   EXPECT_THROW(slice_for_rank(10, 3, 3), Error);
 }
 
+// A write that fails part-way leaves the earlier export whole: the files are
+// written aside and moved in together.
+TEST(Export, AFailedWriteLeavesTheEarlierExport) {
+  Fixture f;
+  const Embeddings e = export_embeddings(f.options(3), 0, 1);
+  write_export(f.dir / "out", e, f.options(3), 0.5);
+  auto text = [&](const std::string& name) {
+    std::ifstream in(f.dir / ("out/" + name), std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  const std::string emb = text("embeddings.npy"), lab = text("labels.npy"), meta = text("meta.json");
+  Embeddings broken = e;
+  broken.dim = -1;  // refused while the files are written aside
+  EXPECT_THROW(write_export(f.dir / "out", broken, f.options(3), 0.5), Error);
+  EXPECT_EQ(text("embeddings.npy"), emb);
+  EXPECT_EQ(text("labels.npy"), lab);
+  EXPECT_EQ(text("meta.json"), meta);
+  for (const auto& entry : std::filesystem::directory_iterator(f.dir / "out"))
+    EXPECT_EQ(entry.path().filename().string().find("partial"), std::string::npos) << entry.path();
+}
+
 TEST(Export, KnownNetKnownInputsGiveKnownNpy) {
   Fixture f;
   int calls = 0;
