@@ -25,15 +25,6 @@ constexpr char kShardMagic[8] = {'C', 'O', 'C', 'O', 'S', 'H', 'R', 'D'};
 constexpr uint32_t kVersion = 1;
 constexpr size_t kHeader = 8 + 4 + 8 + 8;
 
-uint64_t fnv1a(const char* p, size_t n) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; ++i) {
-    h ^= static_cast<unsigned char>(p[i]);
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
 template <typename T>
 void put(std::string& s, T v) {
   s.append(reinterpret_cast<const char*>(&v), sizeof(T));
@@ -75,6 +66,15 @@ void maybe_die_in_write(int fd, const std::string& bytes) {
 }
 
 }  // namespace
+
+uint64_t fnv1a(const char* p, size_t n) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < n; ++i) {
+    h ^= static_cast<unsigned char>(p[i]);
+    h *= 1099511628211ull;
+  }
+  return h;
+}
 
 std::string partial_write_name(const std::string& path) {
   return path + kTmpTag + host_name() + "-" + std::to_string(::getpid());
@@ -284,6 +284,14 @@ void ensure_writable_folder(const std::string& dir, const std::string& what) {
 
 namespace {
 
+// The net's layers with parameters, once each, in net order.
+std::vector<std::string> param_layers(const Net& net) {
+  std::vector<std::string> layers;
+  for (const auto& p : net.params())
+    if (layers.empty() || layers.back() != p.layer) layers.push_back(p.layer);
+  return layers;
+}
+
 std::string joined(const std::vector<std::string>& names) {
   std::string s;
   for (const auto& n : names) s += (s.empty() ? "'" : ", '") + n + "'";
@@ -297,12 +305,9 @@ std::vector<std::string> match_layers(const Net& net, const proto::NetParameter&
   std::set<std::string> in_file, keep(keep_fillers.begin(), keep_fillers.end());
   for (const auto& l : file.layer())
     if (l.blobs_size() > 0) in_file.insert(l.name());
-  std::vector<std::string> matched, missing, net_layers;
-  for (const auto& p : net.params()) {
-    if (!net_layers.empty() && net_layers.back() == p.layer) continue;
-    net_layers.push_back(p.layer);
-    (in_file.count(p.layer) ? matched : missing).push_back(p.layer);
-  }
+  const std::vector<std::string> net_layers = param_layers(net);
+  std::vector<std::string> matched, missing;
+  for (const auto& l : net_layers) (in_file.count(l) ? matched : missing).push_back(l);
   if (matched.empty())
     COCO_THROW(path, ": holds parameters for none of the net's layers (the net's: ", joined(net_layers),
                "); is it the model of another net?");
@@ -327,10 +332,7 @@ std::vector<std::string> load_weights(Net& net, const std::string& path, const s
     const proto::Checkpoint ckpt = load_checkpoint(path);
     net.copy_from(ckpt.net(), path, /*require_all=*/true);
     if (ckpt.num_shards() > 0) load_sharded_rows(net, ckpt, path, nullptr);
-    std::vector<std::string> all;
-    for (const auto& p : net.params())
-      if (all.empty() || all.back() != p.layer) all.push_back(p.layer);
-    return all;
+    return param_layers(net);
   }
   proto::NetParameter caffe;
   if (!caffe.ParseFromString(bytes) || caffe.layer_size() == 0)

@@ -8,6 +8,7 @@
 // either the old file or the new one, never half of one.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -18,6 +19,8 @@
 namespace coco {
 
 void write_file_atomic(const std::string& path, const std::string& bytes);
+// 64-bit FNV-1a of n bytes: the checkpoint header's payload hash, and run identities.
+uint64_t fnv1a(const char* p, size_t n);
 // The temporary name write_file_atomic writes `path` under: PATH.tmp-HOST-PID.
 std::string partial_write_name(const std::string& path);
 // Temporary files of interrupted writes (crash, kill, power cut) in `dir` whose

@@ -36,14 +36,9 @@ std::string value_text(const google::protobuf::Message& m, const char* field) {
     }
     return n == 0 ? "(none)" : "[" + all + (n > 8 ? ", ...]" : "]");
   }
-  if (!m.GetReflection()->HasField(m, fd) && fd->has_presence()) {
-    std::string v;
-    google::protobuf::TextFormat::PrintFieldValueToString(m, fd, -1, &v);
-    return v + " (the default)";
-  }
   std::string v;
   google::protobuf::TextFormat::PrintFieldValueToString(m, fd, -1, &v);
-  return v;
+  return fd->has_presence() && !m.GetReflection()->HasField(m, fd) ? v + " (the default)" : v;
 }
 
 template <class Msg, size_t N>

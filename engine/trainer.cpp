@@ -60,10 +60,8 @@ void restore_state(const Net& net, const std::vector<Tensor>& saved) {
 std::string run_fingerprint(const proto::SolverParameter& solver, const TrainOptions& opt, int64_t batch, int ranks) {
   const std::string text = to_text(solver) + "\n" + opt.data_root + "\n" + std::to_string(batch) + "\n" +
                            std::to_string(ranks) + "\n" + opt.weights;
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
   char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(fnv1a(text.data(), text.size())));
   return buf;
 }
 
