@@ -7,8 +7,7 @@
 #include <fstream>
 #include <sstream>
 
-#include <unistd.h>
-
+#include "engine/aside_files.h"
 #include "engine/common.h"
 #include "engine/data/jpeg.h"
 #include "engine/data/recordio.h"
@@ -47,33 +46,6 @@ std::string shared_property_path(const std::string& prefix) {
 bool writes_shared_property(const std::string& prefix) {
   return fs::path(prefix).filename() == "train" || !fs::exists(shared_property_path(prefix));
 }
-
-// A package's files are written under temporary names and renamed into place once
-// every one of them is complete: a pack that fails leaves an earlier package as it was.
-class AsideFiles {
- public:
-  std::string aside(const std::string& final_path) {
-    files_.emplace_back(final_path + ".coco-partial-" + std::to_string(::getpid()), final_path);
-    return files_.back().first;
-  }
-  void commit() {
-    for (const auto& [tmp, final_path] : files_) {
-      std::error_code ec;
-      fs::rename(tmp, final_path, ec);
-      if (ec) COCO_THROW(final_path, ": cannot move the written package file into place: ", ec.message());
-    }
-    files_.clear();
-  }
-  ~AsideFiles() {
-    for (const auto& f : files_) {
-      std::error_code ec;
-      fs::remove(f.first, ec);
-    }
-  }
-
- private:
-  std::vector<std::pair<std::string, std::string>> files_;  // (temporary, final)
-};
 
 }  // namespace
 
@@ -131,7 +103,7 @@ PackResult pack_records(std::vector<PackItem> items, const std::string& prefix, 
   r.images = static_cast<int64_t>(items.size());
   r.classes = items.back().label + 1;
   if (!fs::path(prefix).parent_path().empty()) fs::create_directories(fs::path(prefix).parent_path());
-  AsideFiles out;
+  AsideFiles out;  // a pack that fails leaves an earlier package as it was
   RecordWriter w(out.aside(prefix + ".rec"));
   std::vector<std::pair<uint64_t, uint64_t>> index;
   const uint64_t n = items.size(), k = static_cast<uint64_t>(r.classes);

@@ -1,7 +1,5 @@
 #include "tools/embed/export.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -12,6 +10,7 @@
 #include <set>
 
 #include "comm/communicator.h"
+#include "engine/aside_files.h"
 #include "engine/checkpoint.h"
 #include "engine/common.h"
 #include "engine/config.h"
@@ -261,18 +260,9 @@ void write_export(const std::string& dir, const Embeddings& e, const ExportOptio
   if (ec) COCO_THROW(dir, ": cannot create the output folder: ", ec.message());
   // The three files are written aside and moved in together at the end, so a failed
   // export (a full disk, say) leaves an earlier export in `dir` whole, never mixed.
-  const std::string aside = dir + "/.coco-export-partial-" + std::to_string(::getpid());
-  std::filesystem::create_directories(aside, ec);
-  if (ec) COCO_THROW(aside, ": cannot create the export's temporary folder: ", ec.message());
-  struct RemoveAside {
-    std::string path;
-    ~RemoveAside() {
-      std::error_code ignored;
-      std::filesystem::remove_all(path, ignored);
-    }
-  } remove_aside{aside};
-  write_npy(aside + "/embeddings.npy", {e.rows(), e.dim}, e.values.data());
-  write_npy(aside + "/labels.npy", {e.rows()}, e.labels.data());
+  AsideFiles out;
+  write_npy(out.aside(dir + "/embeddings.npy"), {e.rows(), e.dim}, e.values.data());
+  write_npy(out.aside(dir + "/labels.npy"), {e.rows()}, e.labels.data());
 
   char when[32];
   const std::time_t now = std::time(nullptr);
@@ -292,11 +282,8 @@ void write_export(const std::string& dir, const Embeddings& e, const ExportOptio
   m["batch"] = opt.batch;
   m["created_utc"] = when;
   m["seconds"] = seconds;
-  write_file_atomic(aside + "/meta.json", m.dump(2) + "\n");
-  for (const char* name : {"embeddings.npy", "labels.npy", "meta.json"}) {
-    std::filesystem::rename(aside + "/" + name, dir + "/" + name, ec);
-    if (ec) COCO_THROW(dir, "/", name, ": cannot move the written file into place: ", ec.message());
-  }
+  write_file_atomic(out.aside(dir + "/meta.json"), m.dump(2) + "\n");
+  out.commit();
 }
 
 }  // namespace coco
