@@ -118,10 +118,8 @@ int main(int argc, char** argv) {
       COCO_THROW(dir, "/labels.npy: expected int64 labels, one per embedding row (", emb.shape[0], ")");
     const int64_t dim = emb.shape[1];
     // A NaN score never advances the ROC's threshold walk; refuse it by row instead.
-    for (int64_t i = 0; i < emb.shape[0] * dim; ++i)
-      if (!std::isfinite(emb.f32[i]))
-        COCO_THROW(dir, "/embeddings.npy: row ", i / dim, ", column ", i % dim, " holds ", emb.f32[i],
-                   "; every embedding must be finite (was the model trained to NaN?)");
+    coco::require_finite(emb.f32, dim, dir + "/embeddings.npy",
+                         "every embedding must be finite (was the model trained to NaN?)");
     const char* metric_name = metric == coco::Metric::kCosine ? "cosine" : "euclidean";
 
     nlohmann::json out;

@@ -111,14 +111,6 @@ class DeviceTimer {
 };
 
 // Host values into a blob's data on any device (the one explicit copy).
-// Every value of a row-major array with `cols` columns is finite, or an error naming the row.
-void require_finite(const std::vector<float>& v, int64_t cols, const std::string& file) {
-  for (size_t i = 0; i < v.size(); ++i)
-    if (!std::isfinite(v[i]))
-      COCO_THROW(file, ": row ", static_cast<int64_t>(i) / cols, ", column ", static_cast<int64_t>(i) % cols,
-                 " holds ", v[i], "; the head needs finite inputs");
-}
-
 void set_data(Blob& b, const std::vector<float>& v) {
   Tensor host(b.shape());
   std::copy(v.begin(), v.end(), host.data());
@@ -167,8 +159,8 @@ int check_mode(Communicator& comm, const HeadBenchOptions& o) {
   if (Y.type != NpyType::kInt64 || Y.shape.size() != 1 || Y.shape[0] != X.shape[0])
     COCO_THROW(o.labels, ": expected int64 labels, one per feature row (", X.shape[0], ")");
   const int64_t M = X.shape[0], D = X.shape[1], K = C.shape[0];
-  require_finite(X.f32, D, o.features);
-  require_finite(C.f32, D, o.centroids);
+  require_finite(X.f32, D, o.features, "the head needs finite inputs");
+  require_finite(C.f32, D, o.centroids, "the head needs finite inputs");
   Head h(comm, head_param(o, K, o.scale), M, D, o.device);
   set_data(h.x, X.f32);
   std::vector<float> labels(M);

@@ -1,5 +1,6 @@
 #include "tools/embed/npy.h"
 
+#include <cmath>
 #include <cctype>
 #include <cstring>
 #include <fstream>
@@ -191,6 +192,13 @@ NpyArray read_npy(const std::string& path) {
     if (n > 0) std::memcpy(a.i64.data(), src, n * elem);
   }
   return a;
+}
+
+void require_finite(const std::vector<float>& values, int64_t cols, const std::string& file, const std::string& why) {
+  for (size_t i = 0; i < values.size(); ++i)
+    if (!std::isfinite(values[i]))
+      COCO_THROW(file, ": row ", static_cast<int64_t>(i) / cols, ", column ", static_cast<int64_t>(i) % cols, " holds ",
+                 values[i], "; ", why);
 }
 
 }  // namespace coco

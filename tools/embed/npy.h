@@ -37,4 +37,8 @@ void write_npy(const std::string& path, const std::vector<int64_t>& shape, const
 // the byte offset of the problem.
 NpyArray read_npy(const std::string& path);
 
+// Every value of a row-major float array with `cols` columns (read from `file`) is
+// finite; else an error "FILE: row r, column c holds v; WHY" for the first one.
+void require_finite(const std::vector<float>& values, int64_t cols, const std::string& file, const std::string& why);
+
 }  // namespace coco
