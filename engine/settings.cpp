@@ -82,11 +82,8 @@ bool test_iters_valid(const Solver& p) {
   return std::all_of(p.test_iter().begin(), p.test_iter().end(), [](int n) { return n >= 0; });
 }
 
-// "dir/" or "" would write "dir/_iter_N.ckpt": a prefix needs a file-name part.
 bool prefix_names_a_file(const Solver& p) {
-  if (!p.has_snapshot_prefix()) return true;
-  const std::string& s = p.snapshot_prefix();
-  return !s.empty() && s.back() != '/';
+  return !p.has_snapshot_prefix() || snapshot_prefix_names_files(p.snapshot_prefix());
 }
 
 const Rule<Solver> kSolverRules[] = {
@@ -179,6 +176,8 @@ const Rule<Coco> kCocoRules[] = {
 };
 
 }  // namespace
+
+bool snapshot_prefix_names_files(const std::string& prefix) { return !prefix.empty() && prefix.back() != '/'; }
 
 void validate_solver(const proto::SolverParameter& p, const std::string& origin) {
   check(p, kSolverRules, origin);

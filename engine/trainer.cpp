@@ -15,6 +15,7 @@
 #include "engine/training_checkpoint.h"
 #include "engine/common.h"
 #include "engine/logging.h"
+#include "engine/settings.h"
 
 namespace coco {
 
@@ -122,7 +123,7 @@ Trainer::Trainer(const TrainOptions& opt, Communicator* comm, Communicator* host
                      : s.has_snapshot_prefix()    ? s.snapshot_prefix()
                                                   : "snapshots/" + (cfg_.net.name().empty() ? "net" : cfg_.net.name());
 
-  if (snapshot_prefix_.empty() || snapshot_prefix_.back() == '/')
+  if (!snapshot_prefix_names_files(snapshot_prefix_))
     COCO_THROW(opt.config, ": snapshot prefix '", snapshot_prefix_, "' names no file (it would write '",
                snapshot_prefix_, "_iter_N.ckpt'); give a path such as snapshots/mnist");
   slice_ = shard_range(batch_, comm_->rank(), comm_->size());
