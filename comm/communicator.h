@@ -5,7 +5,7 @@
 // result requires, and no special cases in the callers. MPI (CPU tensors) and NCCL
 // (CUDA tensors) implementations come in their own files. Counts are element
 // counts of the buffer's type, never bytes; the counters record bytes and time per
-// collective so tests and benchmarks can check DESIGN.md's traffic formula.
+// collective so tests and benchmarks can check the head's traffic (docs/DESIGN.md, "The distributed head").
 #pragma once
 
 #include <array>
@@ -23,7 +23,7 @@ const char* collective_name(Collective c);
 
 struct CollectiveStats {
   int64_t calls = 0;
-  int64_t bytes = 0;  // payload bytes of the result, per rank (DESIGN.md's traffic)
+  int64_t bytes = 0;  // payload bytes of the result, per rank (docs/DESIGN.md, "The distributed head")
   double seconds = 0;
 };
 

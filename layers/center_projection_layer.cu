@@ -11,7 +11,7 @@ namespace coco {
 namespace {
 
 constexpr int kBlock = 256;
-constexpr double kNormEps = 1e-12;  // inside the square root (DESIGN.md), as the CPU path
+constexpr double kNormEps = 1e-12;  // inside the square root (docs/DESIGN.md, "Conventions"), as the CPU path
 
 // One block per weight row (grid-stride over rows).
 __global__ void center_projection_renormalize_kernel(float* w, int64_t k, int64_t d) {

@@ -10,7 +10,7 @@
 namespace coco {
 
 namespace {
-constexpr double kNormEps = 1e-12;  // inside the square root (DESIGN.md)
+constexpr double kNormEps = 1e-12;  // inside the square root (docs/DESIGN.md, "Conventions")
 }
 
 void NormalizeLayer::layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) {

@@ -11,7 +11,7 @@ namespace coco {
 namespace {
 
 constexpr int kBlock = 256;
-constexpr double kNormEps = 1e-12;  // inside the square root (DESIGN.md), as the CPU path
+constexpr double kNormEps = 1e-12;  // inside the square root (docs/DESIGN.md, "Conventions"), as the CPU path
 
 // Grid: one block per row i (rows beyond 2^31 - 1 are covered by a grid-stride loop).
 // Each row is read completely before it is written, so y may alias x.

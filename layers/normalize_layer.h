@@ -1,6 +1,6 @@
 // Normalize (the seed's l2norm): top = coeff * x / sqrt(||x||^2 + eps) per sample,
 // the norm taken over everything after axis 0 (C*H*W). eps = 1e-12 inside the square
-// root (DESIGN.md), not the seed's 1e-6 added to the norm.
+// root (docs/DESIGN.md, "Conventions"), not the seed's 1e-6 added to the norm.
 //
 // Backward is the exact Jacobian of the normalisation:
 //   dx = coeff / n * (g - x̂ (x̂ . g)),   n = sqrt(||x||^2 + eps), x̂ = x / n.

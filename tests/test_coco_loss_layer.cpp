@@ -224,7 +224,7 @@ TEST(CocoLossLayer, AccuracyTopIsArgmaxOfCosines) {
 }
 
 TEST(CocoLossLayer, AutoScaleFormula) {
-  // DESIGN.md: K = 87,020 and p = 0.99996 give about 21.5 (the seed's face network).
+  // docs/DESIGN.md, "Choosing alpha": K = 87,020 and p = 0.99996 give about 21.5 (the seed's face network).
   EXPECT_NEAR(coco_auto_scale(87020, 0.99996), 21.5, 0.05);
   EXPECT_NEAR(coco_auto_scale(10, 0.99), 0.9 * std::log(9 * 99.0), 1e-9);
   auto p = layer_param(R"(name: "h" type: "CocoLoss" coco_loss_param { num_output: 10 auto_scale: true target_probability: 0.99 })");

@@ -155,7 +155,7 @@ HEAD = """\
     param { lr_mult: 10 decay_mult: 1 }
     coco_loss_param {
       num_output: 87020
-      # the seed's CenterProjection scale (DESIGN.md: auto, K = 87,020, p = 0.99996)
+      # the seed's CenterProjection scale (docs/DESIGN.md, "Choosing alpha": auto, K = 87,020, p = 0.99996)
       scale: 21.475
       centroid_filler { type: "xavier" }
     }

@@ -138,7 +138,7 @@ net_param {{
     param {{ lr_mult: 1 decay_mult: 0 }}
     coco_loss_param {{
       num_output: {a.classes}
-      # alpha from DESIGN.md's bound for K = {a.classes} and p = 0.9
+      # alpha from the bound in docs/DESIGN.md, "Choosing alpha", for K = {a.classes} and p = 0.9
       auto_scale: true
       target_probability: 0.9
       centroid_filler {{ type: "gaussian" std: 1 }}

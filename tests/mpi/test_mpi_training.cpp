@@ -129,7 +129,7 @@ TEST(MpiTraining, CheckpointOfFourRanksResumesOnThree) {
 
 TEST(MpiTraining, CommTrafficOfTheHeadFollowsTheDesign) {
   // One forward+backward of the head alone on the N ranks: all-gather M*D features,
-  // M labels and N batch sizes; all-reduce 3M; reduce-scatter M*D (DESIGN.md).
+  // M labels and N batch sizes; all-reduce 3M; reduce-scatter M*D (docs/DESIGN.md, "The distributed head").
   proto::NetParameter np;
   parse_text(R"(
     input: "x" input_shape { dim: 1 dim: 6 }

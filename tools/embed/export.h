@@ -5,7 +5,7 @@
 // writers included) -- so a face net's 87,020-class head never runs and labels
 // are not needed. Which samples a process exports is an argument (rank, size):
 // rank r takes the contiguous slice [begin_r, end_r) of the dataset, split as
-// DESIGN.md splits classes (the first N mod size ranks get one more), so that
+// docs/DESIGN.md, "Sharding", splits classes (the first N mod size ranks get one more), so that
 // joining the slices in rank order gives dataset order. coco-export gathers the
 // slices over MPI and joins them with join_slices().
 #pragma once

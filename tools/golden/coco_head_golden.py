@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Golden values for the CocoLoss head, computed independently in double precision.
 
-This is a deliberately plain implementation of DESIGN.md's formulas (no chunks, no
+This is a deliberately plain implementation of docs/DESIGN.md, "The loss" (no chunks, no
 online softmax, no BLAS, no shared code with coco): it materialises the full M x K
 logits and differentiates by the textbook expressions. Inputs come from a fixed LCG
 so the file can be regenerated bit for bit:
