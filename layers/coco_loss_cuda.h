@@ -1,31 +1,20 @@
 // Launchers of the CocoLoss head's CUDA kernels (layers/coco_loss_layer.cu).
 //
-// Plain C++ (no CUDA include): the layer's .cpp calls these and cuda_gemm. Every
-// pointer is a device pointer; every launcher returns without waiting, except
-// coco_head_read_to_host. Arguments: outputs, inputs, sizes, then the stream.
-// Shapes: M global batch, M_l local batch, D feature size, t classes of a chunk,
-// K_r classes of this rank's shard, K all classes. Labels travel as float32.
+// Plain C++ (no CUDA include): the CUDA bodies of the head's steps
+// (layers/coco_head_cuda_ops.cpp) call these and cuda_gemm; the CPU bodies with the
+// same contracts are in layers/coco_head_cpu_ops.cpp. Every pointer is a device
+// pointer; every launcher returns without waiting, except coco_head_read_to_host.
+// Arguments: outputs, inputs, sizes, then the stream. Shapes: M global batch, M_l
+// local batch, D feature size, t classes of a chunk, K_r classes of this rank's
+// shard, K all classes. Labels travel as float32.
 #pragma once
 
 #include <cstdint>
 
 #include "engine/cuda_runtime.h"
+#include "layers/coco_margin.h"
 
 namespace coco {
-
-enum class CocoMarginKind : int { kNone = 0, kCosFace = 1, kArcFace = 2 };
-
-// The target logit's margin, with its constants computed once on the host by the
-// same float expressions as the CPU path (so both paths use identical constants).
-struct CocoMarginParams {
-  CocoMarginKind kind = CocoMarginKind::kNone;
-  float alpha = 1;      // scale
-  float margin = 0;     // m
-  float cos_m = 1;      // cos m
-  float sin_m = 0;      // sin m
-  float threshold = -1; // cos(pi - m): ArcFace's fallback below it
-  float m_sin_m = 0;    // m * sin m (the fallback's offset)
-};
 
 // f (M_l, D) = s_i x_i with s_i = alpha / sqrt(||x_i||² + eps) (cosine) or 1;
 // x_inv_norm (M_l) = 1 / sqrt(||x_i||² + eps) (cosine) or 1. Both written (=).

@@ -84,32 +84,6 @@ __device__ T block_reduce(T v, Op op, T* shared) {
   return r;
 }
 
-// ---- the margin, as the CPU computes it ----
-
-__device__ __forceinline__ float apply_margin(float z, const CocoMarginParams& p) {
-  switch (p.kind) {
-    case CocoMarginKind::kCosFace: return z - p.alpha * p.margin;
-    case CocoMarginKind::kArcFace: {
-      const float cos_t = fminf(fmaxf(z / p.alpha, -1.f), 1.f);
-      if (cos_t > p.threshold) {
-        const float sin_t = sqrtf(fmaxf(0.f, 1.f - cos_t * cos_t));
-        return p.alpha * (cos_t * p.cos_m - sin_t * p.sin_m);
-      }
-      return p.alpha * (cos_t - p.m_sin_m);
-    }
-    default: return z;
-  }
-}
-
-__device__ __forceinline__ float margin_slope(float z, const CocoMarginParams& p) {
-  if (p.kind != CocoMarginKind::kArcFace) return 1.f;
-  const float cos_t = fminf(fmaxf(z / p.alpha, -1.f), 1.f);
-  if (cos_t <= p.threshold) return 1.f;
-  // d cos(theta + m) / d cos(theta) = cos m + sin m * cos(theta) / sin(theta)
-  const float sin_t = fmaxf(sqrtf(fmaxf(0.f, 1.f - cos_t * cos_t)), 1e-6f);
-  return p.cos_m + p.sin_m * cos_t / sin_t;
-}
-
 // The column of row i's label within the chunk [first_class, first_class + t), or
 // -1. A label that is not an integer (or NaN) is in no chunk; coco_head_loss turns
 // it into a NaN loss. Labels are below 2^24, so float compares are exact.

@@ -1,0 +1,171 @@
+#include "layers/coco_head.h"
+
+#include <utility>
+#include <vector>
+
+#include "engine/common.h"
+
+namespace coco {
+
+void CocoHead::set_device(Device dev) {
+  for (Tensor* t : {&counts_, &x_inv_norm_, &f_all_, &labels_all_, &c_inv_norm_, &c_hat_, &logits_, &row_max_,
+                    &local_max_, &sum_target_, &best_, &best_class_, &raw_max_, &cand_, &grad_f_all_, &grad_x_,
+                    &grad_c_hat_})
+    t->set_device(dev);
+}
+
+CocoHeadGradient CocoHead::forward(const CocoHeadIo& io, Communicator& comm, const CocoHeadOps& ops, bool train,
+                                   float loss_weight) {
+  make_plan(io, comm, ops, train);
+  gather(io, comm, ops);
+  normalise_centroids(io, ops);
+  const int64_t M = plan_.M;
+  const bool want_accuracy = io.accuracy != nullptr;
+  ops.init_stats(row_max_.data(), sum_target_.data(), best_.data(), best_class_.data(), M);
+  for (int64_t ch = 0; ch < plan_.n_chunks; ++ch) chunk_stats(io, ops, ch, want_accuracy);
+  join_ranks(comm, ops);
+  const float* row_sum = sum_target_.data();
+  ops.loss(io.loss, row_sum, row_max_.data(), row_sum + M, labels_all_.data(), M, cfg_.K);
+  if (want_accuracy) accuracy(io, comm, ops);
+  if (!train) return {};
+
+  for (int64_t ch = 0; ch < plan_.n_chunks; ++ch) backward_chunk(io, ops, ch, loss_weight);
+  if (plan_.n_chunks == 0) ops.set(M * cfg_.D, 0.f, grad_f_all_.data());  // no classes on this rank
+  CocoHeadGradient g;
+  g.dx_unit = scatter(io, comm, ops);
+  g.loss_weight = loss_weight;
+  g.ready = true;
+  return g;
+}
+
+// The GEMM shapes are host values, so on more than one rank the N batch sizes are
+// the one thing the head reads back (a short last batch may sit on any rank).
+std::vector<int64_t> CocoHead::gather_batch_sizes(int64_t Ml, Communicator& comm, const CocoHeadOps& ops) {
+  const int nranks = comm.size(), rank = comm.rank();
+  std::vector<int64_t> counts(nranks, Ml);
+  if (nranks == 1) return counts;
+  counts_.reshape({nranks});
+  ops.set(1, static_cast<float>(Ml), counts_.data() + rank);
+  comm.all_gather(counts_.data() + rank, counts_.data(), std::vector<int64_t>(nranks, 1));
+  std::vector<float> host(nranks);
+  ops.read_to_host(host.data(), counts_.data(), nranks);
+  for (int r = 0; r < nranks; ++r) counts[r] = static_cast<int64_t>(host[r]);
+  return counts;
+}
+
+void CocoHead::make_plan(const CocoHeadIo& io, Communicator& comm, const CocoHeadOps& ops, bool train) {
+  const std::vector<int64_t> counts = gather_batch_sizes(io.Ml, comm, ops);
+  const int rank = comm.rank();
+  plan_ = plan_coco_head(counts, rank, cfg_.D, cfg_.shard, cfg_.chunk, cfg_.cache_mb, train);
+  if (plan_.M == 0) COCO_THROW(where_, "empty global batch");
+  COCO_CHECK(counts[rank] == io.Ml, where_, "rank ", rank, " gathered batch size ", counts[rank], ", has ", io.Ml);
+  size_buffers(train);
+}
+
+void CocoHead::size_buffers(bool train) {
+  const int64_t M = plan_.M, D = cfg_.D, t_max = plan_.t_max;
+  x_inv_norm_.reshape({plan_.Ml});
+  f_all_.reshape({M, D});
+  labels_all_.reshape({M});
+  c_inv_norm_.reshape({plan_.shard.count});
+  c_hat_.reshape({cfg_.exact() ? t_max : 0, D});
+  logits_.reshape({plan_.logits_floats()});
+  for (Tensor* t : {&row_max_, &local_max_, &best_, &best_class_}) t->reshape({M});
+  sum_target_.reshape({2 * M});
+  if (!train) return;
+  grad_f_all_.reshape({M, D});
+  grad_c_hat_.reshape({t_max, D});
+  grad_x_.reshape({plan_.Ml, D});
+}
+
+// f = alpha x̂ (or x) and the labels, written at this rank's offset and gathered in place.
+void CocoHead::gather(const CocoHeadIo& io, Communicator& comm, const CocoHeadOps& ops) {
+  const int64_t D = cfg_.D, off = plan_.offset;
+  float* f_all = f_all_.data();
+  float* labels = labels_all_.data();
+  ops.features(f_all + off * D, x_inv_norm_.data(), io.x, io.Ml, D, cfg_.alpha, cfg_.cosine);
+  ops.copy(io.Ml, io.labels, labels + off);
+  comm.all_gather(f_all + off * D, f_all, plan_.feature_counts());
+  comm.all_gather(labels + off, labels, plan_.counts);
+}
+
+// RENORMALIZE rewrites the parameter itself, as the seed did. Unit centroids are
+// made per chunk (chunk_centroids): no K_r x D copy.
+void CocoHead::normalise_centroids(const CocoHeadIo& io, const CocoHeadOps& ops) {
+  if (cfg_.cosine)
+    ops.centroid_norms(io.centroids, c_inv_norm_.data(), plan_.shard.count, cfg_.D, true, cfg_.renormalize);
+}
+
+// ĉ of chunk ch: made into c_hat_ (EXACT), or the centroid rows themselves, which
+// are unit rows already (RENORMALIZE) or not normalised at all (INNER_PRODUCT).
+const float* CocoHead::chunk_centroids(const CocoHeadIo& io, const CocoHeadOps& ops, int64_t ch) {
+  const int64_t c0 = plan_.chunk_begin(ch);
+  const float* c = io.centroids + c0 * cfg_.D;
+  if (!cfg_.exact()) return c;
+  ops.unit_centroids(c_hat_.data(), c, c_inv_norm_.data() + c0, plan_.chunk_width(ch), cfg_.D);
+  return c_hat_.data();
+}
+
+// The slot of chunk ch; with `compute`, z = f ĉᵀ (M, t) is written into it.
+float* CocoHead::chunk_logits(const CocoHeadOps& ops, int64_t ch, const float* u, bool compute) {
+  float* z = logits_.data() + plan_.slot_offset(ch);
+  if (compute)
+    ops.gemm(Trans::kNo, Trans::kYes, plan_.M, plan_.chunk_width(ch), cfg_.D, 1.f, f_all_.data(), u, 0.f, z);
+  return z;
+}
+
+void CocoHead::chunk_stats(const CocoHeadIo& io, const CocoHeadOps& ops, int64_t ch, bool want_accuracy) {
+  const int64_t M = plan_.M;
+  const float* z = chunk_logits(ops, ch, chunk_centroids(io, ops, ch), true);
+  float* row_sum = sum_target_.data();
+  ops.chunk_stats(row_max_.data(), row_sum, row_sum + M, best_.data(), best_class_.data(), z, labels_all_.data(), M,
+                  plan_.chunk_width(ch), plan_.shard.start + plan_.chunk_begin(ch), want_accuracy, cfg_.margin);
+}
+
+// MAX of the row maxima, the local sums rescaled to it, then one SUM of
+// [row sums, target logits]: 3M floats of all-reduce.
+void CocoHead::join_ranks(Communicator& comm, const CocoHeadOps& ops) {
+  const int64_t M = plan_.M;
+  ops.copy(M, row_max_.data(), local_max_.data());
+  comm.all_reduce(row_max_.data(), M, ReduceOp::kMax);
+  ops.rescale_sums(sum_target_.data(), local_max_.data(), row_max_.data(), M);
+  comm.all_reduce(sum_target_.data(), 2 * M, ReduceOp::kSum);
+}
+
+// Top-1 of the raw logits. The best rank names its class; ties go to the lowest.
+void CocoHead::accuracy(const CocoHeadIo& io, Communicator& comm, const CocoHeadOps& ops) {
+  const int64_t M = plan_.M;
+  raw_max_.reshape({M});
+  cand_.reshape({M});
+  ops.copy(M, best_.data(), raw_max_.data());
+  comm.all_reduce(raw_max_.data(), M, ReduceOp::kMax);
+  ops.accuracy_candidates(cand_.data(), best_.data(), raw_max_.data(), best_class_.data(), M);
+  comm.all_reduce(cand_.data(), M, ReduceOp::kMin);
+  ops.accuracy(io.accuracy, cand_.data(), labels_all_.data(), M);
+}
+
+// G = (softmax - onehot)/M (times the margin's slope at the target) in place of
+// the logits; the centroid gradient Gᵀf (+ the normalisation's Jacobian) into the
+// parameter diff; the partial feature gradient G ĉ over this rank's classes.
+void CocoHead::backward_chunk(const CocoHeadIo& io, const CocoHeadOps& ops, int64_t ch, float loss_weight) {
+  const int64_t M = plan_.M, D = cfg_.D, c0 = plan_.chunk_begin(ch), t = plan_.chunk_width(ch);
+  const float* u = chunk_centroids(io, ops, ch);
+  float* z = chunk_logits(ops, ch, u, ch >= plan_.cached_chunks);
+  ops.softmax_grad(z, row_max_.data(), sum_target_.data(), labels_all_.data(), M, t, plan_.shard.start + c0,
+                   1.0f / M, cfg_.margin);
+  // (t, D) = Gᵀ (t, M) · f (M, D)
+  ops.gemm(Trans::kYes, Trans::kNo, t, D, M, 1.f, z, f_all_.data(), 0.f, grad_c_hat_.data());
+  ops.centroid_grad(io.centroid_diff + c0 * D, grad_c_hat_.data(), u, c_inv_norm_.data() + c0, t, D, loss_weight,
+                    cfg_.exact());
+  // (M, D) (+)= G (M, t) · ĉ (t, D); the first chunk writes.
+  ops.gemm(Trans::kNo, Trans::kNo, M, D, t, 1.f, z, u, ch == 0 ? 0.f : 1.f, grad_f_all_.data());
+}
+
+// Each rank receives the summed gradient of its own rows, then dL/df -> dL/dx.
+const float* CocoHead::scatter(const CocoHeadIo& io, Communicator& comm, const CocoHeadOps& ops) {
+  comm.reduce_scatter(grad_f_all_.data(), grad_x_.data(), plan_.feature_counts());
+  if (cfg_.cosine) ops.project_features(grad_x_.data(), io.x, x_inv_norm_.data(), io.Ml, cfg_.D, cfg_.alpha);
+  return grad_x_.data();
+}
+
+}  // namespace coco

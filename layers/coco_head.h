@@ -1,0 +1,113 @@
+// The COCO head's algorithm, one orchestration for the CPU and the GPU
+// (docs/DESIGN.md, "The distributed head").
+//
+// A forward is a fixed sequence of named steps over this rank's shard of the
+// centroids, each step a few calls into CocoHeadOps (the device's bodies) and the
+// communicator:
+//   plan          batch sizes of every rank -> CocoHeadPlan (chunks, cache slots)
+//   gather        f = alpha x̂ (or x) and the labels of every rank, in place
+//   normalise     centroid norms (RENORMALIZE rewrites the rows)
+//   chunk stats   per chunk z = f ĉᵀ (M x t) and the online softmax update
+//   join ranks    MAX of row maxima, rescale, SUM of [row sums, target logits]
+//   loss          mean(log s + m - target), and the top-1 accuracy if asked
+// and, in the train phase, in the same call (the logits are still cached):
+//   backward chunks  G = (softmax - onehot)/M; centroid gradient Gᵀf into the
+//                    parameter diff (times loss_weight); partial feature gradient G ĉ
+//   scatter          reduce-scatter of the feature gradient; project to dL/dx
+// The buffers are Tensors on the features' device; none is K-wide or M x K_r
+// beyond the logits cache.
+#pragma once
+
+#include <string>
+
+#include "comm/communicator.h"
+#include "engine/tensor.h"
+#include "layers/coco_head_ops.h"
+#include "layers/coco_head_plan.h"
+#include "layers/coco_margin.h"
+
+namespace coco {
+
+struct CocoHeadConfig {
+  int64_t K = 0;             // classes, all ranks
+  int64_t D = 0;             // feature size
+  int64_t chunk = 0;         // classes per chunk (0: the whole shard)
+  double cache_mb = 0;       // logits cache budget (MiB)
+  float alpha = 1;           // scale (1 for inner-product logits)
+  bool cosine = true;        // COSINE logits (else INNER_PRODUCT: nothing normalised)
+  bool renormalize = false;  // RENORMALIZE: rows rewritten to unit norm, no Jacobian
+  CocoMarginParams margin;
+  ShardRange shard;          // this rank's classes
+  bool exact() const { return cosine && !renormalize; }
+};
+
+// What one forward reads and writes. Pointers on the head's device.
+struct CocoHeadIo {
+  const float* x = nullptr;       // (M_l, D) features
+  const float* labels = nullptr;  // (M_l)
+  int64_t Ml = 0;
+  float* centroids = nullptr;      // (K_r, D); RENORMALIZE rewrites them
+  float* centroid_diff = nullptr;  // (K_r, D), accumulated (+=) in a train forward
+  float* loss = nullptr;           // (1)
+  float* accuracy = nullptr;       // (1), or null when not wanted
+};
+
+// The forward-to-backward handoff: the feature gradient at unit top weight, and
+// the loss weight the centroid gradient was already scaled with (the top's diff
+// must equal it, or the two halves of the gradient would disagree).
+struct CocoHeadGradient {
+  const float* dx_unit = nullptr;  // (M_l, D) on the head's device
+  float loss_weight = 0;
+  bool ready = false;
+};
+
+class CocoHead {
+ public:
+  CocoHead() = default;
+  CocoHead(const CocoHeadConfig& config, std::string where) : cfg_(config), where_(std::move(where)) {}
+
+  void set_device(Device dev);  // the buffers follow the features' device
+  // Runs the steps above; a train forward also returns the gradient handoff.
+  CocoHeadGradient forward(const CocoHeadIo& io, Communicator& comm, const CocoHeadOps& ops, bool train,
+                           float loss_weight);
+  const CocoHeadPlan& plan() const { return plan_; }
+
+ private:
+  void make_plan(const CocoHeadIo& io, Communicator& comm, const CocoHeadOps& ops, bool train);
+  std::vector<int64_t> gather_batch_sizes(int64_t Ml, Communicator& comm, const CocoHeadOps& ops);
+  void size_buffers(bool train);
+  void gather(const CocoHeadIo& io, Communicator& comm, const CocoHeadOps& ops);
+  void normalise_centroids(const CocoHeadIo& io, const CocoHeadOps& ops);
+  const float* chunk_centroids(const CocoHeadIo& io, const CocoHeadOps& ops, int64_t ch);
+  float* chunk_logits(const CocoHeadOps& ops, int64_t ch, const float* u, bool compute);
+  void chunk_stats(const CocoHeadIo& io, const CocoHeadOps& ops, int64_t ch, bool want_accuracy);
+  void join_ranks(Communicator& comm, const CocoHeadOps& ops);
+  void accuracy(const CocoHeadIo& io, Communicator& comm, const CocoHeadOps& ops);
+  void backward_chunk(const CocoHeadIo& io, const CocoHeadOps& ops, int64_t ch, float loss_weight);
+  const float* scatter(const CocoHeadIo& io, Communicator& comm, const CocoHeadOps& ops);
+
+  CocoHeadConfig cfg_;
+  std::string where_;  // the layer, for messages
+  CocoHeadPlan plan_;
+
+  // Scratch (grown, never shrunk). M = global batch, M_l = local batch, t' = t_max.
+  Tensor counts_;       // (N) per-rank batch sizes (more than one rank only)
+  Tensor x_inv_norm_;   // (M_l)
+  Tensor f_all_;        // (M, D) alpha x̂ of all ranks (gathered in place)
+  Tensor labels_all_;   // (M)
+  Tensor c_inv_norm_;   // (K_r)
+  Tensor c_hat_;        // (t', D) unit centroids of the current chunk (EXACT only)
+  Tensor logits_;       // plan_.slots slots of M x t', each padded to 64 floats
+  Tensor row_max_;      // (M)
+  Tensor local_max_;    // (M) this rank's row maxima before the MAX all-reduce
+  Tensor sum_target_;   // (2M) [row sums, target logits]
+  Tensor best_;         // (M) best local raw logit (accuracy)
+  Tensor best_class_;   // (M)
+  Tensor raw_max_;      // (M)
+  Tensor cand_;         // (M)
+  Tensor grad_f_all_;   // (M, D) partial dL/df over this rank's classes
+  Tensor grad_x_;       // (M_l, D) dL/dx of this rank's rows, unit weight
+  Tensor grad_c_hat_;   // (t', D)
+};
+
+}  // namespace coco

@@ -1,0 +1,244 @@
+// The CPU bodies of the CocoLoss head's steps (contracts: layers/coco_loss_cuda.h).
+// OpenMP over rows; sums that the CUDA kernels accumulate in double are
+// accumulated in double here too.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "engine/math.h"
+#include "engine/norm.h"
+#include "layers/coco_head_ops.h"
+
+namespace coco {
+
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// exp(x) for x <= 88 (softmax terms, mostly after subtracting the row max), written so
+// the compiler vectorises it: 2^k * p(r) with a degree-6 polynomial on
+// r in [-ln2/2, ln2/2]; relative error about 2e-7 (float round-off). Underflows
+// to 0 below -87.
+inline float exp_nonpositive(float x) {
+  x = std::max(x, -87.f);
+  // Round to nearest by adding and removing 1.5 * 2^23 (vectorises without SSE4.1).
+  const float k = (x * 1.44269504088896341f + 12582912.f) - 12582912.f;
+  const float r = x - k * 0.693145751953125f - k * 1.428606765330187045e-06f;
+  float p = 1.f / 720;
+  p = p * r + 1.f / 120;
+  p = p * r + 1.f / 24;
+  p = p * r + 1.f / 6;
+  p = p * r + 0.5f;
+  p = p * r + 1.f;
+  p = p * r + 1.f;
+  // k < 128 for every x <= 88; a NaN (or +Inf) logit would make the int conversion
+  // undefined: it takes 128 instead, and the NaN still propagates through p.
+  const float two_k = k < 128.f ? k : 128.f;
+  const int32_t bits = (static_cast<int32_t>(two_k) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+bool is_class(float v, int64_t K) { return v >= 0 && v < K && v == std::floor(v); }
+
+// The column of a row's label within the chunk [first_class, first_class + t), or -1.
+int64_t target_column(float label, int64_t first_class, int64_t t) {
+  const int64_t yl = static_cast<int64_t>(label) - first_class;
+  return yl >= 0 && yl < t ? yl : -1;
+}
+
+// 1 / sqrt(||v||² + eps), the norm in double as on the device.
+float inverse_norm(int64_t D, const float* v) {
+  return 1.0f / std::sqrt(static_cast<float>(cpu_dot_double(D, v, v)) + static_cast<float>(kNormEpsilon));
+}
+
+// One row of chunk_stats: the online softmax update and the accuracy's best logit.
+void chunk_stats_row(float& row_max, float& row_sum, float& target, float& best, float& best_class,
+                     const float* zi, int64_t t, int64_t yl, int64_t first_class, bool want_accuracy,
+                     const CocoMarginParams& mp) {
+  const bool has_target = yl >= 0;
+  const bool margin = has_target && mp.kind != CocoMarginKind::kNone;
+  // Raw maximum (accuracy) and the maximum with the target's margin (softmax).
+  float cm = kNegInf;
+#pragma omp simd reduction(max : cm)
+  for (int64_t j = 0; j < t; ++j) cm = std::max(cm, zi[j]);
+  const float zt = has_target ? apply_margin(zi[yl], mp) : 0.f;
+  float mm = cm;
+  if (margin) {
+    mm = kNegInf;
+    for (int64_t j = 0; j < t; ++j) mm = std::max(mm, j == yl ? zt : zi[j]);
+  }
+  const float nm = std::max(row_max, mm);
+  float s = 0.f;
+#pragma omp simd reduction(+ : s)
+  for (int64_t j = 0; j < t; ++j) s += exp_nonpositive(zi[j] - nm);
+  if (margin) s += exp_nonpositive(zt - nm) - exp_nonpositive(zi[yl] - nm);
+  row_sum = static_cast<float>(static_cast<double>(row_sum) * std::exp(static_cast<double>(row_max) - nm) + s);
+  row_max = nm;
+  if (has_target) target += zt;
+  if (want_accuracy && cm > best) {
+    int64_t arg = 0;
+    // The first maximum, found only when it improves; bounded, since with NaN
+    // logits the vectorised max need not equal any entry (it read past the row).
+    while (arg + 1 < t && zi[arg] != cm) ++arg;
+    best = cm;
+    best_class = static_cast<float>(first_class + arg);
+  }
+}
+
+class CpuHeadOps final : public CocoHeadOps {
+ public:
+  int64_t first_bad_label(const float* labels, int64_t n, int64_t K) const override {
+    for (int64_t i = 0; i < n; ++i)
+      if (!is_class(labels[i], K)) return i;
+    return -1;
+  }
+
+  void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, const float* B,
+            float beta, float* C) const override {
+    cpu_gemm(ta, tb, M, N, K, alpha, A, B, beta, C);
+  }
+  void copy(int64_t n, const float* x, float* y) const override {
+    if (n > 0 && x != y) std::memmove(y, x, static_cast<size_t>(n) * sizeof(float));
+  }
+  void set(int64_t n, float value, float* x) const override { std::fill(x, x + n, value); }
+  void read_to_host(float* host, const float* src, int64_t n) const override { copy(n, src, host); }
+
+  void features(float* f, float* x_inv_norm, const float* x, int64_t Ml, int64_t D, float alpha,
+                bool cosine) const override {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < Ml; ++i) {
+      const float* xi = x + i * D;
+      const float inv = cosine ? inverse_norm(D, xi) : 1.f;
+      x_inv_norm[i] = inv;
+      const float s = cosine ? alpha * inv : 1.f;
+      for (int64_t d = 0; d < D; ++d) f[i * D + d] = s * xi[d];
+    }
+  }
+
+  void centroid_norms(float* c, float* c_inv_norm, int64_t Kr, int64_t D, bool cosine,
+                      bool renormalize) const override {
+#pragma omp parallel for schedule(static)
+    for (int64_t k = 0; k < Kr; ++k) {
+      float* ck = c + k * D;
+      const float inv = cosine ? inverse_norm(D, ck) : 1.f;
+      c_inv_norm[k] = inv;
+      if (cosine && renormalize) {
+        for (int64_t d = 0; d < D; ++d) ck[d] *= inv;
+        c_inv_norm[k] = 1.0f;
+      }
+    }
+  }
+
+  void unit_centroids(float* c_hat, const float* c, const float* c_inv_norm, int64_t t,
+                      int64_t D) const override {
+#pragma omp parallel for schedule(static)
+    for (int64_t k = 0; k < t; ++k)
+      for (int64_t d = 0; d < D; ++d) c_hat[k * D + d] = c[k * D + d] * c_inv_norm[k];
+  }
+
+  void init_stats(float* row_max, float* sum_target, float* best, float* best_class, int64_t M) const override {
+    std::fill(row_max, row_max + M, kNegInf);
+    std::fill(sum_target, sum_target + 2 * M, 0.f);
+    std::fill(best, best + M, kNegInf);
+    std::fill(best_class, best_class + M, 0.f);
+  }
+
+  void chunk_stats(float* row_max, float* row_sum, float* target, float* best, float* best_class, const float* z,
+                   const float* labels, int64_t M, int64_t t, int64_t first_class, bool want_accuracy,
+                   const CocoMarginParams& margin) const override {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < M; ++i)
+      chunk_stats_row(row_max[i], row_sum[i], target[i], best[i], best_class[i], z + i * t, t,
+                      target_column(labels[i], first_class, t), first_class, want_accuracy, margin);
+  }
+
+  void rescale_sums(float* row_sum, const float* local_max, const float* row_max, int64_t M) const override {
+    for (int64_t i = 0; i < M; ++i)
+      row_sum[i] = static_cast<float>(row_sum[i] * std::exp(static_cast<double>(local_max[i]) - row_max[i]));
+  }
+
+  void loss(float* loss, const float* row_sum, const float* row_max, const float* target, const float* labels,
+            int64_t M, int64_t K) const override {
+    double acc = 0;
+    for (int64_t i = 0; i < M; ++i) acc += std::log(static_cast<double>(row_sum[i])) + row_max[i] - target[i];
+    loss[0] = first_bad_label(labels, M, K) >= 0 ? std::numeric_limits<float>::quiet_NaN()
+                                                  : static_cast<float>(acc / M);
+  }
+
+  void accuracy_candidates(float* cand, const float* best, const float* raw_max, const float* best_class,
+                           int64_t M) const override {
+    for (int64_t i = 0; i < M; ++i)
+      cand[i] = best[i] == raw_max[i] ? best_class[i] : std::numeric_limits<float>::infinity();
+  }
+
+  void accuracy(float* accuracy, const float* cand, const float* labels, int64_t M) const override {
+    int64_t correct = 0;
+    for (int64_t i = 0; i < M; ++i) correct += cand[i] == labels[i];
+    accuracy[0] = static_cast<float>(correct) / M;
+  }
+
+  void softmax_grad(float* z, const float* row_max, const float* row_sum, const float* labels, int64_t M, int64_t t,
+                    int64_t first_class, float inv_m, const CocoMarginParams& margin) const override {
+    const bool has_margin = margin.kind != CocoMarginKind::kNone;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < M; ++i) {
+      float* zi = z + i * t;
+      const float m = row_max[i];
+      const float scale = inv_m / row_sum[i];
+      const int64_t yl = target_column(labels[i], first_class, t);
+      const float raw_target = yl >= 0 ? zi[yl] : 0.f;
+#pragma omp simd
+      for (int64_t j = 0; j < t; ++j) zi[j] = exp_nonpositive(zi[j] - m) * scale;
+      if (yl >= 0) {
+        const float p = has_margin ? exp_nonpositive(apply_margin(raw_target, margin) - m) * scale : zi[yl];
+        zi[yl] = (p - inv_m) * margin_slope(raw_target, margin);
+      }
+    }
+  }
+
+  void centroid_grad(float* dc, const float* h, const float* u, const float* c_inv_norm, int64_t t, int64_t D,
+                     float weight, bool exact) const override {
+#pragma omp parallel for schedule(static)
+    for (int64_t k = 0; k < t; ++k) {
+      const float* hk = h + k * D;
+      float* g = dc + k * D;
+      if (exact) {
+        const float* uk = u + k * D;
+        const float inv = c_inv_norm[k];
+        const float uh = static_cast<float>(cpu_dot_double(D, uk, hk));
+        for (int64_t d = 0; d < D; ++d) g[d] += weight * inv * (hk[d] - uk[d] * uh);
+      } else {
+        for (int64_t d = 0; d < D; ++d) g[d] += weight * hk[d];
+      }
+    }
+  }
+
+  void project_features(float* g, const float* x, const float* x_inv_norm, int64_t Ml, int64_t D,
+                        float alpha) const override {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < Ml; ++i) {
+      const float* xi = x + i * D;
+      float* gi = g + i * D;
+      const float inv = x_inv_norm[i];
+      const float xg = static_cast<float>(cpu_dot_double(D, xi, gi)) * inv;  // x̂·g
+      for (int64_t d = 0; d < D; ++d) gi[d] = alpha * inv * (gi[d] - xi[d] * inv * xg);
+    }
+  }
+
+  void scale_by_top_diff(float* dx, const float* g, const float* w, int64_t n) const override {
+    const float s = w[0];
+    for (int64_t i = 0; i < n; ++i) dx[i] = s * g[i];
+  }
+};
+
+}  // namespace
+
+const CocoHeadOps& cpu_head_ops() {
+  static const CpuHeadOps ops;
+  return ops;
+}
+
+}  // namespace coco

@@ -1,0 +1,66 @@
+// The compute bodies of the CocoLoss head's steps, one interface for both devices.
+//
+// Why: the head (layers/coco_head.h) is one orchestration -- plan, gather, chunk
+// statistics, join ranks, backward chunks, scatter -- and only these bodies differ
+// between the CPU and the GPU. The CPU tests therefore run the same sequence of
+// steps, buffers and collectives the GPU runs. Each body's contract is written
+// once, with the CUDA launchers (layers/coco_loss_cuda.h); the CPU bodies are in
+// layers/coco_head_cpu_ops.cpp, the CUDA ones in layers/coco_head_cuda_ops.cpp.
+// Every pointer lives on the ops' device; bodies return without waiting except
+// read_to_host.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "engine/cuda_runtime.h"
+#include "engine/math.h"
+#include "layers/coco_margin.h"
+
+namespace coco {
+
+class CocoHeadOps {
+ public:
+  virtual ~CocoHeadOps() = default;
+
+  // The first of n samples whose label is not a class in [0, K), or -1. The CUDA
+  // body returns -1 without looking (that would cost a copy to the host every
+  // step): there coco_head_loss turns a bad label into a NaN loss instead.
+  virtual int64_t first_bad_label(const float* labels, int64_t n, int64_t K) const = 0;
+
+  virtual void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                    const float* B, float beta, float* C) const = 0;
+  virtual void copy(int64_t n, const float* x, float* y) const = 0;
+  virtual void set(int64_t n, float value, float* x) const = 0;
+  virtual void read_to_host(float* host, const float* src, int64_t n) const = 0;
+
+  virtual void features(float* f, float* x_inv_norm, const float* x, int64_t Ml, int64_t D, float alpha,
+                        bool cosine) const = 0;
+  virtual void centroid_norms(float* c, float* c_inv_norm, int64_t Kr, int64_t D, bool cosine,
+                              bool renormalize) const = 0;
+  virtual void unit_centroids(float* c_hat, const float* c, const float* c_inv_norm, int64_t t,
+                              int64_t D) const = 0;
+  virtual void init_stats(float* row_max, float* sum_target, float* best, float* best_class, int64_t M) const = 0;
+  virtual void chunk_stats(float* row_max, float* row_sum, float* target, float* best, float* best_class,
+                           const float* z, const float* labels, int64_t M, int64_t t, int64_t first_class,
+                           bool want_accuracy, const CocoMarginParams& margin) const = 0;
+  virtual void rescale_sums(float* row_sum, const float* local_max, const float* row_max, int64_t M) const = 0;
+  virtual void loss(float* loss, const float* row_sum, const float* row_max, const float* target,
+                    const float* labels, int64_t M, int64_t K) const = 0;
+  virtual void accuracy_candidates(float* cand, const float* best, const float* raw_max, const float* best_class,
+                                   int64_t M) const = 0;
+  virtual void accuracy(float* accuracy, const float* cand, const float* labels, int64_t M) const = 0;
+  virtual void softmax_grad(float* z, const float* row_max, const float* row_sum, const float* labels, int64_t M,
+                            int64_t t, int64_t first_class, float inv_m, const CocoMarginParams& margin) const = 0;
+  virtual void centroid_grad(float* dc, const float* h, const float* u, const float* c_inv_norm, int64_t t,
+                             int64_t D, float weight, bool exact) const = 0;
+  virtual void project_features(float* g, const float* x, const float* x_inv_norm, int64_t Ml, int64_t D,
+                                float alpha) const = 0;
+  virtual void scale_by_top_diff(float* dx, const float* g, const float* w, int64_t n) const = 0;
+};
+
+const CocoHeadOps& cpu_head_ops();
+// Only in a CUDA build (layers/coco_head_cuda_ops.cpp); the bodies run on `stream`.
+std::unique_ptr<CocoHeadOps> cuda_head_ops(cuda::Stream stream);
+
+}  // namespace coco
