@@ -8,53 +8,32 @@
 #include <map>
 #include <sstream>
 
+#include "tests/coco_head_golden.h"
 #include "tests/gradient_checker.h"
 
 namespace coco::testing {
 
 namespace {
 
-struct GoldenCase {
-  std::string name, mode, logit, margin_type;
-  double margin = 0;
-  int64_t M = 0, D = 0, K = 0;
-  double alpha = 0;
-  std::map<std::string, std::vector<double>> v;
-};
-
-std::vector<GoldenCase> read_golden() {
-  std::ifstream in(std::string(COCO_TEST_DATA) + "/coco_head_golden.txt");
-  EXPECT_TRUE(in.good()) << "missing golden file";
-  std::vector<GoldenCase> cases;
-  std::string key;
-  while (in >> key) {
-    if (key == "end") break;
-    if (key == "case") {
-      GoldenCase c;
-      in >> c.name >> c.M >> c.D >> c.K >> c.alpha >> c.mode >> c.logit >> c.margin_type >> c.margin;
-      cases.push_back(c);
-      continue;
-    }
-    size_t n;
-    in >> n;
-    std::vector<double> vals(n);
-    for (auto& x : vals) in >> x;
-    cases.back().v[key] = vals;
-  }
-  return cases;
+// `extra` goes inside coco_loss_param.
+proto::LayerParameter head_param(int64_t K, int chunk, float cache_mb, const std::string& extra) {
+  std::ostringstream s;
+  s.precision(17);
+  s << "name: \"head\" type: \"CocoLoss\" coco_loss_param { num_output: " << K << " chunk_size: " << chunk
+    << " logits_cache_mb: " << cache_mb << " " << extra << " }";
+  return layer_param(s.str());
 }
 
 proto::LayerParameter head_param(int64_t K, double alpha, const std::string& mode, int chunk, float cache_mb,
                                   const std::string& logit = "COSINE", const std::string& margin_type = "NONE",
                                   double margin = 0) {
-  std::ostringstream s;
-  s.precision(17);
-  s << "name: \"head\" type: \"CocoLoss\" coco_loss_param { num_output: " << K << " chunk_size: " << chunk
-    << " logits_cache_mb: " << cache_mb << " logit_type: " << logit;
-  if (logit == "COSINE") s << " scale: " << alpha << " centroid_update: " << mode;
-  if (margin_type != "NONE") s << " margin_type: " << margin_type << " margin: " << margin;
-  s << " }";
-  return layer_param(s.str());
+  GoldenCase c;
+  c.alpha = alpha;
+  c.mode = mode;
+  c.logit = logit;
+  c.margin_type = margin_type;
+  c.margin = margin;
+  return head_param(K, chunk, cache_mb, golden_extra(c));
 }
 
 void set_blob(Blob& b, const std::vector<double>& v) {
@@ -71,7 +50,7 @@ TEST(CocoLossLayer, MatchesGoldenValues) {
     for (int chunk : {0, 1, 3, 1000}) {
       for (float cache : {0.f, 64.f}) {
         SCOPED_TRACE(gc.name + " chunk " + std::to_string(chunk) + " cache " + std::to_string(cache));
-        CocoLossLayer layer(head_param(gc.K, gc.alpha, gc.mode, chunk, cache, gc.logit, gc.margin_type, gc.margin));
+        CocoLossLayer layer(head_param(gc.K, chunk, cache, golden_extra(gc)));
         Blob x({gc.M, gc.D}), y({gc.M}), loss;
         set_blob(x, gc.v.at("x"));
         set_blob(y, gc.v.at("labels"));

@@ -21,6 +21,7 @@
 
 #include "engine/cuda_runtime.h"
 #include "layers/coco_loss_layer.h"
+#include "tests/coco_head_golden.h"
 #include "tests/cuda_parity.h"
 
 namespace coco::testing {
@@ -128,45 +129,6 @@ TEST(CudaCocoLoss, ParityLargerShapeSeveralPasses) {
 }
 
 namespace {
-
-struct GoldenCase {
-  std::string name, mode, logit, margin_type;
-  double margin = 0;
-  int64_t M = 0, D = 0, K = 0;
-  double alpha = 0;
-  std::map<std::string, std::vector<double>> v;
-};
-
-std::vector<GoldenCase> read_golden() {
-  std::ifstream in(std::string(COCO_TEST_DATA) + "/coco_head_golden.txt");
-  EXPECT_TRUE(in.good()) << "missing golden file";
-  std::vector<GoldenCase> cases;
-  std::string key;
-  while (in >> key) {
-    if (key == "end") break;
-    if (key == "case") {
-      GoldenCase c;
-      in >> c.name >> c.M >> c.D >> c.K >> c.alpha >> c.mode >> c.logit >> c.margin_type >> c.margin;
-      cases.push_back(c);
-      continue;
-    }
-    size_t n;
-    in >> n;
-    std::vector<double> vals(n);
-    for (auto& x : vals) in >> x;
-    cases.back().v[key] = vals;
-  }
-  return cases;
-}
-
-std::string golden_extra(const GoldenCase& gc) {
-  std::ostringstream s;
-  s.precision(17);
-  s << "logit_type: " << gc.logit;
-  if (gc.logit == "COSINE") s << " scale: " << gc.alpha << " centroid_update: " << gc.mode;
-  if (gc.margin_type != "NONE") s << " margin_type: " << gc.margin_type << " margin: " << gc.margin;
-  return s.str();
-}
 
 // A device tensor holding `v` (through a host tensor: the one explicit copy).
 void set_device_tensor(Tensor& t, const Shape& shape, const std::vector<double>& v) {
