@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "engine/common.h"
+#include "engine/norm.h"
 #include "engine/filler.h"
 #include "engine/math.h"
 #if COCO_WITH_CUDA
@@ -13,7 +14,6 @@
 namespace coco {
 
 namespace {
-constexpr double kNormEps = 1e-12;  // inside the square root (docs/DESIGN.md, "Conventions")
 }
 
 void CenterProjectionLayer::layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) {
@@ -45,7 +45,7 @@ void CenterProjectionLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
   for (int64_t j = 0; j < k; ++j) {
     float* wj = w + j * d;
     const double ss = cpu_dot_double(d, wj, wj);
-    const float s = static_cast<float>(1.0 / std::sqrt(ss + kNormEps));
+    const float s = static_cast<float>(1.0 / std::sqrt(ss + kNormEpsilon));
     for (int64_t c = 0; c < d; ++c) wj[c] *= s;
   }
   const float* x = bottom[0]->cdata();  // (N, D)

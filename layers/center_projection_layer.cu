@@ -4,6 +4,7 @@
 #include <cub/block/block_reduce.cuh>
 
 #include "engine/cuda_check.cuh"
+#include "engine/norm.h"
 #include "layers/center_projection_cuda.h"
 
 namespace coco {
@@ -11,7 +12,6 @@ namespace coco {
 namespace {
 
 constexpr int kBlock = 256;
-constexpr double kNormEps = 1e-12;  // inside the square root (docs/DESIGN.md, "Conventions"), as the CPU path
 
 // One block per weight row (grid-stride over rows).
 __global__ void center_projection_renormalize_kernel(float* w, int64_t k, int64_t d) {
@@ -23,7 +23,7 @@ __global__ void center_projection_renormalize_kernel(float* w, int64_t k, int64_
     double ss = 0;
     for (int64_t c = threadIdx.x; c < d; c += kBlock) ss += static_cast<double>(wj[c]) * wj[c];
     ss = Reduce(tmp).Sum(ss);
-    if (threadIdx.x == 0) scale = static_cast<float>(1.0 / sqrt(ss + kNormEps));
+    if (threadIdx.x == 0) scale = static_cast<float>(1.0 / sqrt(ss + kNormEpsilon));
     __syncthreads();
     const float s = scale;
     for (int64_t c = threadIdx.x; c < d; c += kBlock) wj[c] *= s;

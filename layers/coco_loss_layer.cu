@@ -11,13 +11,13 @@
 #include <cstdint>
 
 #include "engine/cuda_check.cuh"
+#include "engine/norm.h"
 #include "layers/coco_loss_cuda.h"
 
 namespace coco {
 
 namespace {
 
-constexpr float kEps = 1e-12f;  // inside the square root (DESIGN.md)
 constexpr int kWarp = 32;
 constexpr int kWarpsPerBlock = cuda::kThreads / kWarp;
 
@@ -107,7 +107,7 @@ __global__ void features_kernel(float* f, float* x_inv_norm, const float* x, int
       double ss = 0;
       for (int64_t d = lane; d < D; d += kWarp) ss += static_cast<double>(xi[d]) * xi[d];
       ss = warp_reduce(ss, SumOp());
-      inv = 1.0f / sqrtf(static_cast<float>(ss) + kEps);
+      inv = 1.0f / sqrtf(static_cast<float>(ss) + static_cast<float>(kNormEpsilon));
     }
     if (lane == 0) x_inv_norm[i] = inv;
     const float s = cosine ? alpha * inv : 1.f;
@@ -130,7 +130,7 @@ __global__ void centroid_norms_kernel(float* c, float* c_inv_norm, int64_t Kr, i
     double ss = 0;
     for (int64_t d = lane; d < D; d += kWarp) ss += static_cast<double>(ck[d]) * ck[d];
     ss = warp_reduce(ss, SumOp());
-    const float inv = 1.0f / sqrtf(static_cast<float>(ss) + kEps);
+    const float inv = 1.0f / sqrtf(static_cast<float>(ss) + static_cast<float>(kNormEpsilon));
     if (renormalize) {
       for (int64_t d = lane; d < D; d += kWarp) ck[d] *= inv;
       if (lane == 0) c_inv_norm[k] = 1.f;

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "engine/common.h"
+#include "engine/norm.h"
 #if COCO_WITH_CUDA
 #include "layers/normalize_cuda.h"
 #endif
@@ -10,7 +11,6 @@
 namespace coco {
 
 namespace {
-constexpr double kNormEps = 1e-12;  // inside the square root (docs/DESIGN.md, "Conventions")
 }
 
 void NormalizeLayer::layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) {
@@ -41,7 +41,7 @@ void NormalizeLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
     const float* xi = x + i * d;
     double ss = 0;
     for (int64_t k = 0; k < d; ++k) ss += static_cast<double>(xi[k]) * xi[k];
-    const double norm = std::sqrt(ss + kNormEps);
+    const double norm = std::sqrt(ss + kNormEpsilon);
     norms_[i] = norm;
     const float s = static_cast<float>(coeff_ / norm);
     float* yi = y + i * d;

@@ -4,6 +4,7 @@
 #include <cub/block/block_reduce.cuh>
 
 #include "engine/cuda_check.cuh"
+#include "engine/norm.h"
 #include "layers/normalize_cuda.h"
 
 namespace coco {
@@ -11,7 +12,6 @@ namespace coco {
 namespace {
 
 constexpr int kBlock = 256;
-constexpr double kNormEps = 1e-12;  // inside the square root (docs/DESIGN.md, "Conventions"), as the CPU path
 
 // Grid: one block per row i (rows beyond 2^31 - 1 are covered by a grid-stride loop).
 // Each row is read completely before it is written, so y may alias x.
@@ -26,7 +26,7 @@ __global__ void normalize_forward_kernel(float* y, double* norms, const float* x
     for (int64_t k = threadIdx.x; k < d; k += kBlock) ss += static_cast<double>(xi[k]) * xi[k];
     ss = Reduce(tmp).Sum(ss);  // valid in thread 0
     if (threadIdx.x == 0) {
-      const double norm = sqrt(ss + kNormEps);
+      const double norm = sqrt(ss + kNormEpsilon);
       norms[i] = norm;
       scale = static_cast<float>(static_cast<double>(coeff) / norm);
     }
