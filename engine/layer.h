@@ -70,6 +70,11 @@ class Layer {
   // True for losses that are already the mean over the GLOBAL batch (the layer
   // gathers all ranks' samples); false for the usual mean over the local batch.
   virtual bool loss_is_global() const { return false; }
+  // True for the layer that holds the net's entry points: its tops are filled from
+  // outside (data, labels) and are inputs, never outputs.
+  virtual bool is_input() const { return false; }
+  // True for tops that are accuracies (reported as such in test passes), not losses.
+  virtual bool top_is_accuracy(int top_index) const { return false; }
 
   // Once, when the net is built: check counts, create and fill parameters, reshape.
   void setup(const Blobs& bottom, const Blobs& top, LayerContext* ctx, Rng& rng);

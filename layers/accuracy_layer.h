@@ -19,6 +19,7 @@ class AccuracyLayer final : public Layer {
   int max_bottoms() const override { return 2; }
   int max_tops() const override { return 2; }
   bool can_backward_to(int) const override { return false; }
+  bool top_is_accuracy(int) const override { return true; }
   void reshape(const Blobs& bottom, const Blobs& top) override;
 
  protected:

@@ -36,6 +36,7 @@ class CocoLossLayer final : public Layer {
   bool can_backward_to(int i) const override { return i == 0; }
   bool is_loss() const override { return true; }
   bool loss_is_global() const override { return true; }
+  bool top_is_accuracy(int i) const override { return i == 1; }
   bool param_sharded(int) const override { return true; }
   int64_t shard_row_start(int) const override { return shard_.start; }
   int64_t shard_total_rows(int) const override { return K_; }

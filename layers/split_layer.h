@@ -29,6 +29,7 @@ class InputLayer final : public Layer {
  public:
   using Layer::Layer;
   const char* type() const override { return "Input"; }
+  bool is_input() const override { return true; }
   int min_bottoms() const override { return 0; }
   int max_bottoms() const override { return 0; }
   int max_tops() const override { return -1; }
