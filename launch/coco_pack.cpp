@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <string>
 
+#include <CLI/CLI.hpp>
+
 #include "engine/cli.h"
 #include "engine/common.h"
 #include "engine/data/pack.h"
@@ -23,17 +25,6 @@ insightface's shared `property` beside them is written too when PREFIX's name is
 The files are written aside and renamed into place at the end: a pack that fails
 leaves an earlier package under PREFIX as it was.
 The JPEG bytes are stored unchanged; all images must have the same size.
-
-  --images DIR           one sub-folder per identity: DIR/<identity>/*.jpg;
-                         identities sorted by name get labels 0, 1, ...
-  --list FILE            "path label" per line (paths relative to FILE's
-                         folder; '#' starts a comment line)
-  --out PREFIX           output prefix, e.g. data/faces/train
-  --plain                plain records with keys 0..N-1 (no identity header
-                         or identity records, as MXNet's im2rec)
-  --no-verify            skip reading the package back (by default every
-                         record is compared with its file, bit for bit)
-  -h, --help             this text
 )";
 
 }  // namespace
@@ -42,33 +33,23 @@ int main(int argc, char** argv) {
   std::string images, list, out;
   bool verify = true;
   coco::PackLayout layout = coco::PackLayout::kInsightface;
-  try {
-    for (int i = 1; i < argc; ++i) {
-      const std::string a = argv[i];
-      auto value = [&] { return coco::flag_value(argc, argv, i, a); };
-      if (a == "-h" || a == "--help") {
-        std::fputs(kUsage, stdout);
-        return 0;
-      } else if (a == "--images") {
-        images = value();
-      } else if (a == "--list") {
-        list = value();
-      } else if (a == "--out") {
-        out = value();
-      } else if (a == "--plain") {
-        layout = coco::PackLayout::kPlain;
-      } else if (a == "--no-verify") {
-        verify = false;
-      } else {
-        throw UsageError{"unknown option '" + a + "'"};
-      }
-    }
+  CLI::App app{"", "coco-pack"};
+  coco::describe_tool(app, kUsage);
+  app.add_option("--images", images,
+                 "one sub-folder per identity: DIR/<identity>/*.jpg;\nidentities sorted by name get labels 0, 1, ...")
+      ->type_name("DIR");
+  app.add_option("--list", list,
+                 "\"path label\" per line (paths relative to FILE's\nfolder; '#' starts a comment line)")
+      ->type_name("FILE");
+  app.add_option("--out", out, "output prefix, e.g. data/faces/train")->type_name("PREFIX")->required();
+  app.add_flag_callback("--plain", [&layout] { layout = coco::PackLayout::kPlain; },
+                        "plain records with keys 0..N-1 (no identity header\nor identity records, as MXNet's im2rec)");
+  app.add_flag_callback("--no-verify", [&verify] { verify = false; },
+                        "skip reading the package back (by default every\nrecord is compared with its file, bit for bit)");
+  const auto check = [&] {
     if (images.empty() == list.empty()) throw UsageError{"give exactly one of --images DIR and --list FILE"};
-    if (out.empty()) throw UsageError{"--out PREFIX is required"};
-  } catch (const UsageError& e) {
-    std::fprintf(stderr, "coco-pack: %s\n\n%s", e.msg.c_str(), kUsage);
-    return 2;
-  }
+  };
+  if (const auto rc = coco::parse_flags(app, argc, argv, check)) return *rc;
 
   coco::init_logging(0, 1);
   try {

@@ -1,6 +1,7 @@
 // coco-bench: performance measurements that check their own setup (Google Benchmark).
 //
 //   coco-bench [--config FILE] [--threads N] [benchmark flags...]
+//   coco-bench comm [...], coco-bench head [...]  (each with --help)
 //
 // BM_TrainStep/B: one full training step (forward, backward, SGD update) of the
 // net in FILE (default configs/mnist_coco.prototxt, the seed's LeNet++ with the COCO
@@ -10,11 +11,13 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
-#include <cstring>
 #include <iostream>
 #include <memory>
 #include <random>
 #include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
 
 #include "comm/communicator.h"
 #include "comm/mpi_communicator.h"
@@ -93,7 +96,29 @@ void BM_Sgemm(benchmark::State& state) {
 }
 BENCHMARK(BM_Sgemm)->Args({32, 128 * 784, 800})->Args({128, 128 * 49, 3200})->Unit(benchmark::kMillisecond)->UseRealTime();
 
-}  // namespace
+const char* kUsage = R"(usage: coco-bench [--config SOLVER] [--threads N] [Google Benchmark flags]
+       [mpirun -np N] coco-bench comm [--min-bytes B] [--max-bytes B] [--iters N]
+       [mpirun -np N] coco-bench head [...]   (coco-bench head --help)
+  comm            algorithm and bus bandwidth of every collective per size, checking
+                  every element of every result (exit 1 on a wrong one)
+                  (coco-bench comm --help)
+  BM_TrainStep/B  a full training step of the config's net at batch B (images/s)
+  BM_TrainStepCuda/B  the same on cuda:0 (only where a CUDA device is present)
+  BM_Sgemm/M/N/K  OpenBLAS SGEMM at LeNet++ convolution shapes (FLOP/s)
+  e.g. coco-bench --benchmark_filter=TrainStep
+)";
+
+const char* kBenchFooter =
+    "Any other flag goes to Google Benchmark (--benchmark_filter=REGEX,\n"
+    "--benchmark_list_tests, --benchmark_format=json, ...).";
+
+const char* kCommUsage = R"(usage: [mpirun -np N] coco-bench comm [--min-bytes B] [--max-bytes B] [--iters N]
+
+Algorithm and bus bandwidth (nccl-tests' definitions) of all_reduce, all_gather,
+reduce_scatter and broadcast at every size from --min-bytes to --max-bytes (x4
+each step), checking every element of every result on every rank: exit 1 on a
+wrong one.
+)";
 
 const char* kHeadUsage = R"(usage: [mpirun -np N] coco-bench head [--M m] [--D d] [--K k] [options]
        coco-bench head --features X.npy --centroids C.npy --labels Y.npy --scale A --dump DIR [options]
@@ -107,101 +132,91 @@ the batch is split and the classes sharded over the ranks.
 With --features (float32 M x D), --centroids (float32 K x D) and --labels (int64
 M), runs one forward and backward and writes loss.npy, grad_features.npy and
 grad_centroids.npy to DIR, to check the head against other implementations.
-
-  --scale A             alpha (default when timing: auto for p = 0.99)
-  --margin-type T       NONE, COSFACE or ARCFACE   --margin m
-  --logit-type T        COSINE (default) or INNER_PRODUCT (plain softmax)
-  --chunk T             classes per chunk (default 8192)
-  --cache-mb B          logits kept between forward and backward (default 256)
-  --repeats N           timed runs, best taken (default 3)
-  --threads N           CPU threads (default 2)
-  --device D            cpu (default), cuda or cuda:N: the head on GPU N (cuBLAS floor,
-                        CUDA-event timings, adds "device" and "peak_device_mb"); under
-                        mpirun each rank takes GPU N + its local rank, joined by NCCL
 )";
 
 int comm_main(int argc, char** argv) {
   int64_t min_bytes = 1024, max_bytes = 64 << 20;
   int iters = 5;
-  for (int i = 2; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--min-bytes" && i + 1 < argc) {
-      min_bytes = std::atoll(argv[++i]);
-    } else if (a == "--max-bytes" && i + 1 < argc) {
-      max_bytes = std::atoll(argv[++i]);
-    } else if (a == "--iters" && i + 1 < argc) {
-      iters = std::atoi(argv[++i]);
-    } else {
-      std::cerr << "usage: [mpirun -np N] coco-bench comm [--min-bytes B] [--max-bytes B] [--iters N]\n";
-      return a == "-h" || a == "--help" ? 0 : 2;
-    }
-  }
-  if (min_bytes <= 0 || max_bytes < min_bytes || iters <= 0) {
-    std::cerr << "coco-bench comm: need 0 < --min-bytes <= --max-bytes and --iters > 0\n";
-    return 2;
-  }
+  CLI::App app{"", "coco-bench comm"};
+  coco::describe_tool(app, kCommUsage);
+  coco::add_int_option(app, "--min-bytes", min_bytes, 1, "smallest message, in bytes (default 1024)")->type_name("B");
+  coco::add_int_option(app, "--max-bytes", max_bytes, 1, "largest message, in bytes (default 64 MiB)")->type_name("B");
+  coco::add_int_option(app, "--iters", iters, 1, "timed runs per collective and size (default 5)");
+  const auto check = [&] {
+    if (max_bytes < min_bytes)
+      throw coco::UsageError{"--max-bytes (" + std::to_string(max_bytes) + ") is below --min-bytes (" +
+                             std::to_string(min_bytes) + ")"};
+  };
+  if (const auto rc = coco::parse_flags(app, argc - 1, argv + 1, check)) return *rc;
   std::unique_ptr<coco::MpiRuntime> mpi;
   if (coco::launched_by_mpi()) mpi = std::make_unique<coco::MpiRuntime>(&argc, &argv);
   auto comm = coco::make_cpu_communicator();
   return coco::run_or_abort_job(comm->size(), [&] { return coco::run_comm_bench(*comm, min_bytes, max_bytes, iters); });
 }
 
-int head_main(int argc, char** argv) {
+// What `coco-bench head` takes from the command line.
+struct HeadFlags {
   coco::HeadBenchOptions o;
   int64_t M = -1, D = -1, K = -1;
   int threads = 2;
   coco::DeviceSpec device;
-  try {
-    for (int i = 2; i < argc; ++i) {
-      const std::string a = argv[i];
-      auto value = [&] { return coco::flag_value(argc, argv, i, a); };
-      if (a == "--M") M = coco::parse_int_flag(a, value(), 1);
-      else if (a == "--D") D = coco::parse_int_flag(a, value(), 1);
-      else if (a == "--K") K = coco::parse_int_flag(a, value(), 1);
-      else if (a == "--features") o.features = value();
-      else if (a == "--centroids") o.centroids = value();
-      else if (a == "--labels") o.labels = value();
-      else if (a == "--dump") o.dump_dir = value();
-      else if (a == "--scale") {
-        o.scale = static_cast<float>(coco::parse_number_flag(a, value()));
-        if (!(o.scale > 0)) throw coco::UsageError{"--scale takes a number > 0 (leave it out for auto scale)"};
-      }
-      else if (a == "--margin-type") o.margin_type = value();
-      else if (a == "--margin") o.margin = static_cast<float>(coco::parse_number_flag(a, value()));
-      else if (a == "--logit-type") o.logit_type = value();
-      else if (a == "--repeats") o.repeats = static_cast<int>(coco::parse_int_flag(a, value(), 1));
-      else if (a == "--chunk") o.chunk = coco::parse_int_flag(a, value(), 0);
-      else if (a == "--cache-mb") {
-        o.cache_mb = static_cast<float>(coco::parse_number_flag(a, value()));
-        if (o.cache_mb < 0) throw coco::UsageError{"--cache-mb takes a number >= 0 (0: no logits cache)"};
-      }
-      else if (a == "--threads") threads = static_cast<int>(coco::parse_int_flag(a, value(), 1));
-      else if (a == "--device") {
-        const std::string v = value();
-        try {
-          device = coco::DeviceSpec::parse(v);
-        } catch (const coco::Error&) {
-          throw coco::UsageError{"--device takes cpu, cuda or cuda:N, got '" + v + "'"};
-        }
-      } else if (a == "-h" || a == "--help") {
-        std::cout << kHeadUsage;
-        return 0;
-      } else {
-        throw coco::UsageError{"unknown option '" + a + "'"};
-      }
-    }
-  } catch (const coco::UsageError& e) {
-    std::cerr << "coco-bench head: " << e.msg << "\n\n" << kHeadUsage;
-    return 2;
-  } catch (const std::exception& e) {  // std::stof on a non-number
-    std::cerr << "coco-bench head: bad number: " << e.what() << "\n\n" << kHeadUsage;
-    return 2;
-  }
-  if (M > 0 || D > 0 || K > 0) o.shapes = {{M > 0 ? M : 256, D > 0 ? D : 512, K > 0 ? K : 85742}};
+};
+
+void add_head_flags(CLI::App& app, HeadFlags& f) {
+  coco::HeadBenchOptions& o = f.o;
+  coco::describe_tool(app, kHeadUsage, 24);
+  coco::add_int_option(app, "--M", f.M, 1, "global batch of the one timed shape (default 256)")->type_name("m");
+  coco::add_int_option(app, "--D", f.D, 1, "embedding size of the one timed shape (default 512)")->type_name("d");
+  coco::add_int_option(app, "--K", f.K, 1, "classes of the one timed shape (default 85742)")->type_name("k");
+  app.add_option("--features", o.features, "check: the features, float32 M x D")->type_name("X.npy");
+  app.add_option("--centroids", o.centroids, "check: the centroids, float32 K x D")->type_name("C.npy");
+  app.add_option("--labels", o.labels, "check: the labels, int64 M")->type_name("Y.npy");
+  app.add_option("--dump", o.dump_dir, "check: loss.npy, grad_features.npy and grad_centroids.npy\ngo here")
+      ->type_name("DIR");
+  coco::add_number_option(app, "--scale", o.scale, "alpha (default when timing: auto for p = 0.99)")->type_name("A");
+  app.add_option("--margin-type", o.margin_type, "NONE (default), COSFACE or ARCFACE")->type_name("T");
+  coco::add_number_option(app, "--margin", o.margin, "the margin of --margin-type")->type_name("m");
+  app.add_option("--logit-type", o.logit_type, "COSINE (default) or INNER_PRODUCT (plain softmax)")->type_name("T");
+  coco::add_int_option(app, "--chunk", o.chunk, 0, "classes per chunk (default 8192)");
+  coco::add_number_option(app, "--cache-mb", o.cache_mb,
+                          "logits kept between forward and backward (default 256;\n0: no logits cache)")
+      ->type_name("MB");
+  coco::add_int_option(app, "--repeats", o.repeats, 1, "timed runs, best taken (default 3)");
+  coco::add_int_option(app, "--threads", f.threads, 1, "CPU threads (default 2)");
+  app.add_option_function<std::string>(
+         "--device",
+         [&f](const std::string& v) {
+           try {
+             f.device = coco::DeviceSpec::parse(v);
+           } catch (const coco::Error&) {
+             throw coco::UsageError{"--device takes cpu, cuda or cuda:N, got '" + v + "'"};
+           }
+         },
+         "cpu (default), cuda or cuda:N: the head on GPU N (cuBLAS floor,\nCUDA-event timings, adds \"device\" and "
+         "\"peak_device_mb\"); under\nmpirun each rank takes GPU N + its local rank, joined by NCCL")
+      ->type_name("D");
+}
+
+// The rules across flags the table cannot say.
+void check_head_flags(const CLI::App& app, const HeadFlags& f) {
+  if (app.count("--scale") > 0 && !(f.o.scale > 0))
+    throw coco::UsageError{"--scale takes a number > 0 (leave it out for auto scale)"};
+  if (f.o.cache_mb < 0) throw coco::UsageError{"--cache-mb takes a number >= 0 (0: no logits cache)"};
+}
+
+int head_main(int argc, char** argv) {
+  HeadFlags f;
+  CLI::App app{"", "coco-bench head"};
+  add_head_flags(app, f);
+  if (const auto rc = coco::parse_flags(app, argc - 1, argv + 1, [&] { check_head_flags(app, f); })) return *rc;
+  coco::HeadBenchOptions& o = f.o;
+  const coco::DeviceSpec device = f.device;
+  if (f.M > 0 || f.D > 0 || f.K > 0)
+    o.shapes = {{f.M > 0 ? f.M : 256, f.D > 0 ? f.D : 512, f.K > 0 ? f.K : 85742}};
   std::unique_ptr<coco::MpiRuntime> mpi;
   if (coco::launched_by_mpi()) mpi = std::make_unique<coco::MpiRuntime>(&argc, &argv);
   auto comm = coco::make_cpu_communicator();
-  coco::set_num_threads(threads);
+  coco::set_num_threads(f.threads);
   coco::set_flush_denormals(true);
   o.device = device.type;
   return coco::run_or_abort_job(comm->size(), [&] {
@@ -218,31 +233,23 @@ int head_main(int argc, char** argv) {
   });
 }
 
+}  // namespace
+
 int main(int argc, char** argv) {
   if (argc > 1 && std::string(argv[1]) == "comm") return comm_main(argc, argv);
   if (argc > 1 && std::string(argv[1]) == "head") return head_main(argc, argv);
   int threads = 2;
+  CLI::App app{"", "coco-bench"};
+  coco::describe_tool(app, kUsage);
+  app.footer(kBenchFooter);
+  app.add_option("--config", g_config, "the net of BM_TrainStep (default configs/mnist_coco.prototxt)")
+      ->type_name("SOLVER");
+  coco::add_int_option(app, "--threads", threads, 0, "CPU threads (default 2)");
+  app.allow_extras();  // Google Benchmark's own flags: handed on below
+  if (const auto rc = coco::parse_flags(app, argc, argv)) return *rc;
+  std::vector<std::string> extras = app.remaining();
   std::vector<char*> rest{argv[0]};
-  for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--config") && i + 1 < argc) {
-      g_config = argv[++i];
-    } else if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) {
-      threads = std::atoi(argv[++i]);
-    } else if (!std::strcmp(argv[i], "-h") || !std::strcmp(argv[i], "--help")) {
-      std::cout << "usage: coco-bench [--config SOLVER] [--threads N (default 2)] [Google Benchmark flags]\n"
-                   "       [mpirun -np N] coco-bench comm [--min-bytes B] [--max-bytes B] [--iters N]\n"
-                   "       [mpirun -np N] coco-bench head [...]   (coco-bench head --help)\n"
-                   "  comm            algorithm and bus bandwidth of every collective per size, checking\n"
-                   "                  every element of every result (exit 1 on a wrong one)\n"
-                   "  BM_TrainStep/B  a full training step of the config's net at batch B (images/s)\n"
-                   "  BM_TrainStepCuda/B  the same on cuda:0 (only where a CUDA device is present)\n"
-                   "  BM_Sgemm/M/N/K  OpenBLAS SGEMM at LeNet++ convolution shapes (FLOP/s)\n"
-                   "  e.g. coco-bench --benchmark_filter=TrainStep\n";
-      return 0;
-    } else {
-      rest.push_back(argv[i]);
-    }
-  }
+  for (auto& a : extras) rest.push_back(a.data());
   coco::set_num_threads(threads);
   coco::set_flush_denormals(true);
   if (coco::cuda::available())

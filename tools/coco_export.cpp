@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <string>
 
+#include <CLI/CLI.hpp>
+
 #include "comm/mpi_communicator.h"
 #include "engine/cli.h"
 #include "engine/common.h"
@@ -18,40 +20,52 @@
 
 namespace {
 
-using coco::UsageError;
-using coco::parse_int_flag;
-
 const char* kUsage = R"(usage: coco-export --config NET --weights FILE --data SOURCE --out DIR [options]
 
 Runs the test-phase net up to one blob over a dataset and writes, in dataset
 order, DIR/embeddings.npy (float32, N x D), DIR/labels.npy (int64, N) and
 DIR/meta.json (config, checkpoint, blob, normalisation, count, time).
 Only the layers the blob depends on run (the loss head does not).
-
-  --config FILE        net prototxt, or a solver config holding its net
-  --weights FILE       coco checkpoint (.ckpt) or Caffe .caffemodel, matched by
-                       layer name
-  --blob NAME          blob to export. Default: the embedding before the head,
-                       found from the first loss layer: its input, stepping
-                       back over the classifier (InnerProduct/CenterProjection)
-                       when the loss is SoftmaxWithLoss, then over Normalize
-                       layers. For LeNet++ (seed and configs/) that is "ip1".
-  --data SOURCE        mnist:DIR (the four MNIST IDX files)
-  --split S            train or test (default test)
-  --out DIR            output folder (created)
-  --batch-size N       samples per forward pass (default 100)
-  --limit N            export only the first N samples
-  --normalize          divide each embedding by its L2 norm
-  --flip-sum           add the embedding of the horizontally mirrored image
-                       (for face images; applied before --normalize)
-  --threads N          CPU threads
-  --device DEV         cpu (default); cuda:N needs the CUDA backend
-  --quiet              no progress line
-  -h, --help           this text
-
-Under mpirun (mpirun -np N coco-export ...) each rank exports a contiguous
-slice of the dataset and rank 0 gathers them in dataset order and writes DIR.
 )";
+
+const char* kFooter = R"(Under mpirun (mpirun -np N coco-export ...) each rank exports a contiguous
+slice of the dataset and rank 0 gathers them in dataset order and writes DIR.)";
+
+// What the command line sets.
+struct ExportFlags {
+  coco::ExportOptions opt;
+  std::string out, device = "cpu";
+  int threads = 0;
+  bool quiet = false;
+};
+
+void add_export_flags(CLI::App& app, ExportFlags& f) {
+  coco::ExportOptions& opt = f.opt;
+  coco::describe_tool(app, kUsage, 23);
+  app.footer(kFooter);
+  app.add_option("--config", opt.config, "net prototxt, or a solver config holding its net")
+      ->type_name("FILE")->required();
+  app.add_option("--weights", opt.weights, "coco checkpoint (.ckpt) or Caffe .caffemodel, matched by\nlayer name")
+      ->type_name("FILE")->required();
+  app.add_option("--blob", opt.blob,
+                 "blob to export. Default: the embedding before the head,\nfound from the first loss layer: its "
+                 "input, stepping\nback over the classifier (InnerProduct/CenterProjection)\nwhen the loss is "
+                 "SoftmaxWithLoss, then over Normalize\nlayers. For LeNet++ (seed and configs/) that is \"ip1\".")
+      ->type_name("NAME");
+  app.add_option("--data", opt.data, "mnist:DIR (the four MNIST IDX files)")->type_name("SOURCE")->required();
+  coco::add_choice_option(app, "--split", opt.split, {"train", "test"}, "train or test (default test)")->type_name("S");
+  app.add_option("--out", f.out, "output folder (created)")->type_name("DIR")->required();
+  coco::add_int_option(app, "--batch-size", opt.batch, 1, "samples per forward pass (default 100)");
+  coco::add_int_option(app, "--limit", opt.limit, 0, "export only the first N samples");
+  app.add_flag_callback("--normalize", [&opt] { opt.normalization = coco::Normalization::kL2; },
+                        "divide each embedding by its L2 norm");
+  app.add_flag_callback("--flip-sum", [&opt] { opt.flip_sum = coco::FlipSum::kOn; },
+                        "add the embedding of the horizontally mirrored image\n(for face images; applied before "
+                        "--normalize)");
+  coco::add_int_option(app, "--threads", f.threads, 0, "CPU threads");
+  app.add_option("--device", f.device, "cpu (default); cuda:N needs the CUDA backend")->type_name("DEV");
+  app.add_flag("--quiet", f.quiet, "no progress line");
+}
 
 // Every rank's slice, joined in dataset order (labels travel as float32: exact
 // below 2^24 classes).
@@ -84,56 +98,15 @@ coco::Embeddings gather_on_every_rank(coco::Communicator& comm, coco::Embeddings
 }  // namespace
 
 int main(int argc, char** argv) {
-  coco::ExportOptions opt;
-  std::string out, device = "cpu";
-  int threads = 0;
-  bool quiet = false;
-  try {
-    for (int i = 1; i < argc; ++i) {
-      const std::string a = argv[i];
-      auto value = [&] { return coco::flag_value(argc, argv, i, a); };
-      if (a == "-h" || a == "--help") {
-        std::fputs(kUsage, stdout);
-        return 0;
-      } else if (a == "--config") {
-        opt.config = value();
-      } else if (a == "--weights") {
-        opt.weights = value();
-      } else if (a == "--blob") {
-        opt.blob = value();
-      } else if (a == "--data") {
-        opt.data = value();
-      } else if (a == "--split") {
-        opt.split = value();
-        if (opt.split != "train" && opt.split != "test") throw UsageError{"--split is train or test, got '" + opt.split + "'"};
-      } else if (a == "--out") {
-        out = value();
-      } else if (a == "--batch-size") {
-        opt.batch = parse_int_flag(a, value(), 1);
-      } else if (a == "--limit") {
-        opt.limit = parse_int_flag(a, value(), 0);
-      } else if (a == "--normalize") {
-        opt.normalization = coco::Normalization::kL2;
-      } else if (a == "--flip-sum") {
-        opt.flip_sum = coco::FlipSum::kOn;
-      } else if (a == "--threads") {
-        threads = static_cast<int>(parse_int_flag(a, value(), 0));
-      } else if (a == "--device") {
-        device = value();
-      } else if (a == "--quiet") {
-        quiet = true;
-      } else {
-        throw UsageError{"unknown option '" + a + "'"};
-      }
-    }
-    if (opt.config.empty()) throw UsageError{"--config is required"};
-    if (opt.weights.empty()) throw UsageError{"--weights is required"};
-    if (opt.data.empty()) throw UsageError{"--data is required"};
-    if (out.empty()) throw UsageError{"--out is required"};
-  } catch (const UsageError& e) {
-    std::fprintf(stderr, "coco-export: %s\n\n%s", e.msg.c_str(), kUsage);
-    return 2;
-  }
+  ExportFlags flags;
+  CLI::App app{"", "coco-export"};
+  add_export_flags(app, flags);
+  if (const auto rc = coco::parse_flags(app, argc, argv)) return *rc;
+  const coco::ExportOptions& opt = flags.opt;
+  const std::string& out = flags.out;
+  const std::string& device = flags.device;
+  const int threads = flags.threads;
+  bool quiet = flags.quiet;
 
   std::unique_ptr<coco::MpiRuntime> mpi;
   std::unique_ptr<coco::Communicator> comm;
