@@ -13,19 +13,7 @@
 #include <thread>
 
 #include "comm/mpi_communicator.h"
-
-#define COCO_NCCL_CUDA(call)                                                                \
-  do {                                                                                      \
-    cudaError_t e_ = (call);                                                                \
-    if (e_ != cudaSuccess)                                                                  \
-      ::coco::detail::throw_error(__FILE__, __LINE__, std::string(#call " failed: ") + cudaGetErrorString(e_)); \
-  } while (0)
-#define COCO_NCCL(call)                                                                     \
-  do {                                                                                      \
-    ncclResult_t r_ = (call);                                                               \
-    if (r_ != ncclSuccess)                                                                  \
-      ::coco::detail::throw_error(__FILE__, __LINE__, std::string(#call " failed: ") + ncclGetErrorString(r_)); \
-  } while (0)
+#include "engine/gpu_check.h"  // after cuda_runtime_api.h and nccl.h
 #endif
 
 namespace coco {
@@ -57,10 +45,10 @@ ncclRedOp_t nccl_op(ReduceOp op) {
 
 static void make_stream_and_events(int device, cudaStream_t* stream, cudaEvent_t* a, cudaEvent_t* b, float** scratch) {
   coco::cuda::set_device(device);  // coco's context (stream, allocator) for this GPU
-  COCO_NCCL_CUDA(cudaStreamCreateWithFlags(stream, cudaStreamNonBlocking));
-  COCO_NCCL_CUDA(cudaEventCreateWithFlags(a, cudaEventDisableTiming));
-  COCO_NCCL_CUDA(cudaEventCreateWithFlags(b, cudaEventDisableTiming));
-  COCO_NCCL_CUDA(cudaMalloc(reinterpret_cast<void**>(scratch), sizeof(float)));
+  COCO_CUDA_CHECK(cudaStreamCreateWithFlags(stream, cudaStreamNonBlocking));
+  COCO_CUDA_CHECK(cudaEventCreateWithFlags(a, cudaEventDisableTiming));
+  COCO_CUDA_CHECK(cudaEventCreateWithFlags(b, cudaEventDisableTiming));
+  COCO_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(scratch), sizeof(float)));
 }
 
 NcclCommunicator::NcclCommunicator(MpiCommunicator& mpi, int device, double timeout_s)
@@ -69,28 +57,28 @@ NcclCommunicator::NcclCommunicator(MpiCommunicator& mpi, int device, double time
   size_ = mpi.size();
   local_rank_ = mpi.local_rank();
   int devices = 0;
-  COCO_NCCL_CUDA(cudaGetDeviceCount(&devices));
+  COCO_CUDA_CHECK(cudaGetDeviceCount(&devices));
   device_ = device >= 0 ? device : local_rank_;
   if (device_ >= devices)
     COCO_THROW("rank ", rank_, ": local rank ", local_rank_, " needs GPU ", device_, " but this node has ", devices,
                " (start at most as many ranks per node as GPUs)");
   make_stream_and_events(device_, &s_->stream, &s_->compute_done, &s_->comm_done, &s_->scratch);
   ncclUniqueId id;
-  if (rank_ == 0) COCO_NCCL(ncclGetUniqueId(&id));
+  if (rank_ == 0) COCO_NCCL_CHECK(ncclGetUniqueId(&id));
   if (MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
     COCO_THROW("rank ", rank_, ": MPI_Bcast of the NCCL id failed");
-  COCO_NCCL(ncclCommInitRank(&s_->comm, size_, id, rank_));
+  COCO_NCCL_CHECK(ncclCommInitRank(&s_->comm, size_, id, rank_));
 }
 
 NcclCommunicator::NcclCommunicator(int device, double timeout_s)
     : s_(std::make_unique<State>()), device_(device), timeout_s_(timeout_s) {
   int devices = 0;
-  COCO_NCCL_CUDA(cudaGetDeviceCount(&devices));
+  COCO_CUDA_CHECK(cudaGetDeviceCount(&devices));
   if (device_ < 0 || device_ >= devices) COCO_THROW("GPU ", device_, " does not exist (", devices, " found)");
   make_stream_and_events(device_, &s_->stream, &s_->compute_done, &s_->comm_done, &s_->scratch);
   ncclUniqueId id;
-  COCO_NCCL(ncclGetUniqueId(&id));
-  COCO_NCCL(ncclCommInitRank(&s_->comm, 1, id, 0));
+  COCO_NCCL_CHECK(ncclGetUniqueId(&id));
+  COCO_NCCL_CHECK(ncclCommInitRank(&s_->comm, 1, id, 0));
 }
 
 NcclCommunicator::~NcclCommunicator() {
@@ -103,13 +91,13 @@ NcclCommunicator::~NcclCommunicator() {
 }
 
 void NcclCommunicator::begin() {
-  COCO_NCCL_CUDA(cudaEventRecord(s_->compute_done, coco::cuda::stream()));
-  COCO_NCCL_CUDA(cudaStreamWaitEvent(s_->stream, s_->compute_done, 0));
+  COCO_CUDA_CHECK(cudaEventRecord(s_->compute_done, coco::cuda::stream()));
+  COCO_CUDA_CHECK(cudaStreamWaitEvent(s_->stream, s_->compute_done, 0));
 }
 
 void NcclCommunicator::end(Collective c, int64_t bytes) {
-  COCO_NCCL_CUDA(cudaEventRecord(s_->comm_done, s_->stream));
-  COCO_NCCL_CUDA(cudaStreamWaitEvent(coco::cuda::stream(), s_->comm_done, 0));
+  COCO_CUDA_CHECK(cudaEventRecord(s_->comm_done, s_->stream));
+  COCO_CUDA_CHECK(cudaStreamWaitEvent(coco::cuda::stream(), s_->comm_done, 0));
   s_->last = collective_name(c);
   record(c, bytes, 0);  // asynchronous: time is measured by synchronize() callers
 }
@@ -119,15 +107,15 @@ void NcclCommunicator::synchronize() {
   while (true) {
     const cudaError_t q = cudaEventQuery(s_->comm_done);
     if (q == cudaSuccess) return;
-    if (q != cudaErrorNotReady) COCO_THROW("rank ", rank_, ": CUDA error after ", s_->last, ": ", cudaGetErrorString(q));
+    if (q != cudaErrorNotReady) COCO_THROW("rank ", rank_, ": CUDA error after ", s_->last, ": ", gpu::error_string(q));
     ncclResult_t async = ncclSuccess;
-    COCO_NCCL(ncclCommGetAsyncError(s_->comm, &async));
+    COCO_NCCL_CHECK(ncclCommGetAsyncError(s_->comm, &async));
     const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (async != ncclSuccess || waited > timeout_s_) {
       ncclCommAbort(s_->comm);
       s_->comm = nullptr;
       COCO_THROW("rank ", rank_, ": NCCL ", s_->last,
-                 async != ncclSuccess ? std::string(" failed: ") + ncclGetErrorString(async)
+                 async != ncclSuccess ? std::string(" failed: ") + gpu::error_string(async)
                                       : " did not finish within " + std::to_string(timeout_s_) + " s",
                  "; the communicator was aborted");
     }
@@ -137,7 +125,7 @@ void NcclCommunicator::synchronize() {
 
 void NcclCommunicator::all_reduce(float* data, int64_t count, ReduceOp op) {
   begin();
-  COCO_NCCL(ncclAllReduce(data, data, count, ncclFloat, nccl_op(op), s_->comm, s_->stream));
+  COCO_NCCL_CHECK(ncclAllReduce(data, data, count, ncclFloat, nccl_op(op), s_->comm, s_->stream));
   end(Collective::kAllReduce, count * 4);
 }
 
@@ -148,15 +136,16 @@ void NcclCommunicator::all_gather(const float* send, float* recv, const std::vec
   bool equal = true;
   for (auto c : counts) total += c, equal = equal && c == counts[0];
   if (equal) {
-    COCO_NCCL(ncclAllGather(send, recv, counts[0], ncclFloat, s_->comm, s_->stream));
+    COCO_NCCL_CHECK(ncclAllGather(send, recv, counts[0], ncclFloat, s_->comm, s_->stream));
   } else {  // NCCL has no all-gather-v: one broadcast per rank, grouped
-    COCO_NCCL(ncclGroupStart());
+    COCO_NCCL_CHECK(ncclGroupStart());
     int64_t off = 0;
     for (int r = 0; r < size_; ++r) {
-      COCO_NCCL(ncclBroadcast(r == rank_ ? send : recv + off, recv + off, counts[r], ncclFloat, r, s_->comm, s_->stream));
+      COCO_NCCL_CHECK(
+          ncclBroadcast(r == rank_ ? send : recv + off, recv + off, counts[r], ncclFloat, r, s_->comm, s_->stream));
       off += counts[r];
     }
-    COCO_NCCL(ncclGroupEnd());
+    COCO_NCCL_CHECK(ncclGroupEnd());
   }
   end(Collective::kAllGather, total * 4);
 }
@@ -168,16 +157,16 @@ void NcclCommunicator::reduce_scatter(const float* send, float* recv, const std:
   bool equal = true;
   for (auto c : counts) total += c, equal = equal && c == counts[0];
   if (equal) {
-    COCO_NCCL(ncclReduceScatter(send, recv, counts[0], ncclFloat, ncclSum, s_->comm, s_->stream));
+    COCO_NCCL_CHECK(ncclReduceScatter(send, recv, counts[0], ncclFloat, ncclSum, s_->comm, s_->stream));
   } else {  // one reduce per rank to its owner, grouped
-    COCO_NCCL(ncclGroupStart());
+    COCO_NCCL_CHECK(ncclGroupStart());
     int64_t off = 0;
     for (int r = 0; r < size_; ++r) {
-      COCO_NCCL(ncclReduce(send + off, r == rank_ ? recv : nullptr, counts[r], ncclFloat, ncclSum, r, s_->comm,
-                           s_->stream));
+      COCO_NCCL_CHECK(ncclReduce(send + off, r == rank_ ? recv : nullptr, counts[r], ncclFloat, ncclSum, r, s_->comm,
+                                 s_->stream));
       off += counts[r];
     }
-    COCO_NCCL(ncclGroupEnd());
+    COCO_NCCL_CHECK(ncclGroupEnd());
   }
   end(Collective::kReduceScatter, total * 4);
 }
@@ -185,13 +174,13 @@ void NcclCommunicator::reduce_scatter(const float* send, float* recv, const std:
 void NcclCommunicator::broadcast(float* data, int64_t count, int root) {
   COCO_CHECK(root >= 0 && root < size_, "broadcast root ", root, " of ", size_, " ranks");
   begin();
-  COCO_NCCL(ncclBroadcast(data, data, count, ncclFloat, root, s_->comm, s_->stream));
+  COCO_NCCL_CHECK(ncclBroadcast(data, data, count, ncclFloat, root, s_->comm, s_->stream));
   end(Collective::kBroadcast, count * 4);
 }
 
 void NcclCommunicator::barrier() {
   begin();
-  COCO_NCCL(ncclAllReduce(s_->scratch, s_->scratch, 1, ncclFloat, ncclSum, s_->comm, s_->stream));
+  COCO_NCCL_CHECK(ncclAllReduce(s_->scratch, s_->scratch, 1, ncclFloat, ncclSum, s_->comm, s_->stream));
   end(Collective::kBarrier, 0);
   synchronize();
 }

@@ -1,21 +1,15 @@
-// Helpers for coco's .cu files (included by them only): error checks and launch
-// geometry. Kernels take outputs, inputs, sizes, then the stream.
+// Helpers for coco's .cu files (included by them only): the CUDA runtime's error
+// check (COCO_CUDA_CHECK, engine/gpu_check.h) and launch geometry. Kernels take
+// outputs, inputs, sizes, then the stream.
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <string>
 
 #include "engine/common.h"
 #include "engine/cuda_runtime.h"
-
-#define COCO_CUDA_CHECK(call)                                                                     \
-  do {                                                                                            \
-    cudaError_t e_ = (call);                                                                      \
-    if (e_ != cudaSuccess)                                                                        \
-      ::coco::detail::throw_error(__FILE__, __LINE__, std::string(#call " failed: ") + cudaGetErrorString(e_)); \
-  } while (0)
+#include "engine/gpu_check.h"
 
 namespace coco {
 namespace cuda {

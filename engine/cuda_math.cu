@@ -7,30 +7,11 @@
 
 #include "engine/cuda_check.cuh"
 #include "engine/cuda_math.h"
+#include "engine/gpu_check.h"  // after cublas_v2.h: COCO_CUBLAS_CHECK
 
 namespace coco {
 
 namespace {
-
-const char* cublas_status(cublasStatus_t s) {
-  switch (s) {
-    case CUBLAS_STATUS_NOT_INITIALIZED: return "not initialized";
-    case CUBLAS_STATUS_ALLOC_FAILED: return "allocation failed";
-    case CUBLAS_STATUS_INVALID_VALUE: return "invalid value";
-    case CUBLAS_STATUS_ARCH_MISMATCH: return "architecture mismatch";
-    case CUBLAS_STATUS_EXECUTION_FAILED: return "execution failed";
-    case CUBLAS_STATUS_INTERNAL_ERROR: return "internal error";
-    case CUBLAS_STATUS_NOT_SUPPORTED: return "not supported";
-    default: return "error";
-  }
-}
-
-#define COCO_CUBLAS(call)                                                                            \
-  do {                                                                                               \
-    cublasStatus_t s_ = (call);                                                                      \
-    if (s_ != CUBLAS_STATUS_SUCCESS)                                                                 \
-      ::coco::detail::throw_error(__FILE__, __LINE__, std::string(#call " failed: ") + cublas_status(s_)); \
-  } while (0)
 
 int to_int(int64_t v, const char* what) {
   COCO_CHECK(v >= 0 && v <= INT_MAX, what, " = ", v, " does not fit cuBLAS's int");
@@ -134,26 +115,26 @@ void cuda_gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha,
   }
   // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
   const int lda = to_int(ta == Trans::kNo ? K : M, "lda"), ldb = to_int(tb == Trans::kNo ? N : K, "ldb");
-  COCO_CUBLAS(cublasSgemm(cuda::cublas(), tb == Trans::kNo ? CUBLAS_OP_N : CUBLAS_OP_T,
-                          ta == Trans::kNo ? CUBLAS_OP_N : CUBLAS_OP_T, to_int(N, "N"), to_int(M, "M"),
-                          to_int(K, "K"), &alpha, B, ldb, A, lda, &beta, C, to_int(N, "N")));
+  COCO_CUBLAS_CHECK(cublasSgemm(cuda::cublas(), tb == Trans::kNo ? CUBLAS_OP_N : CUBLAS_OP_T,
+                                ta == Trans::kNo ? CUBLAS_OP_N : CUBLAS_OP_T, to_int(N, "N"), to_int(M, "M"),
+                                to_int(K, "K"), &alpha, B, ldb, A, lda, &beta, C, to_int(N, "N")));
 }
 
 void cuda_gemv(Trans ta, int64_t M, int64_t N, float alpha, const float* A, const float* x, float beta, float* y) {
   if (M == 0 || N == 0) return;
   // Row-major A (M x N) is column-major A^T (N x M).
-  COCO_CUBLAS(cublasSgemv(cuda::cublas(), ta == Trans::kNo ? CUBLAS_OP_T : CUBLAS_OP_N, to_int(N, "N"),
-                          to_int(M, "M"), &alpha, A, to_int(N, "N"), x, 1, &beta, y, 1));
+  COCO_CUBLAS_CHECK(cublasSgemv(cuda::cublas(), ta == Trans::kNo ? CUBLAS_OP_T : CUBLAS_OP_N, to_int(N, "N"),
+                                to_int(M, "M"), &alpha, A, to_int(N, "N"), x, 1, &beta, y, 1));
 }
 
 void cuda_axpy(int64_t n, float alpha, const float* x, float* y) {
   if (n == 0) return;
-  COCO_CUBLAS(cublasSaxpy(cuda::cublas(), to_int(n, "n"), &alpha, x, 1, y, 1));
+  COCO_CUBLAS_CHECK(cublasSaxpy(cuda::cublas(), to_int(n, "n"), &alpha, x, 1, y, 1));
 }
 
 void cuda_scale(int64_t n, float alpha, float* x) {
   if (n == 0) return;
-  COCO_CUBLAS(cublasSscal(cuda::cublas(), to_int(n, "n"), &alpha, x, 1));
+  COCO_CUBLAS_CHECK(cublasSscal(cuda::cublas(), to_int(n, "n"), &alpha, x, 1));
 }
 
 void cuda_set(int64_t n, float value, float* x) {

@@ -13,6 +13,8 @@
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 #include <cudnn.h>
+
+#include "engine/gpu_check.h"
 #endif
 
 namespace coco {
@@ -26,13 +28,6 @@ void set_deterministic(bool on) { g_deterministic = on; }
 bool deterministic() { return g_deterministic; }
 
 #if COCO_WITH_CUDA
-
-#define COCO_RT_CHECK(call)                                                                         \
-  do {                                                                                              \
-    cudaError_t e_ = (call);                                                                        \
-    if (e_ != cudaSuccess)                                                                          \
-      ::coco::detail::throw_error(__FILE__, __LINE__, std::string(#call " failed: ") + cudaGetErrorString(e_)); \
-  } while (0)
 
 namespace {
 
@@ -56,14 +51,16 @@ thread_local int t_device = -1;
 Context* make_context(int device) {
   auto* c = new Context;
   c->device = device;
-  COCO_RT_CHECK(cudaSetDevice(device));
-  COCO_RT_CHECK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
-  if (cublasCreate(&c->blas) != CUBLAS_STATUS_SUCCESS) COCO_THROW("cuBLAS: cannot create a handle on cuda:", device);
-  cublasSetStream(c->blas, c->stream);
+  COCO_CUDA_CHECK(cudaSetDevice(device));
+  COCO_CUDA_CHECK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
+  const cublasStatus_t b = cublasCreate(&c->blas);
+  if (b != CUBLAS_STATUS_SUCCESS)
+    COCO_THROW("cuBLAS: cannot create a handle on cuda:", device, ": ", gpu::error_string(b));
+  COCO_CUBLAS_CHECK(cublasSetStream(c->blas, c->stream));
   const cudnnStatus_t s = cudnnCreate(&c->dnn);
   if (s != CUDNN_STATUS_SUCCESS)
-    COCO_THROW("cuDNN: cannot create a handle on cuda:", device, ": ", cudnnGetErrorString(s));
-  cudnnSetStream(c->dnn, c->stream);
+    COCO_THROW("cuDNN: cannot create a handle on cuda:", device, ": ", gpu::error_string(s));
+  COCO_CUDNN_CHECK(cudnnSetStream(c->dnn, c->stream));
   c->alloc = std::make_unique<CachingAllocator>(
       [device](size_t bytes) -> void* {
         void* p = nullptr;
@@ -107,7 +104,7 @@ void set_device(int index) {
   std::lock_guard<std::mutex> lock(g_mu);
   if (g_contexts.size() < static_cast<size_t>(n)) g_contexts.resize(n, nullptr);
   if (!g_contexts[index]) g_contexts[index] = make_context(index);
-  COCO_RT_CHECK(cudaSetDevice(index));
+  COCO_CUDA_CHECK(cudaSetDevice(index));
   t_device = index;
 }
 
@@ -133,13 +130,13 @@ void* workspace(size_t bytes) {
 void synchronize(const std::string& what) {
   const cudaError_t e = cudaStreamSynchronize(ctx().stream);
   const cudaError_t last = cudaGetLastError();
-  if (e != cudaSuccess) COCO_THROW(what, ": CUDA error: ", cudaGetErrorString(e));
-  if (last != cudaSuccess) COCO_THROW(what, ": CUDA error: ", cudaGetErrorString(last));
+  if (e != cudaSuccess) COCO_THROW(what, ": CUDA error: ", gpu::error_string(e));
+  if (last != cudaSuccess) COCO_THROW(what, ": CUDA error: ", gpu::error_string(last));
 }
 
 void check_launch(const char* what) {
   const cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess) COCO_THROW("CUDA kernel ", what, " failed to launch: ", cudaGetErrorString(e));
+  if (e != cudaSuccess) COCO_THROW("CUDA kernel ", what, " failed to launch: ", gpu::error_string(e));
 }
 
 MemoryStats memory_stats() {
@@ -178,11 +175,11 @@ void deallocate(void* p) {
 
 void copy(void* dst, const void* src, size_t bytes, bool wait) {
   Context& c = ctx();
-  COCO_RT_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, c.stream));
-  if (wait) COCO_RT_CHECK(cudaStreamSynchronize(c.stream));
+  COCO_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, c.stream));
+  if (wait) COCO_CUDA_CHECK(cudaStreamSynchronize(c.stream));
 }
 
-void memset_zero(void* p, size_t bytes) { COCO_RT_CHECK(cudaMemsetAsync(p, 0, bytes, ctx().stream)); }
+void memset_zero(void* p, size_t bytes) { COCO_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, ctx().stream)); }
 
 #else  // no CUDA backend in this build
 

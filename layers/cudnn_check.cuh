@@ -1,19 +1,12 @@
-// cuDNN's twin of COCO_CUDA_CHECK, for the .cu files of layers that call cuDNN
-// (convolution, pooling). Included by .cu files only.
+// For the .cu files of layers that call cuDNN (convolution, pooling): cudnn.h, then
+// engine/gpu_check.h, so COCO_CUDNN_CHECK is there; and cuDNN's int sizes.
+// Included by .cu files only.
 #pragma once
 
 #include <cudnn.h>
 
-#include <string>
-
 #include "engine/cuda_check.cuh"
-
-#define COCO_CUDNN_CHECK(call)                                                                      \
-  do {                                                                                              \
-    cudnnStatus_t s_ = (call);                                                                      \
-    if (s_ != CUDNN_STATUS_SUCCESS)                                                                 \
-      ::coco::detail::throw_error(__FILE__, __LINE__, std::string(#call " failed: ") + cudnnGetErrorString(s_)); \
-  } while (0)
+#include "engine/gpu_check.h"  // again, after cudnn.h: adds the cuDNN section
 
 namespace coco {
 namespace cuda {
