@@ -58,12 +58,25 @@ void Layer::backward(const Blobs& top, const std::vector<bool>& propagate_down, 
     backward_cpu(top, propagate_down, bottom);
 }
 
+void Layer::no_cuda_backend() const {
+  COCO_THROW(where(), "this coco build has no CUDA backend (configure with -DCOCO_WITH_CUDA=ON); run it on the CPU "
+             "(--device cpu)");
+}
+
 void Layer::forward_cuda(const Blobs&, const Blobs&) {
+#if COCO_WITH_CUDA
   COCO_THROW(where(), "has no CUDA implementation yet; run it on the CPU (--device cpu)");
+#else
+  no_cuda_backend();
+#endif
 }
 
 void Layer::backward_cuda(const Blobs&, const std::vector<bool>&, const Blobs&) {
+#if COCO_WITH_CUDA
   COCO_THROW(where(), "has no CUDA implementation yet; run it on the CPU (--device cpu)");
+#else
+  no_cuda_backend();
+#endif
 }
 
 void LayerRegistry::add(const std::string& type, LayerFactory factory) {

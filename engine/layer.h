@@ -97,9 +97,15 @@ class Layer {
   virtual void forward_cpu(const Blobs& bottom, const Blobs& top) = 0;
   virtual void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
                             const Blobs& bottom) = 0;
+  // The CUDA path. A layer that has one declares both overrides in every build; in a
+  // build without the CUDA backend its .cpp defines them with COCO_CUDA_STUBS. The
+  // defaults throw: in a CUDA build that the layer has no CUDA implementation, in a
+  // CPU-only build no_cuda_backend().
   virtual void forward_cuda(const Blobs& bottom, const Blobs& top);
   virtual void backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down,
                              const Blobs& bottom);
+  // Throws coco::Error: this build has no CUDA backend (COCO_WITH_CUDA=0).
+  [[noreturn]] void no_cuda_backend() const;
 
   // One parameter blob a layer declares: its name for messages, shape and filler.
   struct ParamDecl {
@@ -145,3 +151,13 @@ LayerFactory factory_of() {
 }
 
 }  // namespace coco
+
+// The CUDA overrides of layer Cls for a build without the CUDA backend, so that a
+// layer's header declares them in every build (no #if there): one line in the
+// layer's .cpp, under #if !COCO_WITH_CUDA, inside namespace coco. Both throw
+// Layer::no_cuda_backend()'s error.
+#define COCO_CUDA_STUBS(Cls)                                                                              \
+  void Cls::forward_cuda(const ::coco::Blobs&, const ::coco::Blobs&) { no_cuda_backend(); }               \
+  void Cls::backward_cuda(const ::coco::Blobs&, const std::vector<bool>&, const ::coco::Blobs&) {         \
+    no_cuda_backend();                                                                                    \
+  }

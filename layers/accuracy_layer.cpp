@@ -90,6 +90,8 @@ void AccuracyLayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
 void AccuracyLayer::backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) {
   backward_cpu(top, propagate_down, bottom);  // touches no data: only checks propagate_down
 }
+#else
+COCO_CUDA_STUBS(AccuracyLayer)
 #endif
 
 }  // namespace coco

@@ -114,6 +114,8 @@ void BatchNormLayer::backward_cuda(const Blobs& top, const std::vector<bool>& pr
   if (core_.used() == BnStats::kBatch) core_.grad_sums_cuda(top[0]->cdiff(), s);
   core_.backward_input_cuda(top[0]->cdiff(), nullptr, bottom[0]->mutable_diff(), s);
 }
+#else
+COCO_CUDA_STUBS(BatchNormLayer)
 #endif
 
 }  // namespace coco

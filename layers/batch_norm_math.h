@@ -80,9 +80,9 @@ class BatchNormCore {
   // dx (=) for y = gamma * x_hat (+ shift); gamma may be null. grad_sums() first.
   void backward_input(const float* dy, const float* gamma, float* dx) const;
 
-#if COCO_WITH_CUDA
   // The same steps on the device (layers/batch_norm_cuda.h), on `stream`; every
   // pointer is a device pointer. mean()/var() must be filled on the device first.
+  // Defined in a CUDA build only (its layers' CUDA paths call them).
   void batch_stats_cuda(const float* x, cuda::Stream stream);
   // As normalize(); y (may be null, may be x) also gets x_hat.
   void normalize_cuda(const float* x, BnStats used, float eps, float* y, cuda::Stream stream);
@@ -91,7 +91,6 @@ class BatchNormCore {
                              float* y, cuda::Stream stream);
   void grad_sums_cuda(const float* dy, cuda::Stream stream);
   void backward_input_cuda(const float* dy, const float* gamma, float* dx, cuda::Stream stream) const;
-#endif
 
  private:
   BnDims d_;

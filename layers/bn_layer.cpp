@@ -128,6 +128,8 @@ void BNLayer::backward_cuda(const Blobs& top, const std::vector<bool>& propagate
   cuda_axpy(channels_, 1.0f, core_.sum_dy(), blobs_[1]->mutable_diff());       // shift diff +=
   if (propagate_down[0]) core_.backward_input_cuda(dy, blobs_[0]->cdata(), bottom[0]->mutable_diff(), s);
 }
+#else
+COCO_CUDA_STUBS(BNLayer)
 #endif
 
 }  // namespace coco

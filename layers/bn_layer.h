@@ -35,10 +35,8 @@ class BNLayer final : public Layer {
   void layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) override;
   void forward_cpu(const Blobs& bottom, const Blobs& top) override;
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) override;
-#if COCO_WITH_CUDA
   void forward_cuda(const Blobs& bottom, const Blobs& top) override;
   void backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) override;
-#endif
 
  private:
   BnStats stats_mode() const;

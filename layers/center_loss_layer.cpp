@@ -138,6 +138,8 @@ void CenterLossLayer::backward_cuda(const Blobs& top, const std::vector<bool>& p
                             top[0]->cdiff(), num_, dim_, num_classes_, update_ == CenterUpdate::kSeed,
                             cuda::stream());
 }
+#else
+COCO_CUDA_STUBS(CenterLossLayer)
 #endif
 
 }  // namespace coco

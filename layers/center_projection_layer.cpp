@@ -104,6 +104,8 @@ void CenterProjectionLayer::backward_cuda(const Blobs& top, const std::vector<bo
   if (propagate_down[0])  // bottom diff (N, D) = scale * dY w
     cuda_gemm(Trans::kNo, Trans::kNo, n, d, k, scale_, dy, blobs_[0]->cdata(), 0.0f, bottom[0]->mutable_diff());
 }
+#else
+COCO_CUDA_STUBS(CenterProjectionLayer)
 #endif
 
 }  // namespace coco

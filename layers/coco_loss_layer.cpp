@@ -164,11 +164,7 @@ void CocoLossLayer::backward_cuda(const Blobs& top, const std::vector<bool>& pro
   backward_with(*cuda_head_ops(cuda::stream()), top, propagate_down, bottom);
 }
 #else
-void CocoLossLayer::forward_cuda(const Blobs& bottom, const Blobs& top) { Layer::forward_cuda(bottom, top); }
-
-void CocoLossLayer::backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) {
-  Layer::backward_cuda(top, propagate_down, bottom);
-}
+COCO_CUDA_STUBS(CocoLossLayer)
 #endif
 
 }  // namespace coco

@@ -86,6 +86,8 @@ void ConcatLayer::backward_cuda(const Blobs& top, const std::vector<bool>& propa
     offset += len;
   }
 }
+#else
+COCO_CUDA_STUBS(ConcatLayer)
 #endif
 
 }  // namespace coco

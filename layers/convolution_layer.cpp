@@ -398,6 +398,8 @@ void ConvolutionLayer::backward_cuda(const Blobs& top, const std::vector<bool>& 
                              propagate_down[0] ? bottom[0]->mutable_diff() : nullptr, bottom[0]->cdata(),
                              top[0]->cdiff(), blobs_[0]->cdata(), cuda::stream());
 }
+#else
+COCO_CUDA_STUBS(ConvolutionLayer)
 #endif
 
 }  // namespace coco

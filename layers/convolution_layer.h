@@ -57,10 +57,8 @@ class ConvolutionLayer final : public Layer {
   void layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) override;
   void forward_cpu(const Blobs& bottom, const Blobs& top) override;
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) override;
-#if COCO_WITH_CUDA
   void forward_cuda(const Blobs& bottom, const Blobs& top) override;
   void backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) override;
-#endif
 
  private:
   // One thread's buffers.
@@ -98,10 +96,11 @@ class ConvolutionLayer final : public Layer {
   std::unique_ptr<DnnlConvolution> dnnl_;  // primitives for the current input shape
   DnnlConvolution& dnnl_for_shape();
   ConvGeometry geometry() const;  // of the current input shape
-#if COCO_WITH_CUDA
-  std::unique_ptr<CudnnConvolution> cudnn_;  // descriptors and the algorithm cache
-  CudnnConvolution& cudnn_for_shape();
-#endif
+  // The CUDA path's descriptors and algorithm cache (made on first use, CUDA build
+  // only). A shared_ptr: its deleter is bound where it is made, so a build without
+  // CUDA, which never defines CudnnConvolution's destructor, still links.
+  std::shared_ptr<CudnnConvolution> cudnn_;
+  CudnnConvolution& cudnn_for_shape();  // defined in a CUDA build only
 };
 
 }  // namespace coco

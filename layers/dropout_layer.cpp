@@ -68,6 +68,8 @@ void DropoutLayer::backward_cuda(const Blobs& top, const std::vector<bool>& prop
   if (!propagate_down[0]) return;
   apply_cuda(top[0]->cdiff(), top[0]->count(), bottom[0]->mutable_diff());
 }
+#else
+COCO_CUDA_STUBS(DropoutLayer)
 #endif
 
 }  // namespace coco

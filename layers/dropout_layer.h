@@ -27,18 +27,15 @@ class DropoutLayer final : public Layer {
   void layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) override;
   void forward_cpu(const Blobs& bottom, const Blobs& top) override;
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) override;
-#if COCO_WITH_CUDA
   void forward_cuda(const Blobs& bottom, const Blobs& top) override;
   void backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) override;
-#endif
 
  private:
   // out = in * keep(i) / (1 - p) at TRAIN, in at TEST; out may be in.
   void apply(const float* in, int64_t n, float* out) const;
-#if COCO_WITH_CUDA
   // The same on device pointers (same mask: the counters do not depend on the device).
+  // Defined in a CUDA build only.
   void apply_cuda(const float* in, int64_t n, float* out) const;
-#endif
 };
 
 }  // namespace coco

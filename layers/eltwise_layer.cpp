@@ -157,6 +157,8 @@ void EltwiseLayer::backward_cuda(const Blobs& top, const std::vector<bool>& prop
                           top[0]->count(), op, coeff_[k], p.stable_prod_grad(), cuda::stream());
   }
 }
+#else
+COCO_CUDA_STUBS(EltwiseLayer)
 #endif
 
 }  // namespace coco

@@ -46,6 +46,8 @@ void FlattenLayer::backward_cuda(const Blobs& top, const std::vector<bool>& prop
   if (!propagate_down[0]) return;
   cuda_copy(top[0]->count(), top[0]->cdiff(), bottom[0]->mutable_diff());
 }
+#else
+COCO_CUDA_STUBS(FlattenLayer)
 #endif
 
 }  // namespace coco

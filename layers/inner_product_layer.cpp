@@ -132,6 +132,8 @@ void InnerProductLayer::backward_cuda(const Blobs& top, const std::vector<bool>&
     cuda_gemm(Trans::kNo, tw, M, K, N, 1.f, dy, blobs_[0]->cdata(), 0.f, bottom[0]->mutable_diff());
   }
 }
+#else
+COCO_CUDA_STUBS(InnerProductLayer)
 #endif
 
 }  // namespace coco

@@ -85,6 +85,8 @@ void NormalizeLayer::backward_cuda(const Blobs& top, const std::vector<bool>& pr
                           reinterpret_cast<const double*>(norms_dev_.data()), bottom[0]->shape(0),
                           bottom[0]->count(1), coeff_, cuda::stream());
 }
+#else
+COCO_CUDA_STUBS(NormalizeLayer)
 #endif
 
 }  // namespace coco

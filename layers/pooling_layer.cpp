@@ -195,6 +195,8 @@ void PoolingLayer::backward_cuda(const Blobs& top, const std::vector<bool>& prop
     ave_pool_backward_cuda(dx, dy, g, s);
   }
 }
+#else
+COCO_CUDA_STUBS(PoolingLayer)
 #endif
 
 }  // namespace coco

@@ -35,10 +35,8 @@ class PoolingLayer final : public Layer {
   void layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) override;
   void forward_cpu(const Blobs& bottom, const Blobs& top) override;
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) override;
-#if COCO_WITH_CUDA
   void forward_cuda(const Blobs& bottom, const Blobs& top) override;
   void backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) override;
-#endif
 
  private:
   enum class Method { kMax, kAve };
@@ -51,13 +49,16 @@ class PoolingLayer final : public Layer {
   int64_t num_ = 0, channels_ = 0, height_ = 0, width_ = 0, out_h_ = 0, out_w_ = 0;
   std::vector<int32_t> argmax_;  // (N, C, Ho, Wo): MAX only, h*W + w of the winner in its plane
   PoolGeometry geometry() const;
-#if COCO_WITH_CUDA
-  // argmax_ on the device (MAX): int32 values in a float tensor's storage (same size).
+  // The CUDA path (used in a CUDA build only). argmax_ on the device (MAX): int32
+  // values in a float tensor's storage (same size).
   Tensor argmax_cuda_;
-  std::unique_ptr<CudnnAvePooling> cudnn_ave_;
-  // AVE through cuDNN for the current geometry (not in deterministic mode).
+  // cuDNN's AVE descriptors, made on first use. A shared_ptr: its deleter is bound
+  // where it is made, so a build without CUDA, which never defines CudnnAvePooling's
+  // destructor, still links.
+  std::shared_ptr<CudnnAvePooling> cudnn_ave_;
+  // AVE through cuDNN for the current geometry (not in deterministic mode). Defined
+  // in a CUDA build only.
   bool use_cudnn_ave(const PoolGeometry& g) const;
-#endif
 };
 
 }  // namespace coco

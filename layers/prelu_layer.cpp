@@ -129,6 +129,8 @@ void PReLULayer::backward_cuda(const Blobs& top, const std::vector<bool>& propag
                       blobs_[0]->mutable_diff(), x, top[0]->cdiff(), blobs_[0]->cdata(), N, channels_,
                       bottom[0]->count(2), param_.prelu_param().channel_shared(), cuda::stream());
 }
+#else
+COCO_CUDA_STUBS(PReLULayer)
 #endif
 
 }  // namespace coco

@@ -45,6 +45,8 @@ void ReLULayer::backward_cuda(const Blobs& top, const std::vector<bool>& propaga
   relu_backward_cuda(bottom[0]->mutable_diff(), top[0]->cdata(), top[0]->cdiff(), bottom[0]->count(),
                      param_.relu_param().negative_slope(), cuda::stream());
 }
+#else
+COCO_CUDA_STUBS(ReLULayer)
 #endif
 
 }  // namespace coco

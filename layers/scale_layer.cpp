@@ -159,6 +159,8 @@ void ScaleLayer::backward_cuda(const Blobs& top, const std::vector<bool>& propag
   if (!propagate_down[0]) return;
   scale_bottom_backward_cuda(bottom[0]->mutable_diff(), dy, s, outer_, dim_, inner_, cuda::stream());
 }
+#else
+COCO_CUDA_STUBS(ScaleLayer)
 #endif
 
 }  // namespace coco

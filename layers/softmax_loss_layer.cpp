@@ -156,6 +156,8 @@ void SoftmaxWithLossLayer::backward_cuda(const Blobs& top, const std::vector<boo
                              reinterpret_cast<const double*>(losses_dev_.data()), outer_, classes_, inner_,
                              cuda::stream());
 }
+#else
+COCO_CUDA_STUBS(SoftmaxWithLossLayer)
 #endif
 
 }  // namespace coco

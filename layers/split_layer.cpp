@@ -46,6 +46,8 @@ void SplitLayer::backward_cuda(const Blobs& top, const std::vector<bool>& propag
   split_backward_cuda(bottom[0]->mutable_diff(), dys.data(), static_cast<int64_t>(dys.size()), bottom[0]->count(),
                       cuda::stream());
 }
+#else
+COCO_CUDA_STUBS(SplitLayer)
 #endif
 
 void InputLayer::layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) {

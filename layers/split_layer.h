@@ -17,10 +17,8 @@ class SplitLayer final : public Layer {
  protected:
   void forward_cpu(const Blobs& bottom, const Blobs& top) override;
   void backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) override;
-#if COCO_WITH_CUDA
   void forward_cuda(const Blobs& bottom, const Blobs& top) override;
   void backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) override;
-#endif
 };
 
 // Input: the net's entry points (data, labels). Its tops are filled from outside;
