@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "engine/common.h"
+#include "engine/layer.h"
 
 namespace coco {
 
@@ -35,6 +36,12 @@ std::string dir_of(const std::string& path) {
 }
 
 bool file_exists(const std::string& p) { return std::ifstream(p).good(); }
+
+// Asked of the layer the registry builds for `l`, not of its type name.
+bool is_input_layer(const proto::LayerParameter& l) {
+  const LayerRegistry& registry = layer_registry();
+  return registry.has(l.type()) && registry.create(l)->is_input();
+}
 
 }  // namespace
 
@@ -72,6 +79,17 @@ std::string to_text(const google::protobuf::Message& msg) {
   std::string s;
   google::protobuf::TextFormat::PrintToString(msg, &s);
   return s;
+}
+
+void set_input_batch(proto::NetParameter* net, int64_t batch) {
+  if (net->input_dim_size() > 0)
+    for (int i = 0; i * 4 < net->input_dim_size(); ++i) net->set_input_dim(4 * i, static_cast<int>(batch));
+  for (auto& s : *net->mutable_input_shape())
+    if (s.dim_size() > 0) s.set_dim(0, batch);
+  for (auto& l : *net->mutable_layer())
+    if (is_input_layer(l))
+      for (auto& s : *l.mutable_input_param()->mutable_shape())
+        if (s.dim_size() > 0) s.set_dim(0, batch);
 }
 
 TrainConfig load_train_config(const std::string& path) {

@@ -1,4 +1,5 @@
 // Reading configs: prototxt text (Caffe's format) into the schema's messages.
+// Also the one edit the tools make to a net config: its batch size (set_input_batch).
 //
 // Every parse error names file:line:column (1-based). A solver file may name its
 // net by path (`net: "..."`, resolved against the solver file's folder first, then
@@ -6,6 +7,7 @@
 // solver fields) is accepted where a net is enough (--dry-run).
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "engine/proto_fwd.h"
@@ -28,6 +30,9 @@ struct TrainConfig {
 
 // Reads a solver or a net file (decided by its top-level fields).
 TrainConfig load_train_config(const std::string& path);
+
+// Sets the batch axis of every input of a net (legacy inputs and Input layers).
+void set_input_batch(proto::NetParameter* net, int64_t batch);
 
 // Text of a message (for tests and dumps).
 std::string to_text(const google::protobuf::Message& msg);

@@ -11,6 +11,7 @@
 #include "engine/cuda_math.h"
 #include "engine/cuda_runtime.h"
 #include "engine/device_memory.h"
+#include "engine/insert_splits.h"
 
 namespace coco {
 
@@ -42,95 +43,53 @@ Shape blob_shape_from_proto(const proto::BlobProto& b) {
   return Shape{static_cast<int64_t>(b.data_size())};
 }
 
-proto::NetParameter prepare_net(const proto::NetParameter& in, Phase phase, const std::string& origin) {
+proto::NetParameter layers_for_phase(const proto::NetParameter& in, Phase phase) {
   proto::NetState state = in.state();
   state.set_phase(phase == Phase::kTrain ? proto::TRAIN : proto::TEST);
+  proto::NetParameter out = in;
+  out.clear_layer();
+  for (const auto& l : in.layer())
+    if (layer_included(l, state)) *out.add_layer() = l;
+  return out;
+}
 
+namespace {
+// Legacy `input` with `input_dim` (4 per input) or `input_shape` as one Input layer.
+proto::LayerParameter legacy_input_layer(const proto::NetParameter& in, const std::string& origin) {
+  proto::LayerParameter l;
+  l.set_name("input");
+  l.set_type("Input");
+  const bool dims = in.input_dim_size() > 0, shapes = in.input_shape_size() > 0;
+  if (dims && shapes) COCO_THROW(origin, ": give input shapes with input_dim or input_shape, not both");
+  if (dims && in.input_dim_size() != 4 * in.input_size())
+    COCO_THROW(origin, ": ", in.input_size(), " inputs need ", 4 * in.input_size(), " input_dim values, got ",
+               in.input_dim_size());
+  if (shapes && in.input_shape_size() != in.input_size())
+    COCO_THROW(origin, ": ", in.input_size(), " inputs need as many input_shape entries, got ", in.input_shape_size());
+  if (!dims && !shapes) COCO_THROW(origin, ": inputs declared without input_dim or input_shape");
+  for (int i = 0; i < in.input_size(); ++i) {
+    l.add_top(in.input(i));
+    auto* s = l.mutable_input_param()->add_shape();
+    if (dims)
+      for (int d = 0; d < 4; ++d) s->add_dim(in.input_dim(4 * i + d));
+    else
+      *s = in.input_shape(i);
+  }
+  return l;
+}
+}  // namespace
+
+proto::NetParameter prepare_net(const proto::NetParameter& in, Phase phase, const std::string& origin) {
   proto::NetParameter p;
   p.set_name(in.name());
-  // Legacy inputs become one Input layer.
-  if (in.input_size() > 0) {
-    auto* l = p.add_layer();
-    l->set_name("input");
-    l->set_type("Input");
-    const bool dims = in.input_dim_size() > 0, shapes = in.input_shape_size() > 0;
-    if (dims && shapes) COCO_THROW(origin, ": give input shapes with input_dim or input_shape, not both");
-    if (dims && in.input_dim_size() != 4 * in.input_size())
-      COCO_THROW(origin, ": ", in.input_size(), " inputs need ", 4 * in.input_size(), " input_dim values, got ",
-                 in.input_dim_size());
-    if (shapes && in.input_shape_size() != in.input_size())
-      COCO_THROW(origin, ": ", in.input_size(), " inputs need as many input_shape entries, got ", in.input_shape_size());
-    if (!dims && !shapes) COCO_THROW(origin, ": inputs declared without input_dim or input_shape");
-    for (int i = 0; i < in.input_size(); ++i) {
-      l->add_top(in.input(i));
-      auto* s = l->mutable_input_param()->add_shape();
-      if (dims)
-        for (int d = 0; d < 4; ++d) s->add_dim(in.input_dim(4 * i + d));
-      else
-        *s = in.input_shape(i);
-    }
-  }
-  for (const auto& l : in.layer()) {
-    if (!layer_included(l, state)) continue;
+  p.set_force_backward(in.force_backward());
+  if (in.input_size() > 0) *p.add_layer() = legacy_input_layer(in, origin);
+  const proto::NetParameter admitted = layers_for_phase(in, phase);
+  for (const auto& l : admitted.layer()) {
     if (l.type().empty()) COCO_THROW(origin, ": layer '", l.name(), "' has no type");
     *p.add_layer() = l;
   }
-
-  // Versions of each blob: who produced it and who reads it.
-  struct Slot {
-    int producer, top;
-    std::string name;
-    std::vector<std::pair<int, int>> consumers;  // (layer, bottom index)
-  };
-  std::vector<Slot> slots;
-  std::map<std::string, int> current;
-  std::set<std::string> names;
-  for (int li = 0; li < p.layer_size(); ++li) {
-    const auto& l = p.layer(li);
-    if (l.name().empty()) COCO_THROW(origin, ": layer #", li + 1, " (", l.type(), ") has no name");
-    if (!names.insert(l.name()).second) COCO_THROW(origin, ": two layers are named '", l.name(), "'");
-    for (int b = 0; b < l.bottom_size(); ++b) {
-      auto it = current.find(l.bottom(b));
-      if (it == current.end())
-        COCO_THROW(origin, ": layer '", l.name(), "' (", l.type(), "): bottom '", l.bottom(b),
-                   "' is not produced by any earlier layer or input");
-      slots[it->second].consumers.push_back({li, b});
-    }
-    for (int t = 0; t < l.top_size(); ++t) {
-      slots.push_back({li, t, l.top(t), {}});
-      current[l.top(t)] = static_cast<int>(slots.size()) - 1;
-    }
-  }
-  std::map<int, std::vector<proto::LayerParameter>> splits_after;
-  for (auto& s : slots) {
-    if (s.consumers.size() < 2) continue;
-    const std::string& producer = p.layer(s.producer).name();
-    const std::string base = s.name + "_" + producer + "_" + std::to_string(s.top) + "_split";
-    proto::LayerParameter split;
-    split.set_name(base);
-    split.set_type("Split");
-    split.add_bottom(s.name);
-    for (size_t k = 0; k < s.consumers.size(); ++k) {
-      auto [li, b] = s.consumers[k];
-      auto* consumer = p.mutable_layer(li);
-      for (const auto& t : consumer->top())
-        if (t == s.name)
-          COCO_THROW(origin, ": layer '", consumer->name(), "' works in place on '", s.name,
-                     "', which other layers also read; give it its own top");
-      const std::string top = base + "_" + std::to_string(k);
-      split.add_top(top);
-      consumer->set_bottom(b, top);
-    }
-    splits_after[s.producer].push_back(split);
-  }
-  proto::NetParameter out;
-  out.set_name(p.name());
-  out.set_force_backward(in.force_backward());
-  for (int li = 0; li < p.layer_size(); ++li) {
-    *out.add_layer() = p.layer(li);
-    for (auto& s : splits_after[li]) *out.add_layer() = s;
-  }
-  return out;
+  return insert_splits(p, origin);
 }
 
 Net::Net(const proto::NetParameter& param, Phase phase, Communicator* comm, uint64_t seed,
@@ -141,87 +100,112 @@ Net::Net(const proto::NetParameter& param, Phase phase, Communicator* comm, uint
   ctx_.seed = seed;
   ctx_.comm = comm;
   const proto::NetParameter p = prepare_net(param, phase, origin);
-  const auto& registry = layer_registry();
+  GradientWanted wanted;
+  for (const auto& lp : p.layer()) append_layer(lp, p.force_backward(), &wanted);
+  classify_outputs(p);
+  prune_backward();
+}
 
-  std::map<const Blob*, bool> need_grad;
-  for (const auto& lp : p.layer()) {
-    std::unique_ptr<Layer> layer;
-    try {
-      layer = registry.create(lp);
-    } catch (const Error& e) {
-      COCO_THROW(origin, ": ", e.what());
-    }
-    std::vector<Blob*> bottom, top;
-    for (const auto& b : lp.bottom()) {
-      bottom.push_back(blob_by_name_.at(b));
-    }
-    for (const auto& t : lp.top()) {
-      auto in_place = std::find(lp.bottom().begin(), lp.bottom().end(), t);
-      if (in_place != lp.bottom().end()) {
-        if (!layer->allows_in_place())
-          COCO_THROW(origin, ": layer '", lp.name(), "' (", lp.type(), ") cannot work in place (top '", t,
-                     "' is also its bottom)");
-        top.push_back(blob_by_name_.at(t));
-        continue;
-      }
-      if (blob_by_name_.count(t))
-        COCO_THROW(origin, ": top blob '", t, "' of layer '", lp.name(), "' is produced by more than one layer");
-      blobs_.push_back(std::make_shared<Blob>());
-      blob_by_name_[t] = blobs_.back().get();
-      top.push_back(blobs_.back().get());
-    }
-    try {
-      layer->setup(bottom, top, &ctx_, rng_);
-    } catch (const Error& e) {
-      COCO_THROW(origin, ": ", e.what());
-    }
-    if (lp.type() == "Input")
-      for (int t = 0; t < lp.top_size(); ++t) {
-        inputs_.push_back(top[t]);
-        input_names_.push_back(lp.top(t));
-      }
-
-    // Parameters and whether this layer needs a backward pass.
-    bool needs = false;
-    for (size_t i = 0; i < layer->blobs().size(); ++i) {
-      ParamInfo info;
-      info.blob = layer->blobs()[i];
-      info.layer = lp.name();
-      info.index = static_cast<int>(i);
-      if (static_cast<int>(i) < lp.param_size()) {
-        info.lr_mult = lp.param(static_cast<int>(i)).lr_mult();
-        info.decay_mult = lp.param(static_cast<int>(i)).decay_mult();
-      }
-      info.learnable = layer->param_learnable(static_cast<int>(i)) && info.lr_mult != 0;
-      info.sharded = layer->param_sharded(static_cast<int>(i));
-      if (info.sharded) {
-        info.row_start = layer->shard_row_start(static_cast<int>(i));
-        info.total_rows = layer->shard_total_rows(static_cast<int>(i));
-      }
-      needs = needs || info.learnable;
-      params_.push_back(info);
-    }
-    std::vector<bool> prop(bottom.size(), false);
-    for (size_t b = 0; b < bottom.size(); ++b) {
-      const bool want = (need_grad[bottom[b]] || p.force_backward()) && layer->can_backward_to(static_cast<int>(b));
-      const bool allowed = static_cast<int>(b) >= lp.propagate_down_size() || lp.propagate_down(static_cast<int>(b));
-      prop[b] = want && allowed;
-      needs = needs || prop[b];
-    }
-    for (auto* t : top) need_grad[t] = needs;
-    for (size_t t = 0; t < top.size(); ++t) {
-      float w = static_cast<int>(t) < lp.loss_weight_size() ? lp.loss_weight(static_cast<int>(t))
-                                                            : (layer->is_loss() && t == 0 ? 1.f : 0.f);
-      if (w != 0) losses_.push_back({top[t], w, layer->loss_is_global()});
-    }
-    bottoms_.push_back(bottom);
-    tops_.push_back(top);
-    propagate_down_.push_back(prop);
-    need_backward_.push_back(needs);
-    layers_.push_back(std::move(layer));
+void Net::append_layer(const proto::LayerParameter& lp, bool force_backward, GradientWanted* wanted) {
+  std::unique_ptr<Layer> layer;
+  try {
+    layer = layer_registry().create(lp);
+  } catch (const Error& e) {
+    COCO_THROW(origin_, ": ", e.what());
   }
+  std::vector<Blob*> bottom, top;
+  for (const auto& b : lp.bottom()) bottom.push_back(append_bottom(b));
+  for (const auto& t : lp.top()) top.push_back(append_top(lp, *layer, t));
+  try {
+    layer->setup(bottom, top, &ctx_, rng_);
+  } catch (const Error& e) {
+    COCO_THROW(origin_, ": ", e.what());
+  }
+  layers_.push_back(std::move(layer));
+  bottoms_.push_back(bottom);
+  tops_.push_back(top);
+  const size_t li = layers_.size() - 1;
+  if (layers_[li]->is_input())
+    for (int t = 0; t < lp.top_size(); ++t) {
+      inputs_.push_back(top[t]);
+      input_names_.push_back(lp.top(t));
+    }
+  const bool learns = append_params(lp, *layers_[li]);
+  decide_backward(li, lp, learns, force_backward, wanted);
+  append_losses(lp, *layers_[li], top);
+}
 
-  // Outputs: blobs still unread after the last layer (Caffe's rule); not inputs.
+// prepare_net made sure an earlier layer (or the input) produced it.
+Blob* Net::append_bottom(const std::string& name) { return blob_by_name_.at(name); }
+
+Blob* Net::append_top(const proto::LayerParameter& lp, const Layer& layer, const std::string& name) {
+  if (std::find(lp.bottom().begin(), lp.bottom().end(), name) != lp.bottom().end()) {
+    if (!layer.allows_in_place())
+      COCO_THROW(origin_, ": layer '", lp.name(), "' (", lp.type(), ") cannot work in place (top '", name,
+                 "' is also its bottom)");
+    return blob_by_name_.at(name);
+  }
+  if (blob_by_name_.count(name))
+    COCO_THROW(origin_, ": top blob '", name, "' of layer '", lp.name(), "' is produced by more than one layer");
+  blobs_.push_back(std::make_shared<Blob>());
+  blob_by_name_[name] = blobs_.back().get();
+  return blobs_.back().get();
+}
+
+bool Net::append_params(const proto::LayerParameter& lp, const Layer& layer) {
+  bool learns = false;
+  for (size_t i = 0; i < layer.blobs().size(); ++i) {
+    const int k = static_cast<int>(i);
+    ParamInfo info;
+    info.blob = layer.blobs()[i];
+    info.layer = lp.name();
+    info.index = k;
+    if (k < lp.param_size()) {
+      info.lr_mult = lp.param(k).lr_mult();
+      info.decay_mult = lp.param(k).decay_mult();
+    }
+    info.learnable = layer.param_learnable(k) && info.lr_mult != 0;
+    info.sharded = layer.param_sharded(k);
+    if (info.sharded) {
+      info.row_start = layer.shard_row_start(k);
+      info.total_rows = layer.shard_total_rows(k);
+    }
+    learns = learns || info.learnable;
+    params_.push_back(info);
+  }
+  return learns;
+}
+
+// A layer runs backward if it learns or a gradient flows through it to a bottom that
+// wants one (a blob some learning layer wrote, or every blob under force_backward).
+void Net::decide_backward(size_t li, const proto::LayerParameter& lp, bool learns, bool force_backward,
+                          GradientWanted* wanted) {
+  const Layer& layer = *layers_[li];
+  std::vector<bool> prop(bottoms_[li].size(), false);
+  bool needs = learns;
+  for (size_t b = 0; b < prop.size(); ++b) {
+    const int k = static_cast<int>(b);
+    const bool want = ((*wanted)[bottoms_[li][b]] || force_backward) && layer.can_backward_to(k);
+    const bool allowed = k >= lp.propagate_down_size() || lp.propagate_down(k);
+    prop[b] = want && allowed;
+    needs = needs || prop[b];
+  }
+  for (auto* t : tops_[li]) (*wanted)[t] = needs;
+  propagate_down_.push_back(prop);
+  need_backward_.push_back(needs);
+}
+
+// A top is a loss where the config weights it, or by default a loss layer's first top.
+void Net::append_losses(const proto::LayerParameter& lp, const Layer& layer, const std::vector<Blob*>& top) {
+  for (size_t t = 0; t < top.size(); ++t) {
+    float w = static_cast<int>(t) < lp.loss_weight_size() ? lp.loss_weight(static_cast<int>(t))
+                                                          : (layer.is_loss() && t == 0 ? 1.f : 0.f);
+    if (w != 0) losses_.push_back({top[t], w, layer.loss_is_global()});
+  }
+}
+
+// Outputs: blobs still unread after the last layer (Caffe's rule); not inputs.
+void Net::classify_outputs(const proto::NetParameter& p) {
   struct Available {
     std::string name;
     Blob* blob;
@@ -231,13 +215,13 @@ Net::Net(const proto::NetParameter& param, Phase phase, Communicator* comm, uint
   std::vector<Available> available;
   for (size_t li = 0; li < layers_.size(); ++li) {
     const auto& lp = p.layer(static_cast<int>(li));
+    const Layer& layer = *layers_[li];
     for (const auto& b : lp.bottom())
       available.erase(std::remove_if(available.begin(), available.end(), [&](auto& a) { return a.name == b; }),
                       available.end());
-    if (lp.type() == "Input") continue;
+    if (layer.is_input()) continue;
     for (int t = 0; t < lp.top_size(); ++t)
-      available.push_back({lp.top(t), tops_[li][t], lp.type() == "Accuracy" || (lp.type() == "CocoLoss" && t == 1),
-                           layers_[li]->loss_is_global()});
+      available.push_back({lp.top(t), tops_[li][t], layer.top_is_accuracy(t), layer.loss_is_global()});
   }
   for (auto& [name, blob, accuracy, global] : available) {
     output_names_.push_back(name);
@@ -248,8 +232,10 @@ Net::Net(const proto::NetParameter& param, Phase phase, Communicator* comm, uint
       if (l.blob == blob) w = l.weight;
     output_weights_.push_back(w);
   }
+}
 
-  // Only layers that lead to a loss run backward.
+// Only layers that lead to a loss run backward.
+void Net::prune_backward() {
   std::set<const Blob*> under_loss;
   for (auto& l : losses_) under_loss.insert(l.blob);
   for (size_t li = layers_.size(); li-- > 0;) {
@@ -325,7 +311,7 @@ namespace {
 // Number of NaN/Inf values of a tensor and the first one's index (-1 if none).
 int64_t count_nonfinite(const Tensor& t, int64_t* first) {
   *first = -1;
-  if (t.device() == Device::kCUDA) return cuda_count_nonfinite(t.count(), t.data(), first);
+  if (t.device() == Device::kCUDA) return cuda_count_nonfinite(t.count(), t.data(), first, cuda::stream());
   int64_t n = 0;
   const float* p = t.data();
   for (int64_t i = 0; i < t.count(); ++i)

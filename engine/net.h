@@ -113,6 +113,20 @@ class Net {
   std::string describe() const;
 
  private:
+  // Construction in steps (Caffe's AppendTop / AppendBottom / AppendParam).
+  // Per blob: whether a layer that learns lies upstream of it (so it wants a gradient).
+  using GradientWanted = std::map<const Blob*, bool>;
+  void append_layer(const proto::LayerParameter& lp, bool force_backward, GradientWanted* wanted);
+  Blob* append_bottom(const std::string& name);
+  Blob* append_top(const proto::LayerParameter& lp, const Layer& layer, const std::string& name);
+  // Records the layer's parameter blobs; true if any of them learns.
+  bool append_params(const proto::LayerParameter& lp, const Layer& layer);
+  void decide_backward(size_t li, const proto::LayerParameter& lp, bool learns, bool force_backward,
+                       GradientWanted* wanted);
+  void append_losses(const proto::LayerParameter& lp, const Layer& layer, const std::vector<Blob*>& top);
+  void classify_outputs(const proto::NetParameter& p);
+  void prune_backward();
+
   std::string name_, origin_;
   LayerContext ctx_;
   Rng rng_;
@@ -146,6 +160,9 @@ class Net {
 
 // Caffe's rule for include/exclude.
 bool layer_included(const proto::LayerParameter& layer, const proto::NetState& state);
+// The net with only the layers its include/exclude rules admit in `phase` (level and
+// stages from the net's own state); everything else (inputs, name) as given.
+proto::NetParameter layers_for_phase(const proto::NetParameter& in, Phase phase);
 // The net after phase filtering, legacy-input upgrade and Split insertion.
 proto::NetParameter prepare_net(const proto::NetParameter& in, Phase phase, const std::string& origin);
 Shape blob_shape_from_proto(const proto::BlobProto& b);

@@ -88,17 +88,6 @@ int64_t checkpoint_iteration(const std::string& file, const std::string& name) {
 }
 }  // namespace
 
-void set_input_batch(proto::NetParameter* net, int64_t batch) {
-  if (net->input_dim_size() > 0)
-    for (int i = 0; i * 4 < net->input_dim_size(); ++i) net->set_input_dim(4 * i, static_cast<int>(batch));
-  for (auto& s : *net->mutable_input_shape())
-    if (s.dim_size() > 0) s.set_dim(0, batch);
-  for (auto& l : *net->mutable_layer())
-    if (l.type() == "Input")
-      for (auto& s : *l.mutable_input_param()->mutable_shape())
-        if (s.dim_size() > 0) s.set_dim(0, batch);
-}
-
 Trainer::Trainer(const TrainOptions& opt, Communicator* comm, Communicator* host_comm)
     : opt_(opt), comm_(comm), host_comm_(host_comm ? host_comm : comm) {
   cfg_ = load_train_config(opt.config);

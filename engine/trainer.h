@@ -107,7 +107,4 @@ class Trainer {
   std::string last_snapshot_;  // the last checkpoint this run wrote (all of it finite)
 };
 
-// Sets the batch axis of every input of a net (legacy inputs and Input layers).
-void set_input_batch(proto::NetParameter* net, int64_t batch);
-
 }  // namespace coco

@@ -28,17 +28,6 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// The net's layers for the test phase (Caffe's include/exclude rules); inputs kept.
-proto::NetParameter test_phase(const proto::NetParameter& in) {
-  proto::NetState state = in.state();
-  state.set_phase(proto::TEST);
-  proto::NetParameter out = in;
-  out.clear_layer();
-  for (const auto& l : in.layer())
-    if (layer_included(l, state)) *out.add_layer() = l;
-  return out;
-}
-
 // Index of the last layer before `before` that writes `blob`, or -1 (an input).
 int producer(const proto::NetParameter& net, const std::string& blob, int before) {
   for (int i = before - 1; i >= 0; --i)
@@ -115,7 +104,7 @@ proto::NetParameter prune_to_blob(const proto::NetParameter& net, const std::str
 Embeddings export_embeddings(const ExportOptions& opt, int rank, int size, const ProgressFn& progress) {
   if (opt.batch <= 0) COCO_THROW("batch size must be positive, got ", opt.batch);
   const TrainConfig cfg = load_train_config(opt.config);
-  const proto::NetParameter full = test_phase(cfg.net);
+  const proto::NetParameter full = layers_for_phase(cfg.net, Phase::kTest);
   Embeddings e;
   if (opt.blob.empty()) {
     e.blob = default_embedding_blob(full, cfg.net_origin, &e.blob_rule);
