@@ -12,6 +12,9 @@
 #include <iostream>
 #include <string>
 #include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
 
 #include "comm/communicator.h"
 #include "comm/mpi_communicator.h"
@@ -27,7 +30,6 @@
 namespace {
 
 using coco::UsageError;
-using coco::parse_int_flag;
 
 const char* kUsage = R"(usage: coco-train --config FILE [options]
 
@@ -38,110 +40,96 @@ fields) on the CPU or a GPU, in one process or data parallel under mpirun:
   mpirun -np N coco-train --config FILE --device cuda
                                            (one GPU per rank, by local rank;
                                             NCCL joins them)
-
-  --config FILE          solver config (or, with --dry-run, a net prototxt)
-  --dry-run              build the net, print every layer's top shapes and
-                         parameter count, and exit
-  --data-root DIR        read the data from DIR instead of the folder named in
-                         the config's sources (e.g. the MNIST folder)
-  --max-iter N           train N iterations in total (overrides max_iter)
-  --batch-size N         training batch size (overrides train_data.batch_size)
-  --metrics PATH         append JSON lines: one per display step
-                         {"iter","loss","lr","images_per_s"} and one per test
-                         pass {"iter","test_loss","test_accuracy"}
-  --snapshot-prefix P    checkpoints are written to P_iter_N.ckpt
-  --resume CKPT          continue from a checkpoint (iteration, solver state,
-                         parameters)
-  --weights FILE         start from the parameters of a coco checkpoint or a
-                         Caffe .caffemodel (matched by layer name); a layer with
-                         parameters that the file does not hold is an error
-  --weights-keep-fillers L1[,L2...]
-                         with --weights: these layers are not in the file and
-                         start from their fillers (fine-tuning a new head)
-  --seed N               random seed (overrides random_seed; default 1)
-  --threads N            CPU threads per rank for BLAS and coco's loops
-                         (default: the cores divided among this node's ranks;
-                         more than the cores this process may use is clamped,
-                         with a warning)
-  --device DEV           cpu (default), cuda (GPU = local rank) or cuda:N
-                         (needs a build with the CUDA backend)
-  --debug                one process (no MPI): after every layer's forward and
-                         backward a synchronous CUDA error check and a NaN/Inf
-                         scan that names the iteration, layer and blob;
-                         deterministic algorithms, so two runs give identical
-                         losses
-  --debug-gradcheck      with --debug: first check every loss layer's gradient
-                         against finite differences on the first batch
-  --on-nonfinite ACTION  a step whose loss or gradient is NaN/Inf: stop
-                         (default; names the layer, writes no checkpoint after
-                         the last good one) or skip (no update; counted and
-                         logged)
-  -h, --help             this text
 )";
+
+// "L1,L2" (empty names dropped) appended to `names`; a list of no names is refused.
+void add_layer_names(const std::string& list, std::vector<std::string>* names) {
+  std::stringstream in(list);
+  const size_t before = names->size();
+  for (std::string n; std::getline(in, n, ',');)
+    if (!n.empty()) names->push_back(n);
+  if (names->size() == before) throw UsageError{"--weights-keep-fillers needs layer names"};
+}
+
+// What the command line sets: the trainer's options and what main applies itself.
+struct TrainFlags {
+  coco::TrainOptions opt;
+  int threads = 0;
+  std::string device = "cpu";
+  std::string on_nonfinite = "stop";
+};
+
+void add_train_flags(CLI::App& app, TrainFlags& flags) {
+  coco::TrainOptions& opt = flags.opt;
+  coco::describe_tool(app, kUsage);
+  app.add_option("--config", opt.config, "solver config (or, with --dry-run, a net prototxt)")
+      ->type_name("FILE")->required();
+  app.add_flag("--dry-run", opt.dry_run,
+               "build the net, print every layer's top shapes and\nparameter count, and exit");
+  app.add_option("--data-root", opt.data_root,
+                 "read the data from DIR instead of the folder named in\nthe config's sources (e.g. the MNIST folder)")
+      ->type_name("DIR");
+  coco::add_int_option(app, "--max-iter", opt.max_iter, 0, "train N iterations in total (overrides max_iter)");
+  coco::add_int_option(app, "--batch-size", opt.batch_size, 1,
+                       "training batch size (overrides train_data.batch_size)");
+  app.add_option("--metrics", opt.metrics,
+                 "append JSON lines: one per display step\n{\"iter\",\"loss\",\"lr\",\"images_per_s\"} and one per "
+                 "test\npass {\"iter\",\"test_loss\",\"test_accuracy\"}")
+      ->type_name("PATH");
+  app.add_option("--snapshot-prefix", opt.snapshot_prefix, "checkpoints are written to P_iter_N.ckpt")->type_name("P");
+  app.add_option("--resume", opt.resume,
+                                "continue from a checkpoint (iteration, solver state,\nparameters)")
+      ->type_name("CKPT");
+  app.add_option("--weights", opt.weights,
+                                 "start from the parameters of a coco checkpoint or a\nCaffe .caffemodel (matched by "
+                                 "layer name); a layer with\nparameters that the file does not hold is an error")
+      ->type_name("FILE");
+  app.add_option_function<std::vector<std::string>>(
+         "--weights-keep-fillers",
+         [&opt](const std::vector<std::string>& lists) {
+           for (const auto& l : lists) add_layer_names(l, &opt.weights_keep_fillers);
+         },
+         "with --weights: these layers are not in the file and\nstart from their fillers (fine-tuning a new head)")
+      ->type_name("L1[,L2...]")->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  coco::add_int_option(app, "--seed", opt.seed, 0, "random seed (overrides random_seed; default 1)");
+  coco::add_int_option(app, "--threads", flags.threads, 0,
+                       "CPU threads per rank for BLAS and coco's loops\n(default: the cores divided among this node's "
+                       "ranks;\nmore than the cores this process may use is clamped,\nwith a warning)");
+  app.add_option("--device", flags.device,
+                 "cpu (default), cuda (GPU = local rank) or cuda:N\n(needs a build with the CUDA backend)")
+      ->type_name("DEV");
+  app.add_flag("--debug", opt.debug,
+               "one process (no MPI): after every layer's forward and\nbackward a synchronous CUDA error check and a "
+               "NaN/Inf\nscan that names the iteration, layer and blob;\ndeterministic algorithms, so two runs give "
+               "identical\nlosses");
+  app.add_flag_callback("--debug-gradcheck", [&opt] { opt.debug = opt.debug_gradcheck = true; },
+                        "with --debug: first check every loss layer's gradient\nagainst finite differences on the "
+                        "first batch");
+  coco::add_choice_option(app, "--on-nonfinite", flags.on_nonfinite, {"stop", "skip"},
+                          "a step whose loss or gradient is NaN/Inf: stop\n(default; names the layer, writes no "
+                          "checkpoint after\nthe last good one) or skip (no update; counted and\nlogged)")
+      ->type_name("ACTION");
+}
+
+// The rules across flags, in the words the hand-written parser used.
+void check_train_flags(const coco::TrainOptions& opt) {
+  if (!opt.resume.empty() && !opt.weights.empty())
+    throw coco::UsageError{"--resume and --weights exclude each other"};
+  if (!opt.weights_keep_fillers.empty() && opt.weights.empty())
+    throw coco::UsageError{"--weights-keep-fillers goes with --weights"};
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  coco::TrainOptions opt;
-  int threads = 0;
-  std::string device = "cpu";
-  try {
-    for (int i = 1; i < argc; ++i) {
-      const std::string a = argv[i];
-      auto value = [&] { return coco::flag_value(argc, argv, i, a); };
-      if (a == "-h" || a == "--help") {
-        std::fputs(kUsage, stdout);
-        return 0;
-      } else if (a == "--config") {
-        opt.config = value();
-      } else if (a == "--dry-run") {
-        opt.dry_run = true;
-      } else if (a == "--data-root") {
-        opt.data_root = value();
-      } else if (a == "--max-iter") {
-        opt.max_iter = parse_int_flag(a, value(), 0);
-      } else if (a == "--batch-size") {
-        opt.batch_size = parse_int_flag(a, value(), 0);
-        if (opt.batch_size == 0) throw UsageError{"--batch-size must be positive"};
-      } else if (a == "--metrics") {
-        opt.metrics = value();
-      } else if (a == "--snapshot-prefix") {
-        opt.snapshot_prefix = value();
-      } else if (a == "--resume") {
-        opt.resume = value();
-      } else if (a == "--weights") {
-        opt.weights = value();
-      } else if (a == "--weights-keep-fillers") {
-        std::stringstream names(value());
-        for (std::string n; std::getline(names, n, ',');)
-          if (!n.empty()) opt.weights_keep_fillers.push_back(n);
-        if (opt.weights_keep_fillers.empty()) throw UsageError{"--weights-keep-fillers needs layer names"};
-      } else if (a == "--seed") {
-        opt.seed = parse_int_flag(a, value(), 0);
-      } else if (a == "--threads") {
-        threads = static_cast<int>(parse_int_flag(a, value(), 0));
-      } else if (a == "--device") {
-        device = value();
-      } else if (a == "--debug") {
-        opt.debug = true;
-      } else if (a == "--debug-gradcheck") {
-        opt.debug = opt.debug_gradcheck = true;
-      } else if (a == "--on-nonfinite") {
-        const std::string v = value();
-        if (v != "stop" && v != "skip") throw UsageError{"--on-nonfinite takes stop or skip, not '" + v + "'"};
-        opt.skip_nonfinite = v == "skip";
-      } else {
-        throw UsageError{"unknown option '" + a + "'"};
-      }
-    }
-    if (opt.config.empty()) throw UsageError{"--config is required"};
-    if (!opt.resume.empty() && !opt.weights.empty()) throw UsageError{"--resume and --weights exclude each other"};
-    if (!opt.weights_keep_fillers.empty() && opt.weights.empty())
-      throw UsageError{"--weights-keep-fillers goes with --weights"};
-  } catch (const UsageError& e) {
-    std::fprintf(stderr, "coco-train: %s\n\n%s", e.msg.c_str(), kUsage);
-    return 2;
-  }
+  TrainFlags flags;
+  CLI::App app{"", "coco-train"};
+  add_train_flags(app, flags);
+  if (const auto code = coco::parse_flags(app, argc, argv, [&] { check_train_flags(flags.opt); })) return *code;
+  coco::TrainOptions& opt = flags.opt;
+  opt.skip_nonfinite = flags.on_nonfinite == "skip";
+  int threads = flags.threads;
+  const std::string device = flags.device;
 
   std::unique_ptr<coco::MpiRuntime> mpi;
   std::unique_ptr<coco::Communicator> comm;

@@ -7,7 +7,7 @@
 # if you want the CUDA build (COCO_WITH_CUDA=AUTO picks nvcc up from PATH).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config ccache git ca-certificates
-      libprotobuf-dev protobuf-compiler libspdlog-dev nlohmann-json3-dev
+      libprotobuf-dev protobuf-compiler libspdlog-dev nlohmann-json3-dev libcli11-dev
       libopenblas-dev libgtest-dev libgmock-dev libbenchmark-dev
       libdnnl-dev ocl-icd-opencl-dev  # oneDNN; its CMake package config requires OpenCL's headers
       libopenmpi-dev openmpi-bin python3 libjpeg62-turbo-dev python3-matplotlib
