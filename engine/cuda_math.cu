@@ -96,6 +96,14 @@ __global__ void nonfinite_final_kernel(long long* count, long long* first, int p
   }
 }
 
+// The device's cuBLAS handle, bound to `s` for the next call (cublasSetStream only
+// stores the stream: no synchronisation).
+cublasHandle_t cublas_on(Stream s) {
+  cublasHandle_t h = cuda::cublas();
+  COCO_CUBLAS_CHECK(cublasSetStream(h, s));
+  return h;
+}
+
 unsigned reduce_blocks(int64_t n) {
   const unsigned b = cuda::blocks_for(n);
   return b < kReduceBlocks ? b : kReduceBlocks;
@@ -104,90 +112,91 @@ unsigned reduce_blocks(int64_t n) {
 }  // namespace
 
 void cuda_gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, const float* B,
-               float beta, float* C) {
+               float beta, float* C, Stream s) {
   if (M == 0 || N == 0) return;
   if (K == 0) {  // no terms: C = beta C, as cpu_gemm (cuBLAS rejects a leading dimension of 0)
     if (beta == 0.f)
-      cuda_set(M * N, 0.f, C);
+      cuda_set(M * N, 0.f, C, s);
     else
-      cuda_scale(M * N, beta, C);
+      cuda_scale(M * N, beta, C, s);
     return;
   }
   // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
   const int lda = to_int(ta == Trans::kNo ? K : M, "lda"), ldb = to_int(tb == Trans::kNo ? N : K, "ldb");
-  COCO_CUBLAS_CHECK(cublasSgemm(cuda::cublas(), tb == Trans::kNo ? CUBLAS_OP_N : CUBLAS_OP_T,
+  COCO_CUBLAS_CHECK(cublasSgemm(cublas_on(s), tb == Trans::kNo ? CUBLAS_OP_N : CUBLAS_OP_T,
                                 ta == Trans::kNo ? CUBLAS_OP_N : CUBLAS_OP_T, to_int(N, "N"), to_int(M, "M"),
                                 to_int(K, "K"), &alpha, B, ldb, A, lda, &beta, C, to_int(N, "N")));
 }
 
-void cuda_gemv(Trans ta, int64_t M, int64_t N, float alpha, const float* A, const float* x, float beta, float* y) {
+void cuda_gemv(Trans ta, int64_t M, int64_t N, float alpha, const float* A, const float* x, float beta, float* y,
+               Stream s) {
   if (M == 0 || N == 0) return;
   // Row-major A (M x N) is column-major A^T (N x M).
-  COCO_CUBLAS_CHECK(cublasSgemv(cuda::cublas(), ta == Trans::kNo ? CUBLAS_OP_T : CUBLAS_OP_N, to_int(N, "N"),
+  COCO_CUBLAS_CHECK(cublasSgemv(cublas_on(s), ta == Trans::kNo ? CUBLAS_OP_T : CUBLAS_OP_N, to_int(N, "N"),
                                 to_int(M, "M"), &alpha, A, to_int(N, "N"), x, 1, &beta, y, 1));
 }
 
-void cuda_axpy(int64_t n, float alpha, const float* x, float* y) {
+void cuda_axpy(int64_t n, float alpha, const float* x, float* y, Stream s) {
   if (n == 0) return;
-  COCO_CUBLAS_CHECK(cublasSaxpy(cuda::cublas(), to_int(n, "n"), &alpha, x, 1, y, 1));
+  COCO_CUBLAS_CHECK(cublasSaxpy(cublas_on(s), to_int(n, "n"), &alpha, x, 1, y, 1));
 }
 
-void cuda_scale(int64_t n, float alpha, float* x) {
+void cuda_scale(int64_t n, float alpha, float* x, Stream s) {
   if (n == 0) return;
-  COCO_CUBLAS_CHECK(cublasSscal(cuda::cublas(), to_int(n, "n"), &alpha, x, 1));
+  COCO_CUBLAS_CHECK(cublasSscal(cublas_on(s), to_int(n, "n"), &alpha, x, 1));
 }
 
-void cuda_set(int64_t n, float value, float* x) {
+void cuda_set(int64_t n, float value, float* x, Stream s) {
   if (n == 0) return;
-  set_kernel<<<cuda::blocks_for(n), cuda::kThreads, 0, cuda::stream()>>>(x, value, n);
+  set_kernel<<<cuda::blocks_for(n), cuda::kThreads, 0, s>>>(x, value, n);
   cuda::check_launch("set_kernel");
 }
 
-void cuda_copy(int64_t n, const float* x, float* y) {
+void cuda_copy(int64_t n, const float* x, float* y, Stream s) {
   if (n == 0 || x == y) return;
-  COCO_CUDA_CHECK(cudaMemcpyAsync(y, x, n * sizeof(float), cudaMemcpyDeviceToDevice, cuda::stream()));
+  COCO_CUDA_CHECK(cudaMemcpyAsync(y, x, n * sizeof(float), cudaMemcpyDeviceToDevice, s));
 }
 
 namespace {
-double reduce_to_host(int64_t n, const float* x, const float* y, int kind) {
+double reduce_to_host(int64_t n, const float* x, const float* y, int kind, Stream s) {
   if (n == 0) return 0;
   const unsigned blocks = reduce_blocks(n);
   auto* partial = static_cast<double*>(cuda::workspace((blocks + 1) * sizeof(double)));
-  reduce_partial_kernel<<<blocks, cuda::kThreads, 0, cuda::stream()>>>(partial, x, y, n, kind);
+  reduce_partial_kernel<<<blocks, cuda::kThreads, 0, s>>>(partial, x, y, n, kind);
   cuda::check_launch("reduce_partial_kernel");
-  reduce_final_kernel<<<1, 32, 0, cuda::stream()>>>(partial + blocks, partial, static_cast<int>(blocks));
+  reduce_final_kernel<<<1, 32, 0, s>>>(partial + blocks, partial, static_cast<int>(blocks));
   cuda::check_launch("reduce_final_kernel");
   double out = 0;
-  COCO_CUDA_CHECK(cudaMemcpyAsync(&out, partial + blocks, sizeof(double), cudaMemcpyDeviceToHost, cuda::stream()));
-  COCO_CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));
+  COCO_CUDA_CHECK(cudaMemcpyAsync(&out, partial + blocks, sizeof(double), cudaMemcpyDeviceToHost, s));
+  COCO_CUDA_CHECK(cudaStreamSynchronize(s));
   return out;
 }
 }  // namespace
 
-double cuda_dot_double(int64_t n, const float* x, const float* y) { return reduce_to_host(n, x, y, 0); }
-double cuda_asum_double(int64_t n, const float* x) { return reduce_to_host(n, x, x, 1); }
+double cuda_dot_double(int64_t n, const float* x, const float* y, Stream s) { return reduce_to_host(n, x, y, 0, s); }
+double cuda_asum_double(int64_t n, const float* x, Stream s) { return reduce_to_host(n, x, x, 1, s); }
 
-int64_t cuda_count_nonfinite(int64_t n, const float* x, int64_t* first) {
+int64_t cuda_count_nonfinite(int64_t n, const float* x, int64_t* first, Stream s) {
   if (first) *first = -1;
   if (n == 0) return 0;
   const unsigned blocks = reduce_blocks(n);
   auto* ws = static_cast<long long*>(cuda::workspace(2 * blocks * sizeof(long long)));
-  nonfinite_partial_kernel<<<blocks, cuda::kThreads, 0, cuda::stream()>>>(ws, ws + blocks, x, n);
+  nonfinite_partial_kernel<<<blocks, cuda::kThreads, 0, s>>>(ws, ws + blocks, x, n);
   cuda::check_launch("nonfinite_partial_kernel");
-  nonfinite_final_kernel<<<1, 32, 0, cuda::stream()>>>(ws, ws + blocks, static_cast<int>(blocks));
+  nonfinite_final_kernel<<<1, 32, 0, s>>>(ws, ws + blocks, static_cast<int>(blocks));
   cuda::check_launch("nonfinite_final_kernel");
   long long host[2] = {0, 0};
-  COCO_CUDA_CHECK(cudaMemcpyAsync(&host[0], ws, sizeof(long long), cudaMemcpyDeviceToHost, cuda::stream()));
-  COCO_CUDA_CHECK(cudaMemcpyAsync(&host[1], ws + blocks, sizeof(long long), cudaMemcpyDeviceToHost, cuda::stream()));
-  COCO_CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));
+  COCO_CUDA_CHECK(cudaMemcpyAsync(&host[0], ws, sizeof(long long), cudaMemcpyDeviceToHost, s));
+  COCO_CUDA_CHECK(cudaMemcpyAsync(&host[1], ws + blocks, sizeof(long long), cudaMemcpyDeviceToHost, s));
+  COCO_CUDA_CHECK(cudaStreamSynchronize(s));
   if (first && host[0] > 0) *first = host[1];
   return host[0];
 }
 
 void cuda_sgd_update(int64_t n, float* w, float* v, const float* g, float lr, float momentum, float decay, bool l1,
-                     float clip) {
+                     float clip, Stream s) {
   if (n == 0) return;
-  sgd_kernel<<<cuda::blocks_for(n), cuda::kThreads, 0, cuda::stream()>>>(w, v, g, n, lr, momentum, decay, l1, clip);
+  sgd_kernel<<<cuda::blocks_for(n), cuda::kThreads, 0, s>>>(w, v, g, n, lr, momentum, decay, l1, clip);
   cuda::check_launch("sgd_kernel");
 }
 

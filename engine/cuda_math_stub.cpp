@@ -9,15 +9,15 @@ namespace coco {
 namespace {
 [[noreturn]] void no_cuda() { COCO_THROW("this coco build has no CUDA backend (configure with COCO_WITH_CUDA=ON)"); }
 }  // namespace
-void cuda_gemm(Trans, Trans, int64_t, int64_t, int64_t, float, const float*, const float*, float, float*) { no_cuda(); }
-void cuda_gemv(Trans, int64_t, int64_t, float, const float*, const float*, float, float*) { no_cuda(); }
-void cuda_axpy(int64_t, float, const float*, float*) { no_cuda(); }
-void cuda_scale(int64_t, float, float*) { no_cuda(); }
-void cuda_set(int64_t, float, float*) { no_cuda(); }
-void cuda_copy(int64_t, const float*, float*) { no_cuda(); }
-double cuda_dot_double(int64_t, const float*, const float*) { no_cuda(); }
-double cuda_asum_double(int64_t, const float*) { no_cuda(); }
-int64_t cuda_count_nonfinite(int64_t, const float*, int64_t*) { no_cuda(); }
-void cuda_sgd_update(int64_t, float*, float*, const float*, float, float, float, bool, float) { no_cuda(); }
+void cuda_gemm(Trans, Trans, int64_t, int64_t, int64_t, float, const float*, const float*, float, float*, Stream) { no_cuda(); }
+void cuda_gemv(Trans, int64_t, int64_t, float, const float*, const float*, float, float*, Stream) { no_cuda(); }
+void cuda_axpy(int64_t, float, const float*, float*, Stream) { no_cuda(); }
+void cuda_scale(int64_t, float, float*, Stream) { no_cuda(); }
+void cuda_set(int64_t, float, float*, Stream) { no_cuda(); }
+void cuda_copy(int64_t, const float*, float*, Stream) { no_cuda(); }
+double cuda_dot_double(int64_t, const float*, const float*, Stream) { no_cuda(); }
+double cuda_asum_double(int64_t, const float*, Stream) { no_cuda(); }
+int64_t cuda_count_nonfinite(int64_t, const float*, int64_t*, Stream) { no_cuda(); }
+void cuda_sgd_update(int64_t, float*, float*, const float*, float, float, float, bool, float, Stream) { no_cuda(); }
 }  // namespace coco
 #endif

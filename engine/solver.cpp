@@ -52,7 +52,7 @@ double SgdSolver::gradient_norm() const {
   double s = 0;
   for (int i : learnable_) {
     const auto& b = *net_->params()[i].blob;
-    s += b.device() == Device::kCUDA ? cuda_dot_double(b.count(), b.cdiff(), b.cdiff())
+    s += b.device() == Device::kCUDA ? cuda_dot_double(b.count(), b.cdiff(), b.cdiff(), cuda::stream())
                                      : cpu_dot_double(b.count(), b.cdiff(), b.cdiff());
   }
   return std::sqrt(s);
@@ -77,7 +77,7 @@ void SgdSolver::apply_update(int64_t iter) {
     const int64_t n = b.count();
     if (b.device() == Device::kCUDA) {
       COCO_CHECK(history_[h].device() == Device::kCUDA, "momentum of '", p.layer, "' is not on the device");
-      cuda_sgd_update(n, w, v, g, local_lr, momentum, decay, l1, clip);
+      cuda_sgd_update(n, w, v, g, local_lr, momentum, decay, l1, clip, cuda::stream());
       continue;
     }
 #pragma omp parallel for schedule(static)

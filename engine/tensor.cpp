@@ -94,7 +94,7 @@ void Tensor::fill(float v) {
   if (device_ == Device::kCPU) {
     std::fill(data(), data() + count_, v);
   } else {
-    cuda_set(count_, v, data());
+    cuda_set(count_, v, data(), cuda::stream());
   }
 }
 

@@ -108,8 +108,8 @@ void BNLayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
   const cuda::Stream s = cuda::stream();
   const BnStats used = stats_mode();
   if (used == BnStats::kGlobal) {
-    cuda_copy(d.C, blobs_[2]->cdata(), core_.mean());
-    cuda_copy(d.C, blobs_[3]->cdata(), core_.var());
+    cuda_copy(d.C, blobs_[2]->cdata(), core_.mean(), s);
+    cuda_copy(d.C, blobs_[3]->cdata(), core_.var(), s);
   } else {
     core_.batch_stats_cuda(bottom[0]->cdata(), s);
     if (p.moving_average() && phase() == Phase::kTrain)
@@ -124,8 +124,8 @@ void BNLayer::backward_cuda(const Blobs& top, const std::vector<bool>& propagate
   const cuda::Stream s = cuda::stream();
   const float* dy = top[0]->cdiff();
   core_.grad_sums_cuda(dy, s);
-  cuda_axpy(channels_, 1.0f, core_.sum_dy_xhat(), blobs_[0]->mutable_diff());  // scale diff +=
-  cuda_axpy(channels_, 1.0f, core_.sum_dy(), blobs_[1]->mutable_diff());       // shift diff +=
+  cuda_axpy(channels_, 1.0f, core_.sum_dy_xhat(), blobs_[0]->mutable_diff(), s);  // scale diff +=
+  cuda_axpy(channels_, 1.0f, core_.sum_dy(), blobs_[1]->mutable_diff(), s);  // shift diff +=
   if (propagate_down[0]) core_.backward_input_cuda(dy, blobs_[0]->cdata(), bottom[0]->mutable_diff(), s);
 }
 #else

@@ -89,7 +89,7 @@ void CenterProjectionLayer::forward_cuda(const Blobs& bottom, const Blobs& top) 
   center_projection_renormalize_cuda(w, k, d, cuda::stream());
   if (n == 0) return;
   float* y = top[0]->mutable_data();  // (N, K)
-  cuda_gemm(Trans::kNo, Trans::kYes, n, k, d, scale_, bottom[0]->cdata(), w, 0.0f, y);
+  cuda_gemm(Trans::kNo, Trans::kYes, n, k, d, scale_, bottom[0]->cdata(), w, 0.0f, y, cuda::stream());
   if (bias_term_) center_projection_add_bias_cuda(y, blobs_[1]->cdata(), n, k, cuda::stream());
 }
 
@@ -99,10 +99,10 @@ void CenterProjectionLayer::backward_cuda(const Blobs& top, const std::vector<bo
   if (n == 0) return;
   const float* dy = top[0]->cdiff();  // (N, K)
   // weight diff (K, D) += scale * dYᵀ x
-  cuda_gemm(Trans::kYes, Trans::kNo, k, d, n, scale_, dy, bottom[0]->cdata(), 1.0f, blobs_[0]->mutable_diff());
+  cuda_gemm(Trans::kYes, Trans::kNo, k, d, n, scale_, dy, bottom[0]->cdata(), 1.0f, blobs_[0]->mutable_diff(), cuda::stream());
   if (bias_term_) center_projection_bias_grad_cuda(blobs_[1]->mutable_diff(), dy, n, k, cuda::stream());
   if (propagate_down[0])  // bottom diff (N, D) = scale * dY w
-    cuda_gemm(Trans::kNo, Trans::kNo, n, d, k, scale_, dy, blobs_[0]->cdata(), 0.0f, bottom[0]->mutable_diff());
+    cuda_gemm(Trans::kNo, Trans::kNo, n, d, k, scale_, dy, blobs_[0]->cdata(), 0.0f, bottom[0]->mutable_diff(), cuda::stream());
 }
 #else
 COCO_CUDA_STUBS(CenterProjectionLayer)

@@ -52,7 +52,7 @@ void DropoutLayer::backward_cpu(const Blobs& top, const std::vector<bool>& propa
 #if COCO_WITH_CUDA
 void DropoutLayer::apply_cuda(const float* in, int64_t n, float* out) const {
   if (phase() == Phase::kTest) {
-    if (out != in) cuda_copy(n, in, out);
+    if (out != in) cuda_copy(n, in, out, cuda::stream());
     return;
   }
   const float p = param_.dropout_param().dropout_ratio();

@@ -39,12 +39,12 @@ void FlattenLayer::backward_cpu(const Blobs& top, const std::vector<bool>& propa
 #if COCO_WITH_CUDA
 // Device-to-device copies on the compute stream; no kernel of its own.
 void FlattenLayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
-  cuda_copy(bottom[0]->count(), bottom[0]->cdata(), top[0]->mutable_data());
+  cuda_copy(bottom[0]->count(), bottom[0]->cdata(), top[0]->mutable_data(), cuda::stream());
 }
 
 void FlattenLayer::backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) {
   if (!propagate_down[0]) return;
-  cuda_copy(top[0]->count(), top[0]->cdiff(), bottom[0]->mutable_diff());
+  cuda_copy(top[0]->count(), top[0]->cdiff(), bottom[0]->mutable_diff(), cuda::stream());
 }
 #else
 COCO_CUDA_STUBS(FlattenLayer)

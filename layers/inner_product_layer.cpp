@@ -100,7 +100,7 @@ void InnerProductLayer::backward_cpu(const Blobs& top, const std::vector<bool>& 
 #if COCO_WITH_CUDA
 const float* InnerProductLayer::ones_cuda() {
   if (ones_valid_ < ones_.count()) {
-    cuda_set(ones_.count(), 1.0f, ones_.data());
+    cuda_set(ones_.count(), 1.0f, ones_.data(), cuda::stream());
     ones_valid_ = ones_.count();
   }
   return ones_.data();
@@ -111,8 +111,8 @@ void InnerProductLayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
   const Trans tw = layout_ == WeightLayout::kOutByIn ? Trans::kYes : Trans::kNo;
   const int64_t M = m_, N = num_output_;
   float* y = top[0]->mutable_data();
-  if (has_bias_) cuda_gemm(Trans::kNo, Trans::kNo, M, N, 1, 1.f, ones_cuda(), blobs_[1]->cdata(), 0.f, y);
-  cuda_gemm(Trans::kNo, tw, M, N, k_, 1.f, bottom[0]->cdata(), blobs_[0]->cdata(), has_bias_ ? 1.f : 0.f, y);
+  if (has_bias_) cuda_gemm(Trans::kNo, Trans::kNo, M, N, 1, 1.f, ones_cuda(), blobs_[1]->cdata(), 0.f, y, cuda::stream());
+  cuda_gemm(Trans::kNo, tw, M, N, k_, 1.f, bottom[0]->cdata(), blobs_[0]->cdata(), has_bias_ ? 1.f : 0.f, y, cuda::stream());
 }
 
 void InnerProductLayer::backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down,
@@ -122,14 +122,14 @@ void InnerProductLayer::backward_cuda(const Blobs& top, const std::vector<bool>&
   const int64_t M = m_, N = num_output_, K = k_;
   float* dw = blobs_[0]->mutable_diff();
   if (layout_ == WeightLayout::kOutByIn)
-    cuda_gemm(Trans::kYes, Trans::kNo, N, K, M, 1.f, dy, x, 1.f, dw);  // (N, K) +=
+    cuda_gemm(Trans::kYes, Trans::kNo, N, K, M, 1.f, dy, x, 1.f, dw, cuda::stream());  // (N, K) +=
   else
-    cuda_gemm(Trans::kYes, Trans::kNo, K, N, M, 1.f, x, dy, 1.f, dw);  // (K, N) +=
+    cuda_gemm(Trans::kYes, Trans::kNo, K, N, M, 1.f, x, dy, 1.f, dw, cuda::stream());  // (K, N) +=
   // bias diff (N) += dY^T (N, M) * ones (M).
-  if (has_bias_) cuda_gemv(Trans::kYes, M, N, 1.f, dy, ones_cuda(), 1.f, blobs_[1]->mutable_diff());
+  if (has_bias_) cuda_gemv(Trans::kYes, M, N, 1.f, dy, ones_cuda(), 1.f, blobs_[1]->mutable_diff(), cuda::stream());
   if (propagate_down[0]) {
     const Trans tw = layout_ == WeightLayout::kOutByIn ? Trans::kNo : Trans::kYes;
-    cuda_gemm(Trans::kNo, tw, M, K, N, 1.f, dy, blobs_[0]->cdata(), 0.f, bottom[0]->mutable_diff());
+    cuda_gemm(Trans::kNo, tw, M, K, N, 1.f, dy, blobs_[0]->cdata(), 0.f, bottom[0]->mutable_diff(), cuda::stream());
   }
 }
 #else

@@ -132,7 +132,7 @@ void ScaleLayer::backward_cpu(const Blobs& top, const std::vector<bool>& propaga
 void ScaleLayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
   if (top[0] == bottom[0]) {
     bottom_copy_.reshape(bottom[0]->shape());
-    cuda_copy(bottom[0]->count(), bottom[0]->cdata(), bottom_copy_.data());
+    cuda_copy(bottom[0]->count(), bottom[0]->cdata(), bottom_copy_.data(), cuda::stream());
   }
   const bool learned = bottom.size() == 1;
   const float* s = learned ? blobs_[0]->cdata() : bottom[1]->cdata();

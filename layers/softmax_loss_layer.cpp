@@ -143,7 +143,7 @@ void SoftmaxWithLossLayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
                             reinterpret_cast<int32_t*>(status_dev_.data()), state, bottom[0]->cdata(),
                             bottom[1]->cdata(), outer_, classes_, inner_, has_ignore_label_, ignore_label_, valid,
                             valid ? 1.0 : normalizer(0), cuda::stream());
-  if (top.size() > 1) cuda_copy(prob_.count(), prob_.data(), top[1]->mutable_data());
+  if (top.size() > 1) cuda_copy(prob_.count(), prob_.data(), top[1]->mutable_data(), cuda::stream());
 }
 
 void SoftmaxWithLossLayer::backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down,

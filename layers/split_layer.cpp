@@ -36,7 +36,7 @@ void SplitLayer::backward_cpu(const Blobs& top, const std::vector<bool>& propaga
 // Device-to-device copies on the compute stream (Tensor::copy_from would be a
 // synchronous copy outside that stream).
 void SplitLayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
-  for (auto* t : top) cuda_copy(bottom[0]->count(), bottom[0]->cdata(), t->mutable_data());
+  for (auto* t : top) cuda_copy(bottom[0]->count(), bottom[0]->cdata(), t->mutable_data(), cuda::stream());
 }
 
 void SplitLayer::backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) {

@@ -486,10 +486,10 @@ TEST(CudaBatchNorm, InPlaceJustBelow2To32Values) {
     }
     if (fits) {
       for (int64_t n = 0; n < 2; ++n)
-        for (int64_t c = 0; c < 2; ++c) cuda_set(S, n == 0 ? 0.f : 4.f, x->mutable_data() + (n * 2 + c) * S);
+        for (int64_t c = 0; c < 2; ++c) cuda_set(S, n == 0 ? 0.f : 4.f, x->mutable_data() + (n * 2 + c) * S, cuda::stream());
       Blobs b{x.get()};
       layer->forward(b, b);
-      const double mean_abs = cuda_asum_double(x->count(), x->cdata()) / static_cast<double>(x->count());
+      const double mean_abs = cuda_asum_double(x->count(), x->cdata(), cuda::stream()) / static_cast<double>(x->count());
       EXPECT_NEAR(mean_abs, std::sqrt(4.0 / (4.0 + 1e-5)), 1e-5);
     }
   }

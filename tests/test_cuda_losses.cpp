@@ -433,7 +433,7 @@ TEST(CudaCenterLoss, CentresFollowCpuOverSteps) {
       Blob& cc = *p.cpu->blobs()[0];
       Blob& cg = *p.gpu->blobs()[0];
       cpu_axpy(cc.count(), -lr, cc.cdiff(), cc.mutable_data());
-      cuda_axpy(cg.count(), -lr, cg.cdiff(), cg.mutable_data());
+      cuda_axpy(cg.count(), -lr, cg.cdiff(), cg.mutable_data(), cuda::stream());
       cuda::synchronize("centre step");
       // Each step's error stays an ulp or two of the centres (|c| ~ 1).
       expect_close(std::string(update) + " centres, step " + std::to_string(step), cc.data(), cg.data(),

@@ -238,9 +238,9 @@ double time_cuda(Communicator& comm, Head& h, const HeadBenchOptions& o, int64_t
   *floor = 1e30;
   for (int r = 0; r < o.repeats + 1; ++r) {
     timer.start();
-    cuda_gemm(Trans::kNo, Trans::kYes, M, Kr, D, 1.f, f.data(), c.data(), 0.f, z.data());
-    cuda_gemm(Trans::kYes, Trans::kNo, Kr, D, M, 1.f, z.data(), f.data(), 0.f, gc.data());
-    cuda_gemm(Trans::kNo, Trans::kNo, M, D, Kr, 1.f, z.data(), c.data(), 0.f, gf.data());
+    cuda_gemm(Trans::kNo, Trans::kYes, M, Kr, D, 1.f, f.data(), c.data(), 0.f, z.data(), cuda::stream());
+    cuda_gemm(Trans::kYes, Trans::kNo, Kr, D, M, 1.f, z.data(), f.data(), 0.f, gc.data(), cuda::stream());
+    cuda_gemm(Trans::kNo, Trans::kNo, M, D, Kr, 1.f, z.data(), c.data(), 0.f, gf.data(), cuda::stream());
     const double dt = timer.stop();
     if (r > 0) *floor = std::min(*floor, dt);
   }
