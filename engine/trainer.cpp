@@ -1,13 +1,9 @@
 #include "engine/trainer.h"
 
-#include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <cmath>
-#include <deque>
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "engine/checkpoint.h"
@@ -15,6 +11,9 @@
 #include "engine/training_checkpoint.h"
 #include "engine/common.h"
 #include "engine/logging.h"
+#include "engine/loss_window.h"
+#include "engine/metrics_writer.h"
+#include "engine/throughput.h"
 #include "engine/settings.h"
 
 namespace coco {
@@ -88,6 +87,18 @@ int64_t checkpoint_iteration(const std::string& file, const std::string& name) {
 }
 }  // namespace
 
+struct Trainer::RunState {
+  RunState(const std::string& metrics_path, bool lead, int average_loss);
+  bool lead;  // rank 0: logs and writes the metrics
+  MetricsWriter metrics;
+  LossWindow loss_window;
+  Throughput throughput;
+  TrainResult result;
+  std::vector<Tensor> state_backup;  // state blobs before a step that may be skipped
+};
+
+Trainer::~Trainer() = default;
+
 Trainer::Trainer(const TrainOptions& opt, Communicator* comm, Communicator* host_comm)
     : opt_(opt), comm_(comm), host_comm_(host_comm ? host_comm : comm) {
   cfg_ = load_train_config(opt.config);
@@ -101,81 +112,14 @@ Trainer::Trainer(const TrainOptions& opt, Communicator* comm, Communicator* host
     train_net_ = std::make_unique<Net>(cfg_.net, Phase::kTrain, comm_, seed_, cfg_.net_origin);
     return;
   }
-  validate_solver(s, opt.config);
-  if (opt.max_iter >= 0) s.set_max_iter(static_cast<int>(opt.max_iter));
-  max_iter_ = s.max_iter();
-  if (!s.has_train_data() && !opt.dry_run)
-    COCO_THROW(opt.config, ": the solver has no train_data { source: ... } (e.g. \"mnist:data/mnist\")");
-  batch_ = opt.batch_size > 0 ? opt.batch_size : s.train_data().batch_size();
-  if (batch_ <= 0) COCO_THROW(opt.config, ": batch size must be positive");
-  snapshot_prefix_ = !opt.snapshot_prefix.empty() ? opt.snapshot_prefix
-                     : s.has_snapshot_prefix()    ? s.snapshot_prefix()
-                                                  : "snapshots/" + (cfg_.net.name().empty() ? "net" : cfg_.net.name());
-
-  if (!snapshot_prefix_names_files(snapshot_prefix_))
-    COCO_THROW(opt.config, ": snapshot prefix '", snapshot_prefix_, "' names no file (it would write '",
-               snapshot_prefix_, "_iter_N.ckpt'); give a path such as snapshots/mnist");
-  slice_ = shard_range(batch_, comm_->rank(), comm_->size());
-  if (slice_.count == 0)
-    COCO_THROW(opt.config, ": the batch of ", batch_, " has fewer samples than the ", comm_->size(), " ranks");
-  proto::NetParameter train_param = cfg_.net;
-  set_input_batch(&train_param, slice_.count);
-  train_net_ = std::make_unique<Net>(train_param, Phase::kTrain, comm_, seed_, cfg_.net_origin);
-  train_net_->set_local_fraction(static_cast<double>(slice_.count) / batch_);
+  read_solver_settings();
+  build_train_net();
   if (opt.dry_run) return;
-
-  if (train_net_->input_blobs().size() != 2)
-    COCO_THROW(cfg_.net_origin, ": the net must declare two inputs (data, label), it has ",
-               train_net_->input_blobs().size());
-  train_data_ = open_data_source(s.train_data(), opt.data_root, seed_, opt.config);
-  const Shape want = train_data_->sample_shape();
-  const Shape have(train_net_->input_blobs()[0]->shape().begin() + 1, train_net_->input_blobs()[0]->shape().end());
-  if (shape_count(want) != shape_count(have))
-    COCO_THROW(cfg_.net_origin, ": input '", train_net_->input_names()[0], "' takes samples of shape ", shape_str(have),
-               " but ", s.train_data().source(), " gives ", shape_str(want));
-
-  if (s.has_test_data() && s.test_interval() > 0) {
-    test_data_ = open_data_source(s.test_data(), opt.data_root, seed_, opt.config);
-    test_batch_ = s.test_data().batch_size();
-    proto::NetParameter test_param = cfg_.net;
-    set_input_batch(&test_param, test_batch_);
-    test_net_ = std::make_unique<Net>(test_param, Phase::kTest, comm_, seed_, cfg_.net_origin + " (test)");
-    test_net_->share_params_from(*train_net_);
-  }
+  open_data_and_test_net();
   solver_ = std::make_unique<SgdSolver>(s, train_net_.get());
   reducer_ = std::make_unique<GradientReducer>(*train_net_, *comm_);
   run_id_ = run_fingerprint(s, opt, batch_, comm_->size());
-
-  if (!opt.weights.empty()) {
-    const auto layers = load_weights(*train_net_, opt.weights, opt.weights_keep_fillers);
-    std::string kept;
-    for (const auto& l : opt.weights_keep_fillers) kept += (kept.empty() ? "; from their fillers: " : ", ") + l;
-    spdlog::info("initialised {} layer(s) from {}{}", layers.size(), opt.weights, kept);
-  }
-  // Checkpoints: a folder that cannot be written fails now, not at the first
-  // snapshot hours in; temporary files of an interrupted write are reported (and
-  // removed when their writer is gone) -- they never count as checkpoints.
-  const auto [snap_dir, snap_name] = split_path(snapshot_prefix_);
-  if (s.snapshot() > 0 || s.snapshot_after_train()) ensure_writable_folder(snap_dir, "snapshot");
-  if (comm_->local_rank() == 0) {
-    auto notes = clean_partial_writes(snap_dir, snap_name);
-    if (!opt.resume.empty()) {
-      const auto [resume_dir, resume_name] = split_path(opt.resume);
-      if (resume_dir != snap_dir) {
-        auto more = clean_partial_writes(resume_dir, "");
-        notes.insert(notes.end(), more.begin(), more.end());
-      }
-    }
-    for (const auto& n : notes) spdlog::warn("{}", n);
-  }
-  if (!opt.resume.empty()) {
-    start_iter_ = load_training_checkpoint(opt.resume, *train_net_, *solver_);
-    spdlog::info("resumed from {} at iteration {}", opt.resume, start_iter_);
-    if (max_iter_ < start_iter_)
-      COCO_THROW(opt.resume, ": is at iteration ", start_iter_, ", past max_iter ", max_iter_,
-                 "; to continue training, raise max_iter (--max-iter N with N > ", start_iter_, ")");
-  }
-  if (comm_->rank() == 0) warn_about_existing_checkpoints();
+  load_starting_point();
   // Parameters are loaded on the host; then the nets and the momentum move.
   if (opt.device != Device::kCPU) {
     train_net_->to_device(opt.device);
@@ -188,6 +132,91 @@ Trainer::Trainer(const TrainOptions& opt, Communicator* comm, Communicator* host
   }
   // One consistent start on every rank (rank 0's replicated parameters).
   reducer_->broadcast_params(0);
+}
+
+// The solver's settings after the command line's overrides, checked.
+void Trainer::read_solver_settings() {
+  auto& s = cfg_.solver;
+  validate_solver(s, opt_.config);
+  if (opt_.max_iter >= 0) s.set_max_iter(static_cast<int>(opt_.max_iter));
+  max_iter_ = s.max_iter();
+  if (!s.has_train_data() && !opt_.dry_run)
+    COCO_THROW(opt_.config, ": the solver has no train_data { source: ... } (e.g. \"mnist:data/mnist\")");
+  batch_ = opt_.batch_size > 0 ? opt_.batch_size : s.train_data().batch_size();
+  if (batch_ <= 0) COCO_THROW(opt_.config, ": batch size must be positive");
+  snapshot_prefix_ = !opt_.snapshot_prefix.empty() ? opt_.snapshot_prefix
+                     : s.has_snapshot_prefix()     ? s.snapshot_prefix()
+                                                   : "snapshots/" + (cfg_.net.name().empty() ? "net" : cfg_.net.name());
+  if (!snapshot_prefix_names_files(snapshot_prefix_))
+    COCO_THROW(opt_.config, ": snapshot prefix '", snapshot_prefix_, "' names no file (it would write '",
+               snapshot_prefix_, "_iter_N.ckpt'); give a path such as snapshots/mnist");
+}
+
+// The training net at this rank's slice of the global batch.
+void Trainer::build_train_net() {
+  slice_ = shard_range(batch_, comm_->rank(), comm_->size());
+  if (slice_.count == 0)
+    COCO_THROW(opt_.config, ": the batch of ", batch_, " has fewer samples than the ", comm_->size(), " ranks");
+  proto::NetParameter train_param = cfg_.net;
+  set_input_batch(&train_param, slice_.count);
+  train_net_ = std::make_unique<Net>(train_param, Phase::kTrain, comm_, seed_, cfg_.net_origin);
+  train_net_->set_local_fraction(static_cast<double>(slice_.count) / batch_);
+}
+
+// The data sources, checked against the net's input, and the test net sharing the
+// training net's parameters.
+void Trainer::open_data_and_test_net() {
+  const auto& s = cfg_.solver;
+  if (train_net_->input_blobs().size() != 2)
+    COCO_THROW(cfg_.net_origin, ": the net must declare two inputs (data, label), it has ",
+               train_net_->input_blobs().size());
+  train_data_ = open_data_source(s.train_data(), opt_.data_root, seed_, opt_.config);
+  const Shape want = train_data_->sample_shape();
+  const Shape have(train_net_->input_blobs()[0]->shape().begin() + 1, train_net_->input_blobs()[0]->shape().end());
+  if (shape_count(want) != shape_count(have))
+    COCO_THROW(cfg_.net_origin, ": input '", train_net_->input_names()[0], "' takes samples of shape ", shape_str(have),
+               " but ", s.train_data().source(), " gives ", shape_str(want));
+  if (!s.has_test_data() || s.test_interval() <= 0) return;
+  test_data_ = open_data_source(s.test_data(), opt_.data_root, seed_, opt_.config);
+  test_batch_ = s.test_data().batch_size();
+  proto::NetParameter test_param = cfg_.net;
+  set_input_batch(&test_param, test_batch_);
+  test_net_ = std::make_unique<Net>(test_param, Phase::kTest, comm_, seed_, cfg_.net_origin + " (test)");
+  test_net_->share_params_from(*train_net_);
+}
+
+// --weights or --resume, after checking the snapshot folder: a folder that cannot be
+// written fails now, not at the first snapshot hours in; temporary files of an
+// interrupted write are reported (and removed when their writer is gone) -- they
+// never count as checkpoints.
+void Trainer::load_starting_point() {
+  if (!opt_.weights.empty()) {
+    const auto layers = load_weights(*train_net_, opt_.weights, opt_.weights_keep_fillers);
+    std::string kept;
+    for (const auto& l : opt_.weights_keep_fillers) kept += (kept.empty() ? "; from their fillers: " : ", ") + l;
+    spdlog::info("initialised {} layer(s) from {}{}", layers.size(), opt_.weights, kept);
+  }
+  const auto [snap_dir, snap_name] = split_path(snapshot_prefix_);
+  if (cfg_.solver.snapshot() > 0 || cfg_.solver.snapshot_after_train()) ensure_writable_folder(snap_dir, "snapshot");
+  if (comm_->local_rank() == 0) {
+    auto notes = clean_partial_writes(snap_dir, snap_name);
+    if (!opt_.resume.empty()) {
+      const auto [resume_dir, resume_name] = split_path(opt_.resume);
+      if (resume_dir != snap_dir) {
+        auto more = clean_partial_writes(resume_dir, "");
+        notes.insert(notes.end(), more.begin(), more.end());
+      }
+    }
+    for (const auto& n : notes) spdlog::warn("{}", n);
+  }
+  if (!opt_.resume.empty()) {
+    start_iter_ = load_training_checkpoint(opt_.resume, *train_net_, *solver_);
+    spdlog::info("resumed from {} at iteration {}", opt_.resume, start_iter_);
+    if (max_iter_ < start_iter_)
+      COCO_THROW(opt_.resume, ": is at iteration ", start_iter_, ", past max_iter ", max_iter_,
+                 "; to continue training, raise max_iter (--max-iter N with N > ", start_iter_, ")");
+  }
+  if (comm_->rank() == 0) warn_about_existing_checkpoints();
 }
 
 void Trainer::fill_inputs(Net& net, bool train, int64_t first, int64_t count) {
@@ -336,131 +365,133 @@ Trainer::TestOutcome Trainer::test(int64_t iter) {
 
 TrainResult Trainer::run() {
   COCO_CHECK(!opt_.dry_run && solver_, "run() on a dry-run trainer");
-  const auto& s = cfg_.solver;
+  run_ = std::make_unique<RunState>(opt_.metrics, comm_->rank() == 0, cfg_.solver.average_loss());
   last_snapshot_.clear();
-  std::ofstream metrics;
-  if (!opt_.metrics.empty() && comm_->rank() == 0) {
-    metrics.open(opt_.metrics, std::ios::app);
-    if (!metrics) COCO_THROW(opt_.metrics, ": cannot open the metrics file for writing");
-  }
-  auto emit = [&](const nlohmann::json& j) {
-    if (metrics.is_open()) {
-      metrics << j.dump() << "\n";
-      metrics.flush();
-      if (!metrics) COCO_THROW(opt_.metrics, ": cannot write the metrics file: ", std::strerror(errno));
-    }
-  };
-
-  TrainResult result;
-  result.test_loss = NAN;
-  const int display = s.display();
-  const int window = std::max(1, s.average_loss());
-  std::deque<double> recent;
-  double recent_sum = 0;
-  double train_seconds = 0;
-  int64_t train_images = 0;
-  double window_seconds = 0;  // training steps only: test passes and snapshots excluded
-  int64_t window_iters = 0;
-  const bool lead = comm_->rank() == 0;
-  std::vector<Tensor> state_backup;
   spdlog::info("training {} from iteration {} to {}, batch {} ({} on this rank of {}), {} learnable values, seed {}",
                opt_.config, start_iter_, max_iter_, batch_, slice_.count, comm_->size(),
                train_net_->num_learnable_values(), seed_);
-
-  auto run_test = [&](int64_t it) {
-    if (!test_net_) return;
-    TestOutcome t = test(it);
-    result.test_loss = t.loss;
-    result.test_accuracy = t.accuracy;
-    nlohmann::json j{{"iter", it}, {"test_loss", t.loss}};
-    if (t.has_accuracy) j["test_accuracy"] = t.accuracy;
-    emit(j);
-  };
-
-  if (opt_.debug_gradcheck && max_iter_ > start_iter_) {
-    // The loss layers' gradients against finite differences, on the first batch.
-    fill_inputs(*train_net_, true, start_iter_ * batch_ + slice_.start, slice_.count);
-    train_net_->set_iter(start_iter_);
-    for (const auto& r : check_loss_gradients(*train_net_)) {
-      if (lead)
-        spdlog::info("debug gradcheck {}: {} entries, {} outside tolerance, worst {:.3g} of tolerance ({})", r.layer,
-                     r.checked, r.failed, r.max_error, r.worst);
-      if (!r.ok())
-        COCO_THROW("debug gradcheck, iteration ", start_iter_, ": layer ", r.layer, ": ", r.failed, " of ", r.checked,
-                   " gradient entries disagree with finite differences; worst: ", r.worst);
-    }
-  }
-
+  if (opt_.debug_gradcheck && max_iter_ > start_iter_) check_gradients_on_first_batch();
   for (int64_t it = start_iter_; it < max_iter_; ++it) {
-    if (test_net_ && it % s.test_interval() == 0 && (it > start_iter_ || (it == 0 && s.test_initialization())))
-      run_test(it);
-    const auto t0 = Clock::now();
-    fill_inputs(*train_net_, true, it * batch_ + slice_.start, slice_.count);
-    train_net_->set_iter(it);
-    train_net_->clear_param_diffs();
-    // A step that may be skipped must not leave its forward's state behind (running
-    // statistics): keep a copy of the state blobs to put back.
-    if (opt_.skip_nonfinite) save_state(*train_net_, &state_backup);
-    train_net_->forward_backward();
-    reducer_->all_reduce();
-    // The global loss: local-mean losses weighted by each rank's share, plus global
-    // ones; and whether every rank's loss and gradient are finite (the same verdict
-    // on every rank, so all of them skip or stop together).
-    float agg[2] = {static_cast<float>(train_net_->last_local_loss() * slice_.count / batch_), 0.f};
-    agg[1] = std::isfinite(train_net_->last_global_loss()) && std::isfinite(solver_->gradient_norm()) ? 0.f : 1.f;
-    host_comm_->all_reduce(agg, 2, ReduceOp::kSum);
-    const double loss = agg[0] + train_net_->last_global_loss();
-    if (!std::isfinite(loss) || agg[1] != 0) {
-      const std::string why = diagnose_nonfinite(it);
-      if (!opt_.skip_nonfinite)
-        COCO_THROW("iteration ", it, ": the loss (", loss, ") or a gradient is not finite: ", why,
-                   result.last_snapshot.empty() ? std::string("; no checkpoint was written in this run")
-                                                : "; the last good checkpoint is " + result.last_snapshot,
-                   " (lower base_lr or check the data; --on-nonfinite skip skips such steps)");
-      restore_state(*train_net_, state_backup);
-      ++result.skipped_steps;
-      if (lead) spdlog::warn("iteration {}: non-finite loss or gradient, step skipped ({} so far): {}", it,
-                             result.skipped_steps, why);
-      emit({{"iter", it + 1}, {"skipped_nonfinite", result.skipped_steps}});
-      continue;
-    }
-    solver_->apply_update(it);
-    const double dt = seconds_since(t0);
-    train_seconds += dt;
-    window_seconds += dt;
-    train_images += batch_;
-    ++window_iters;
-
-    recent.push_back(loss);
-    recent_sum += loss;
-    if (static_cast<int>(recent.size()) > window) {
-      recent_sum -= recent.front();
-      recent.pop_front();
-    }
-    result.last_loss = recent_sum / recent.size();
-    result.iterations = it + 1;
-
-    if (display > 0 && (it + 1) % display == 0) {
-      const double ips = window_iters * batch_ / std::max(window_seconds, 1e-9);
-      const double eta = (max_iter_ - it - 1) * (window_seconds / window_iters);
-      const double lr = solver_->learning_rate(it);
-      if (!opt_.quiet && lead)
-        spdlog::info("iter {}/{}  loss {:.5f}  lr {:.3g}  {:.1f} images/s  ETA {}", it + 1, max_iter_,
-                     result.last_loss, lr, ips, fmt_duration(eta));
-      emit({{"iter", it + 1}, {"loss", result.last_loss}, {"lr", lr}, {"images_per_s", ips}});
-      window_seconds = 0;
-      window_iters = 0;
-    }
-    if (s.snapshot() > 0 && (it + 1) % s.snapshot() == 0 && it + 1 < max_iter_) result.last_snapshot = snapshot(it + 1);
+    if (test_due(it)) run_test_pass(it);
+    const StepOutcome step = train_step(it);
+    if (step.kind == StepOutcome::kUpdated) record_step(it, step);
   }
+  finish_run();
+  return run_->result;
+}
+
+Trainer::RunState::RunState(const std::string& metrics_path, bool lead, int average_loss)
+    : lead(lead), metrics(lead ? metrics_path : std::string()), loss_window(average_loss) {
+  result.test_loss = NAN;
+}
+
+bool Trainer::test_due(int64_t it) const {
+  const auto& s = cfg_.solver;
+  return test_net_ && it % s.test_interval() == 0 && (it > start_iter_ || (it == 0 && s.test_initialization()));
+}
+
+void Trainer::run_test_pass(int64_t it) {
+  if (!test_net_) return;
+  const TestOutcome t = test(it);
+  run_->result.test_loss = t.loss;
+  run_->result.test_accuracy = t.accuracy;
+  nlohmann::json j{{"iter", it}, {"test_loss", t.loss}};
+  if (t.has_accuracy) j["test_accuracy"] = t.accuracy;
+  run_->metrics.write(j);
+}
+
+// The loss layers' gradients against finite differences, on the first batch.
+void Trainer::check_gradients_on_first_batch() {
+  fill_inputs(*train_net_, true, start_iter_ * batch_ + slice_.start, slice_.count);
+  train_net_->set_iter(start_iter_);
+  for (const auto& r : check_loss_gradients(*train_net_)) {
+    if (run_->lead)
+      spdlog::info("debug gradcheck {}: {} entries, {} outside tolerance, worst {:.3g} of tolerance ({})", r.layer,
+                   r.checked, r.failed, r.max_error, r.worst);
+    if (!r.ok())
+      COCO_THROW("debug gradcheck, iteration ", start_iter_, ": layer ", r.layer, ": ", r.failed, " of ", r.checked,
+                 " gradient entries disagree with finite differences; worst: ", r.worst);
+  }
+}
+
+// One iteration: forward, backward, the gradients joined across ranks, and the
+// update unless the loss or a gradient is not finite on some rank.
+Trainer::StepOutcome Trainer::train_step(int64_t it) {
+  const auto t0 = Clock::now();
+  fill_inputs(*train_net_, true, it * batch_ + slice_.start, slice_.count);
+  train_net_->set_iter(it);
+  train_net_->clear_param_diffs();
+  // A step that may be skipped must not leave its forward's state behind (running
+  // statistics): keep a copy of the state blobs to put back.
+  if (opt_.skip_nonfinite) save_state(*train_net_, &run_->state_backup);
+  train_net_->forward_backward();
+  reducer_->all_reduce();
+  // The global loss: local-mean losses weighted by each rank's share, plus global
+  // ones; and whether every rank's loss and gradient are finite (the same verdict
+  // on every rank, so all of them skip or stop together).
+  float agg[2] = {static_cast<float>(train_net_->last_local_loss() * slice_.count / batch_), 0.f};
+  agg[1] = std::isfinite(train_net_->last_global_loss()) && std::isfinite(solver_->gradient_norm()) ? 0.f : 1.f;
+  host_comm_->all_reduce(agg, 2, ReduceOp::kSum);
+  StepOutcome out;
+  out.loss = agg[0] + train_net_->last_global_loss();
+  if (!std::isfinite(out.loss) || agg[1] != 0) {
+    skip_or_stop_nonfinite(it, out.loss);
+    out.kind = StepOutcome::kSkipped;
+    return out;
+  }
+  solver_->apply_update(it);
+  out.seconds = seconds_since(t0);
+  return out;
+}
+
+// A non-finite step: names the layer (re-run with the per-layer scan), then stops
+// the run or, with --on-nonfinite skip, undoes the step's state and counts it.
+void Trainer::skip_or_stop_nonfinite(int64_t it, double loss) {
+  TrainResult& result = run_->result;
+  const std::string why = diagnose_nonfinite(it);
+  if (!opt_.skip_nonfinite)
+    COCO_THROW("iteration ", it, ": the loss (", loss, ") or a gradient is not finite: ", why,
+               result.last_snapshot.empty() ? std::string("; no checkpoint was written in this run")
+                                            : "; the last good checkpoint is " + result.last_snapshot,
+               " (lower base_lr or check the data; --on-nonfinite skip skips such steps)");
+  restore_state(*train_net_, run_->state_backup);
+  ++result.skipped_steps;
+  if (run_->lead)
+    spdlog::warn("iteration {}: non-finite loss or gradient, step skipped ({} so far): {}", it, result.skipped_steps,
+                 why);
+  run_->metrics.write({{"iter", it + 1}, {"skipped_nonfinite", result.skipped_steps}});
+}
+
+// After an update: the smoothed loss, the display line and metrics, a snapshot when due.
+void Trainer::record_step(int64_t it, const StepOutcome& step) {
+  TrainResult& result = run_->result;
+  run_->throughput.add_step(step.seconds, batch_);
+  result.last_loss = run_->loss_window.add(step.loss);
+  result.iterations = it + 1;
+  const auto& s = cfg_.solver;
+  if (s.display() > 0 && (it + 1) % s.display() == 0) {
+    const double ips = run_->throughput.window_images_per_s();
+    const double eta = (max_iter_ - it - 1) * run_->throughput.window_seconds_per_step();
+    const double lr = solver_->learning_rate(it);
+    if (!opt_.quiet && run_->lead)
+      spdlog::info("iter {}/{}  loss {:.5f}  lr {:.3g}  {:.1f} images/s  ETA {}", it + 1, max_iter_, result.last_loss,
+                   lr, ips, fmt_duration(eta));
+    run_->metrics.write({{"iter", it + 1}, {"loss", result.last_loss}, {"lr", lr}, {"images_per_s", ips}});
+    run_->throughput.start_window();
+  }
+  if (s.snapshot() > 0 && (it + 1) % s.snapshot() == 0 && it + 1 < max_iter_) result.last_snapshot = snapshot(it + 1);
+}
+
+// The last test pass and snapshot, and the run's throughput.
+void Trainer::finish_run() {
+  TrainResult& result = run_->result;
   result.iterations = std::max<int64_t>(max_iter_, start_iter_);
-  if (test_net_ && max_iter_ > start_iter_) run_test(max_iter_);
-  if (s.snapshot_after_train() && max_iter_ > start_iter_) result.last_snapshot = snapshot(max_iter_);
-  result.images_per_s = train_images / std::max(train_seconds, 1e-9);
-  if (lead)
+  if (test_net_ && max_iter_ > start_iter_) run_test_pass(max_iter_);
+  if (cfg_.solver.snapshot_after_train() && max_iter_ > start_iter_) result.last_snapshot = snapshot(max_iter_);
+  result.images_per_s = run_->throughput.run_images_per_s();
+  if (run_->lead)
     spdlog::info("done: {} iterations, {:.1f} images/s (training steps only, all ranks)", result.iterations,
                  result.images_per_s);
-  return result;
 }
 
 }  // namespace coco

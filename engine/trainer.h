@@ -64,6 +64,7 @@ class Trainer {
   // `comm` carries the nets' tensors (NCCL for CUDA tensors on several ranks);
   // `host_comm` the host-side scalars (losses, test sums): MPI, or `comm` when null.
   Trainer(const TrainOptions& opt, Communicator* comm, Communicator* host_comm = nullptr);
+  ~Trainer();
   // Builds the net and prints its layers (dry run).
   std::string describe() const;
   TrainResult run();
@@ -80,6 +81,28 @@ class Trainer {
     bool has_accuracy = false;
   };
   TestOutcome test(int64_t iter);
+
+  // Construction, in order.
+  void read_solver_settings();
+  void build_train_net();
+  void open_data_and_test_net();
+  void load_starting_point();
+
+  // What one run() keeps between its steps (metrics file, loss window, throughput).
+  struct RunState;
+  // What one training step did: updated the parameters, or was skipped (non-finite).
+  struct StepOutcome {
+    enum Kind { kUpdated, kSkipped } kind = kUpdated;
+    double loss = 0;     // the global loss of the batch
+    double seconds = 0;  // the step's time (updated steps)
+  };
+  bool test_due(int64_t iter) const;
+  void run_test_pass(int64_t iter);
+  void check_gradients_on_first_batch();
+  StepOutcome train_step(int64_t iter);
+  void skip_or_stop_nonfinite(int64_t iter, double loss);
+  void record_step(int64_t iter, const StepOutcome& step);
+  void finish_run();
   // Fills a net's inputs (through host staging blobs when the net is on a device).
   void fill_inputs(Net& net, bool train, int64_t first, int64_t count);
   // A non-finite step: re-runs it with the per-layer scan to name the layer.
@@ -105,6 +128,7 @@ class Trainer {
   std::string snapshot_prefix_;
   std::string run_id_;  // marks this run's checkpoint files: a hash of its settings
   std::string last_snapshot_;  // the last checkpoint this run wrote (all of it finite)
+  std::unique_ptr<RunState> run_;  // made by run()
 };
 
 }  // namespace coco
