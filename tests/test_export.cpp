@@ -10,6 +10,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "comm/communicator.h"
 #include "engine/checkpoint.h"
 #include "engine/common.h"
 #include "engine/config.h"
@@ -96,16 +97,18 @@ struct Fixture {
   }
 };
 
+// coco-export splits the dataset with the head's shard_range: contiguous, in order,
+// sizes differing by at most one, empty slices when there are more ranks than samples.
 TEST(Export, SlicesCoverTheDatasetInOrder) {
-  EXPECT_EQ(slice_for_rank(10, 0, 3).begin, 0);
-  EXPECT_EQ(slice_for_rank(10, 0, 3).end, 4);
-  EXPECT_EQ(slice_for_rank(10, 1, 3).begin, 4);
-  EXPECT_EQ(slice_for_rank(10, 1, 3).end, 7);
-  EXPECT_EQ(slice_for_rank(10, 2, 3).begin, 7);
-  EXPECT_EQ(slice_for_rank(10, 2, 3).end, 10);
-  EXPECT_EQ(slice_for_rank(2, 3, 4).begin, 2);  // more ranks than samples: empty slices
-  EXPECT_EQ(slice_for_rank(2, 3, 4).end, 2);
-  EXPECT_THROW(slice_for_rank(10, 3, 3), Error);
+  EXPECT_EQ(shard_range(10, 0, 3).start, 0);
+  EXPECT_EQ(shard_range(10, 0, 3).count, 4);
+  EXPECT_EQ(shard_range(10, 1, 3).start, 4);
+  EXPECT_EQ(shard_range(10, 1, 3).count, 3);
+  EXPECT_EQ(shard_range(10, 2, 3).start, 7);
+  EXPECT_EQ(shard_range(10, 2, 3).count, 3);
+  EXPECT_EQ(shard_range(2, 3, 4).start, 2);
+  EXPECT_EQ(shard_range(2, 3, 4).count, 0);
+  EXPECT_THROW(shard_range(10, 3, 3), Error);
 }
 
 // A write that fails part-way leaves the earlier export whole: the files are

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "engine/common.h"
+#include "engine/norm.h"
 
 namespace coco {
 
@@ -119,7 +120,7 @@ std::vector<double> pair_scores(const std::vector<float>& emb, int64_t dim, cons
       yy += double(y[k]) * y[k];
       d2 += (double(x[k]) - y[k]) * (double(x[k]) - y[k]);
     }
-    s[i] = metric == Metric::kCosine ? xy / std::sqrt((xx + 1e-12) * (yy + 1e-12)) : -std::sqrt(d2);
+    s[i] = metric == Metric::kCosine ? xy / std::sqrt((xx + kNormEpsilon) * (yy + kNormEpsilon)) : -std::sqrt(d2);
   }
   return s;
 }

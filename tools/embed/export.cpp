@@ -16,8 +16,8 @@
 #include "engine/config.h"
 #include "engine/data/source.h"
 #include "engine/net.h"
+#include "engine/norm.h"
 #include "engine/proto/coco.pb.h"
-#include "engine/trainer.h"
 #include "tools/embed/npy.h"
 
 namespace coco {
@@ -37,15 +37,6 @@ int producer(const proto::NetParameter& net, const std::string& blob, int before
 }
 
 }  // namespace
-
-SampleRange slice_for_rank(int64_t n, int rank, int size) {
-  if (size <= 0 || rank < 0 || rank >= size) COCO_THROW("rank ", rank, " of ", size, " is not a valid rank");
-  const int64_t base = n / size, extra = n % size;
-  SampleRange r;
-  r.begin = rank * base + std::min<int64_t>(rank, extra);
-  r.end = r.begin + base + (rank < extra ? 1 : 0);
-  return r;
-}
 
 std::string default_embedding_blob(const proto::NetParameter& net, const std::string& origin, std::string* rule) {
   int loss = -1;
@@ -122,9 +113,10 @@ Embeddings export_embeddings(const ExportOptions& opt, int rank, int size, const
   dp.set_shuffle(false);
   const auto src = open_data_source(dp, "", opt.seed, "--data " + opt.data);
   e.total = opt.limit >= 0 ? std::min(opt.limit, src->size()) : src->size();
-  const SampleRange range = slice_for_rank(e.total, rank, size);
-  e.begin = range.begin;
-  const int64_t rows = range.end - range.begin;
+  // Each rank exports a contiguous slice, split as the head splits classes.
+  const ShardRange range = shard_range(e.total, rank, size);
+  e.begin = range.start;
+  const int64_t rows = range.count;
   const Shape sample = src->sample_shape();
   const int64_t sample_count = shape_count(sample);
 
@@ -169,7 +161,7 @@ Embeddings export_embeddings(const ExportOptions& opt, int rank, int size, const
     int data_in, label_in;
     find_inputs(*cur, &data_in, &label_in);
     float* x = cur->input_blobs()[data_in]->mutable_data();
-    src->fill_range(range.begin + done, n, x, labels_f.data());
+    src->fill_range(range.start + done, n, x, labels_f.data());
     if (label_in >= 0) std::copy(labels_f.begin(), labels_f.begin() + n, cur->input_blobs()[label_in]->mutable_data());
 
     auto read_blob = [&](bool add) {
@@ -201,7 +193,7 @@ Embeddings export_embeddings(const ExportOptions& opt, int rank, int size, const
     }
     for (int64_t i = 0; i < n; ++i) {
       const float l = labels_f[i];
-      if (!(l >= 0) || l != std::floor(l)) COCO_THROW(src->describe(), ": sample ", range.begin + done + i,
+      if (!(l >= 0) || l != std::floor(l)) COCO_THROW(src->describe(), ": sample ", range.start + done + i,
                                                       " has label ", l, ", not a non-negative integer");
       e.labels.push_back(static_cast<int64_t>(l));
     }
@@ -216,7 +208,7 @@ Embeddings export_embeddings(const ExportOptions& opt, int rank, int size, const
       float* v = e.values.data() + i * e.dim;
       double s = 0;
       for (int64_t k = 0; k < e.dim; ++k) s += double(v[k]) * v[k];
-      const double inv = 1.0 / std::sqrt(s + 1e-12);
+      const double inv = 1.0 / std::sqrt(s + kNormEpsilon);
       for (int64_t k = 0; k < e.dim; ++k) v[k] = static_cast<float>(v[k] * inv);
     }
   }

@@ -35,12 +35,6 @@ struct ExportOptions {
   uint64_t seed = 1;  // the net's random seed (fillers for layers without weights)
 };
 
-// Samples [begin, end) of a dataset of n that rank `rank` of `size` exports.
-struct SampleRange {
-  int64_t begin = 0, end = 0;
-};
-SampleRange slice_for_rank(int64_t n, int rank, int size);
-
 // A slice of exported embeddings: rows [begin, begin + labels.size()) of the dataset.
 struct Embeddings {
   int64_t begin = 0;
