@@ -17,6 +17,7 @@
 #include "engine/data/source.h"
 #include "engine/net.h"
 #include "engine/proto/coco.pb.h"
+#include "tests/error_of.h"
 #include "engine/tensor.h"
 #include "tests/fuzz/fuzz_common.h"
 #include "tests/test_files.h"
@@ -25,15 +26,6 @@ namespace coco::testing {
 namespace {
 
 const std::string kCorpus = std::string(COCO_SOURCE_DIR) + "/tests/fuzz/corpus/";
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 std::vector<std::string> parts_of(const std::string& corpus_file) {
   const std::string bytes = read_file(kCorpus + corpus_file);

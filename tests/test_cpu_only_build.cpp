@@ -13,6 +13,7 @@
 #include "engine/common.h"
 #include "engine/layer.h"
 #include "tests/gradient_checker.h"
+#include "tests/error_of.h"
 
 namespace coco::testing {
 
@@ -32,16 +33,6 @@ class CpuOnlyLayer final : public Layer {
   void forward_cpu(const Blobs&, const Blobs&) override {}
   void backward_cpu(const Blobs&, const std::vector<bool>&, const Blobs&) override {}
 };
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 void expect_no_cuda_backend(Layer& layer, const std::string& type) {
   Blob x({0}, Device::kCUDA), y({0}, Device::kCUDA);  // empty: nothing is allocated

@@ -16,18 +16,9 @@
 
 #include "engine/common.h"
 #include "engine/gpu_check.h"
+#include "tests/error_of.h"
 
 namespace coco::testing {
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 TEST(GpuCheck, FailNamesLibraryCallErrorAndPlace) {
   EXPECT_EQ(error_of([] { gpu::fail("cuDNN", "CUDNN_STATUS_BAD_PARAM", "cudnnFoo(x, 1)", "/src/layers/a.cu", 12); }),

@@ -12,6 +12,7 @@
 #include "engine/checkpoint.h"
 #include "engine/common.h"
 #include "tests/test_files.h"
+#include "tests/error_of.h"
 
 namespace coco::testing {
 namespace {
@@ -165,17 +166,6 @@ TEST(Trainer, DryRunAndBadInput) {
   }
 }
 
-// The error message of `f`, or "" when it does not throw.
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 TEST(Trainer, ResumingPastMaxIterIsAnError) {
   Fixture f;
   LocalCommunicator comm;
@@ -229,7 +219,7 @@ TEST(Trainer, CheckpointFilesOfTwoRunsDoNotLoadAsOne) {
   // Loads as it is; then with the first run's shard beside the second run's main file.
   auto resume = f.options(6);
   resume.resume = main;
-  EXPECT_EQ(error_of([&] { Trainer t(resume, &comm); }), "");
+  EXPECT_EQ(error_of([&] { Trainer t(resume, &comm); }), kNoError);
   std::filesystem::copy_file(f.dir / "first_run_shard", shard, std::filesystem::copy_options::overwrite_existing);
   const std::string e = error_of([&] { Trainer t(resume, &comm); });
   EXPECT_NE(e.find("was written by another run"), std::string::npos) << e;
