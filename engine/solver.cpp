@@ -9,7 +9,8 @@
 
 namespace coco {
 
-SgdSolver::SgdSolver(const proto::SolverParameter& param, Net* net) : param_(param), net_(net) {
+SgdSolver::SgdSolver(const proto::SolverParameter& param, Net* net, Communicator* host_comm)
+    : param_(param), net_(net), host_comm_(host_comm) {
   const auto& params = net_->params();
   for (size_t i = 0; i < params.size(); ++i) {
     if (!params[i].learnable) continue;
@@ -49,13 +50,22 @@ double SgdSolver::learning_rate(int64_t iter) const {
 }
 
 double SgdSolver::gradient_norm() const {
-  double s = 0;
+  double replicated = 0, sharded = 0;
   for (int i : learnable_) {
-    const auto& b = *net_->params()[i].blob;
-    s += b.device() == Device::kCUDA ? cuda_dot_double(b.count(), b.cdiff(), b.cdiff(), cuda::stream())
-                                     : cpu_dot_double(b.count(), b.cdiff(), b.cdiff());
+    const ParamInfo& p = net_->params()[i];
+    const Blob& b = *p.blob;
+    const double s = b.device() == Device::kCUDA ? cuda_dot_double(b.count(), b.cdiff(), b.cdiff(), cuda::stream())
+                                                 : cpu_dot_double(b.count(), b.cdiff(), b.cdiff());
+    (p.sharded ? sharded : replicated) += s;
   }
-  return std::sqrt(s);
+  if (host_comm_ && host_comm_->size() > 1) {
+    // The collectives carry floats: a relative error of 1e-7 in a clip factor is
+    // far below what the update's own float arithmetic keeps.
+    float sum = static_cast<float>(sharded);
+    host_comm_->all_reduce(&sum, 1, ReduceOp::kSum);
+    sharded = sum;
+  }
+  return std::sqrt(replicated + sharded);
 }
 
 void SgdSolver::apply_update(int64_t iter) {

@@ -19,13 +19,18 @@ namespace coco {
 
 class SgdSolver {
  public:
-  SgdSolver(const proto::SolverParameter& param, Net* net);
+  // `host_comm` joins the sharded parameters' gradient norms across ranks (host
+  // scalars: MPI); null for one process.
+  SgdSolver(const proto::SolverParameter& param, Net* net, Communicator* host_comm = nullptr);
 
   // The learning rate at iteration `iter` (0-based), warm-up included.
   double learning_rate(int64_t iter) const;
   // Applies one update with the rate of `iter` to the net's current diffs.
   void apply_update(int64_t iter);
-  // Global L2 norm of the learnable gradients (before the update); NaN or Inf when
+  // Global L2 norm of the learnable gradients (before the update): the replicated
+  // parameters (already summed over ranks, so the same on every rank) and every
+  // rank's shard of the sharded ones, so all ranks get the same norm and the same
+  // clip factor. Collective: every rank calls it at the same point. NaN or Inf when
   // a gradient holds one.
   double gradient_norm() const;
   // Moves the momentum buffers to the net's device (call after Net::to_device).
@@ -43,6 +48,7 @@ class SgdSolver {
  private:
   proto::SolverParameter param_;
   Net* net_;
+  Communicator* host_comm_;
   std::vector<Tensor> history_;  // momentum, one per learnable parameter
   std::vector<int> learnable_;   // indices into net_->params()
 };

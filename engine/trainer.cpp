@@ -116,7 +116,7 @@ Trainer::Trainer(const TrainOptions& opt, Communicator* comm, Communicator* host
   build_train_net();
   if (opt.dry_run) return;
   open_data_and_test_net();
-  solver_ = std::make_unique<SgdSolver>(s, train_net_.get());
+  solver_ = std::make_unique<SgdSolver>(s, train_net_.get(), host_comm_);
   reducer_ = std::make_unique<GradientReducer>(*train_net_, *comm_);
   run_id_ = run_fingerprint(s, opt, batch_, comm_->size());
   load_starting_point();

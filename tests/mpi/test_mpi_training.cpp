@@ -26,7 +26,7 @@ namespace {
 MpiCommunicator* g_comm = nullptr;
 std::string g_dir;  // shared by all ranks
 
-std::string solver_text() {
+std::string solver_text(float clip_gradients = 0) {
   // The shipped config's net, with the data, schedule and checkpoints of this test.
   TrainConfig cfg = load_train_config(std::string(COCO_SOURCE_DIR) + "/configs/mnist_coco.prototxt");
   proto::SolverParameter s = cfg.solver;
@@ -40,6 +40,12 @@ std::string solver_text() {
   s.set_display(1);
   s.set_snapshot(0);
   s.set_max_iter(2);
+  if (clip_gradients > 0) {
+    // Clipping on in every step, with a rate at which the clipped step is large
+    // enough to show a wrong clip factor.
+    s.set_clip_gradients(clip_gradients);
+    s.set_base_lr(20.f);
+  }
   s.mutable_net_param()->mutable_layer()->Mutable(s.net_param().layer_size() - 1)
       ->mutable_coco_loss_param()->set_chunk_size(3);  // several chunks per shard
   return to_text(s);
@@ -50,9 +56,10 @@ struct RunOutput {
   std::vector<ParamInfo> params;
 };
 
-RunOutput train(Communicator* comm, int64_t max_iter, const std::string& prefix, const std::string& resume = "") {
+RunOutput train(Communicator* comm, int64_t max_iter, const std::string& prefix, const std::string& resume = "",
+                const std::string& solver = "solver.prototxt") {
   TrainOptions o;
-  o.config = g_dir + "/solver.prototxt";
+  o.config = g_dir + "/" + solver;
   o.data_root = g_dir;
   o.max_iter = max_iter;
   o.snapshot_prefix = prefix;
@@ -107,6 +114,18 @@ TEST(MpiTraining, NRanksEqualOneRank) {
                                   g_dir + "/many_iter_2.ckpt");
   const RunOutput three = train(&local, 3, g_dir + "/three_r" + std::to_string(g_comm->rank()));
   expect_same_params(resumed.params, three.params);
+}
+
+// Clipping scales the step by clip / |g| with |g| the norm of the whole gradient:
+// the replicated part (the same on every rank after the all-reduce) and every
+// rank's centroid shard. A per-rank norm would give each replica its own factor.
+TEST(MpiTraining, ClippingByTheGlobalNormKeepsNRanksEqualToOneRank) {
+  LocalCommunicator local;
+  const RunOutput one =
+      train(&local, 2, g_dir + "/clip_one_r" + std::to_string(g_comm->rank()), "", "solver_clip.prototxt");
+  const RunOutput many = train(g_comm, 2, g_dir + "/clip_many", "", "solver_clip.prototxt");
+  EXPECT_NEAR(many.result.last_loss, one.result.last_loss, 1e-5 * std::max(1.0, std::fabs(one.result.last_loss)));
+  expect_same_params(many.params, one.params);
 }
 
 TEST(MpiTraining, CheckpointOfFourRanksResumesOnThree) {
@@ -186,6 +205,7 @@ int main(int argc, char** argv) {
       write_bytes(coco::g_dir + "/t10k-images-idx3-ubyte", idx_images(13, 28, 28));
       write_bytes(coco::g_dir + "/t10k-labels-idx1-ubyte", idx_labels(test));
       std::ofstream(coco::g_dir + "/solver.prototxt") << coco::solver_text();
+      std::ofstream(coco::g_dir + "/solver_clip.prototxt") << coco::solver_text(0.01f);
     }
     comm.barrier();
     rc = RUN_ALL_TESTS();
