@@ -11,6 +11,7 @@
 #include "engine/training_checkpoint.h"
 #include "engine/common.h"
 #include "engine/logging.h"
+#include "engine/math.h"
 #include "engine/loss_window.h"
 #include "engine/metrics_writer.h"
 #include "engine/throughput.h"
@@ -367,9 +368,10 @@ TrainResult Trainer::run() {
   COCO_CHECK(!opt_.dry_run && solver_, "run() on a dry-run trainer");
   run_ = std::make_unique<RunState>(opt_.metrics, comm_->rank() == 0, cfg_.solver.average_loss());
   last_snapshot_.clear();
-  spdlog::info("training {} from iteration {} to {}, batch {} ({} on this rank of {}), {} learnable values, seed {}",
+  spdlog::info("training {} from iteration {} to {}, batch {} ({} on this rank of {}), {} learnable values, seed {}, "
+               "{} CPU thread(s) per rank",
                opt_.config, start_iter_, max_iter_, batch_, slice_.count, comm_->size(),
-               train_net_->num_learnable_values(), seed_);
+               train_net_->num_learnable_values(), seed_, num_threads());
   if (opt_.debug_gradcheck && max_iter_ > start_iter_) check_gradients_on_first_batch();
   for (int64_t it = start_iter_; it < max_iter_; ++it) {
     if (test_due(it)) run_test_pass(it);

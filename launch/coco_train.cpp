@@ -93,8 +93,9 @@ void add_train_flags(CLI::App& app, TrainFlags& flags) {
       ->type_name("L1[,L2...]")->expected(1)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   coco::add_int_option(app, "--seed", opt.seed, 0, "random seed (overrides random_seed; default 1)");
   coco::add_int_option(app, "--threads", flags.threads, 0,
-                       "CPU threads per rank for BLAS and coco's loops\n(default: the cores divided among this node's "
-                       "ranks;\nmore than the cores this process may use is clamped,\nwith a warning)");
+                       "CPU threads per rank for BLAS and coco's loops\n(default: OMP_NUM_THREADS if set, else the cores\n"
+                       "divided among this node's ranks; more than the\ncores this process may use is clamped, with a "
+                       "warning)");
   app.add_option("--device", flags.device,
                  "cpu (default), cuda (GPU = local rank) or cuda:N\n(needs a build with the CUDA backend)")
       ->type_name("DEV");
@@ -109,6 +110,17 @@ void add_train_flags(CLI::App& app, TrainFlags& flags) {
                           "a step whose loss or gradient is NaN/Inf: stop\n(default; names the layer, writes no "
                           "checkpoint after\nthe last good one) or skip (no update; counted and\nlogged)")
       ->type_name("ACTION");
+}
+
+// --threads; else OMP_NUM_THREADS, which OpenMP reads itself (0: leave it); else,
+// under mpirun, the node's cores divided among its ranks, so ranks sharing a node
+// do not oversubscribe it; else (one process) OpenMP's default, every core.
+int threads_per_rank(int asked, coco::Communicator& comm) {
+  if (asked > 0) return asked;
+  const char* env = std::getenv("OMP_NUM_THREADS");
+  if ((env && *env) || comm.size() == 1) return 0;
+  const int local = static_cast<coco::MpiCommunicator&>(comm).local_size();
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / std::max(local, 1));
 }
 
 // The rules across flags, in the words the hand-written parser used.
@@ -161,11 +173,7 @@ int main(int argc, char** argv) {
       opt.device = coco::Device::kCUDA;
     }
     coco::cuda::set_deterministic(opt.debug);
-    if (threads == 0 && size > 1) {
-      const int local = static_cast<coco::MpiCommunicator*>(comm.get())->local_size();
-      threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / std::max(local, 1));
-    }
-    coco::set_num_threads(threads);
+    coco::set_num_threads(threads_per_rank(threads, *comm));
     coco::set_flush_denormals(true);
     coco::Trainer trainer(opt, nccl ? nccl.get() : comm.get(), comm.get());
     if (opt.dry_run) {
