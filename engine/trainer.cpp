@@ -12,6 +12,7 @@
 #include "engine/common.h"
 #include "engine/logging.h"
 #include "engine/math.h"
+#include "engine/rank_agreement.h"
 #include "engine/loss_window.h"
 #include "engine/metrics_writer.h"
 #include "engine/throughput.h"
@@ -114,6 +115,7 @@ Trainer::Trainer(const TrainOptions& opt, Communicator* comm, Communicator* host
     return;
   }
   read_solver_settings();
+  require_ranks_agree(settings_ranks_share(), *host_comm_);
   build_train_net();
   if (opt.dry_run) return;
   open_data_and_test_net();
@@ -151,6 +153,36 @@ void Trainer::read_solver_settings() {
   if (!snapshot_prefix_names_files(snapshot_prefix_))
     COCO_THROW(opt_.config, ": snapshot prefix '", snapshot_prefix_, "' names no file (it would write '",
                snapshot_prefix_, "_iter_N.ckpt'); give a path such as snapshots/mnist");
+}
+
+namespace {
+// The build's backends and compiler, as far as they decide results.
+std::string build_id() {
+  return "cuda=" + std::to_string(COCO_WITH_CUDA) + " dnnl=" + std::to_string(COCO_WITH_DNNL) +
+         " nccl=" + std::to_string(COCO_WITH_NCCL) + " compiler " + __VERSION__;
+}
+}  // namespace
+
+// What every rank must be started with, in the words of the flags and fields: the
+// specific ones first, so a differing --max-iter is named as such (it also changes
+// the solver text). The build too: a mix of builds may disagree on kernels or files.
+std::vector<AgreedSetting> Trainer::settings_ranks_share() const {
+  const auto flag = [](bool on) { return std::string(on ? "on" : "off"); };
+  std::string fillers;
+  for (const auto& l : opt_.weights_keep_fillers) fillers += l + ",";
+  return {{"the config file (--config)", opt_.config},
+          {"max_iter (--max-iter)", std::to_string(max_iter_)},
+          {"the global batch size (--batch-size)", std::to_string(batch_)},
+          {"random_seed (--seed)", std::to_string(seed_)},
+          {"the data folder (--data-root)", opt_.data_root},
+          {"the checkpoint to resume (--resume)", opt_.resume},
+          {"the initial weights (--weights, --weights-keep-fillers)", opt_.weights + " " + fillers},
+          {"the snapshot prefix (--snapshot-prefix)", snapshot_prefix_},
+          {"the device type (--device)", opt_.device == Device::kCPU ? "cpu" : "cuda"},
+          {"--debug", flag(opt_.debug) + flag(opt_.debug_gradcheck)},
+          {"--on-nonfinite", opt_.skip_nonfinite ? "skip" : "stop"},
+          {"the solver and net (the config's text after the flags)", to_text(cfg_.solver)},
+          {"the coco build", build_id()}};
 }
 
 // The training net at this rank's slice of the global batch.

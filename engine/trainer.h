@@ -22,6 +22,8 @@
 
 namespace coco {
 
+struct AgreedSetting;  // engine/rank_agreement.h
+
 struct TrainOptions {
   std::string config;
   std::string data_root;        // replaces the folder of every data source
@@ -84,6 +86,7 @@ class Trainer {
 
   // Construction, in order.
   void read_solver_settings();
+  std::vector<AgreedSetting> settings_ranks_share() const;
   void build_train_net();
   void open_data_and_test_net();
   void load_starting_point();

@@ -18,6 +18,7 @@
 #include "engine/logging.h"
 #include "engine/math.h"
 #include "engine/trainer.h"
+#include "tests/error_of.h"
 #include "tests/test_files.h"
 
 namespace coco {
@@ -114,6 +115,30 @@ TEST(MpiTraining, NRanksEqualOneRank) {
                                   g_dir + "/many_iter_2.ckpt");
   const RunOutput three = train(&local, 3, g_dir + "/three_r" + std::to_string(g_comm->rank()));
   expect_same_params(resumed.params, three.params);
+}
+
+// Ranks started with different settings (MPMD command lines) stop together at
+// start-up with one error naming the setting and the rank, instead of hanging in a
+// mismatched collective or training on with exit 0.
+TEST(MpiTraining, RanksStartedWithDifferentSettingsStopNamingTheSetting) {
+  const int last = g_comm->size() - 1;
+  TrainOptions o;
+  o.config = g_dir + "/solver.prototxt";
+  o.data_root = g_dir;
+  o.quiet = true;
+  o.snapshot_prefix = g_dir + "/disagree";
+  TrainOptions iters = o;
+  iters.max_iter = g_comm->rank() == last ? 3 : 2;
+  const std::string e1 = testing::error_of([&] { Trainer t(iters, g_comm); });
+  EXPECT_NE(e1.find("max_iter (--max-iter) differs on rank " + std::to_string(last)), std::string::npos) << e1;
+  TrainOptions batch = o;
+  batch.batch_size = g_comm->rank() == last ? 12 : 10;
+  const std::string e2 = testing::error_of([&] { Trainer t(batch, g_comm); });
+  EXPECT_NE(e2.find("the global batch size (--batch-size) differs on rank " + std::to_string(last)),
+            std::string::npos) << e2;
+  EXPECT_EQ(e2.find("max_iter"), std::string::npos) << e2;
+  // The same settings still train.
+  EXPECT_EQ(testing::error_of([&] { Trainer t(o, g_comm); }), testing::kNoError);
 }
 
 // Clipping scales the step by clip / |g| with |g| the norm of the whole gradient:
