@@ -43,6 +43,8 @@
 
 #if COCO_WITH_CUDA
 #include <cuda_runtime_api.h>
+
+#include "engine/gpu_check.h"  // after the CUDA header, whose part it enables
 #endif
 
 namespace coco {
@@ -81,27 +83,24 @@ class DeviceTimer {
  public:
 #if COCO_WITH_CUDA
   DeviceTimer() {
-    check(cudaEventCreate(&start_), "cudaEventCreate");
-    check(cudaEventCreate(&stop_), "cudaEventCreate");
+    COCO_CUDA_CHECK(cudaEventCreate(&start_));
+    COCO_CUDA_CHECK(cudaEventCreate(&stop_));
   }
   ~DeviceTimer() {
     cudaEventDestroy(start_);
     cudaEventDestroy(stop_);
   }
-  void start() { check(cudaEventRecord(start_, cuda::stream()), "cudaEventRecord"); }
+  void start() { COCO_CUDA_CHECK(cudaEventRecord(start_, cuda::stream())); }
   // Seconds since start(), waiting for the stream to get there.
   double stop() {
-    check(cudaEventRecord(stop_, cuda::stream()), "cudaEventRecord");
-    check(cudaEventSynchronize(stop_), "cudaEventSynchronize");
+    COCO_CUDA_CHECK(cudaEventRecord(stop_, cuda::stream()));
+    COCO_CUDA_CHECK(cudaEventSynchronize(stop_));
     float ms = 0;
-    check(cudaEventElapsedTime(&ms, start_, stop_), "cudaEventElapsedTime");
+    COCO_CUDA_CHECK(cudaEventElapsedTime(&ms, start_, stop_));
     return ms / 1e3;
   }
 
  private:
-  static void check(cudaError_t e, const char* what) {
-    if (e != cudaSuccess) COCO_THROW("coco-bench head: ", what, " failed: ", cudaGetErrorString(e));
-  }
   cudaEvent_t start_ = nullptr, stop_ = nullptr;
 #else
   DeviceTimer() { COCO_THROW("this coco build has no CUDA backend (configure with COCO_WITH_CUDA=ON)"); }
