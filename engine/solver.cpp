@@ -69,14 +69,16 @@ double SgdSolver::gradient_norm() const {
 }
 
 void SgdSolver::apply_update(int64_t iter) {
+  apply_update(iter, param_.clip_gradients() > 0 ? gradient_norm() : 0.0);
+}
+
+void SgdSolver::apply_update(int64_t iter, double grad_norm) {
   const float lr = static_cast<float>(learning_rate(iter));
   const float momentum = param_.momentum(), wd = param_.weight_decay();
   const bool l1 = param_.regularization_type() == "L1";
   float clip = 1.f;
-  if (param_.clip_gradients() > 0) {
-    const double norm = gradient_norm();
-    if (norm > param_.clip_gradients()) clip = static_cast<float>(param_.clip_gradients() / norm);
-  }
+  if (param_.clip_gradients() > 0 && grad_norm > param_.clip_gradients())
+    clip = static_cast<float>(param_.clip_gradients() / grad_norm);
   for (size_t h = 0; h < learnable_.size(); ++h) {
     const ParamInfo& p = net_->params()[learnable_[h]];
     Blob& b = *p.blob;

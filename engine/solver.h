@@ -27,6 +27,9 @@ class SgdSolver {
   double learning_rate(int64_t iter) const;
   // Applies one update with the rate of `iter` to the net's current diffs.
   void apply_update(int64_t iter);
+  // The same, clipping with `grad_norm`, gradient_norm() of these diffs, which the
+  // caller already took: no second pass over the gradients, no second collective.
+  void apply_update(int64_t iter, double grad_norm);
   // Global L2 norm of the learnable gradients (before the update): the replicated
   // parameters (already summed over ranks, so the same on every rank) and every
   // rank's shard of the sharded ones, so all ranks get the same norm and the same

@@ -425,7 +425,6 @@ bool Trainer::test_due(int64_t it) const {
 }
 
 void Trainer::run_test_pass(int64_t it) {
-  if (!test_net_) return;
   const TestOutcome t = test(it);
   run_->result.test_loss = t.loss;
   run_->result.test_accuracy = t.accuracy;
@@ -463,8 +462,11 @@ Trainer::StepOutcome Trainer::train_step(int64_t it) {
   // The global loss: local-mean losses weighted by each rank's share, plus global
   // ones; and whether every rank's loss and gradient are finite (the same verdict
   // on every rank, so all of them skip or stop together).
+  // The norm is collective (the shards' part is summed over ranks): every rank takes
+  // it every step, before anything that could make one rank skip it.
+  const double grad_norm = solver_->gradient_norm();
   float agg[2] = {static_cast<float>(train_net_->last_local_loss() * slice_.count / batch_), 0.f};
-  agg[1] = std::isfinite(train_net_->last_global_loss()) && std::isfinite(solver_->gradient_norm()) ? 0.f : 1.f;
+  agg[1] = std::isfinite(train_net_->last_global_loss()) && std::isfinite(grad_norm) ? 0.f : 1.f;
   host_comm_->all_reduce(agg, 2, ReduceOp::kSum);
   StepOutcome out;
   out.loss = agg[0] + train_net_->last_global_loss();
@@ -473,7 +475,7 @@ Trainer::StepOutcome Trainer::train_step(int64_t it) {
     out.kind = StepOutcome::kSkipped;
     return out;
   }
-  solver_->apply_update(it);
+  solver_->apply_update(it, grad_norm);
   out.seconds = seconds_since(t0);
   return out;
 }
