@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <climits>
 #include <cstdio>
 #include <memory>
@@ -55,52 +56,43 @@ void describe_tool(CLI::App& app, std::string usage, std::size_t column) {
   app.set_help_flag();
 }
 
+namespace {
+// A flag taking one value, which `store` checks (throwing UsageError) and keeps.
+CLI::Option* add_checked_option(CLI::App& app, const std::string& name, const std::string& type_name,
+                                const std::string& help, std::function<void(const std::string&)> store) {
+  return app.add_option_function<std::string>(name, std::move(store), help)->type_name(type_name);
+}
+}  // namespace
+
 CLI::Option* add_int_option(CLI::App& app, const std::string& name, int64_t& into, int64_t min,
                             const std::string& help) {
-  return app
-      .add_option_function<std::string>(
-          name, [&into, name, min](const std::string& v) { into = parse_int_flag(name, v, min); }, help)
-      ->type_name("N");
+  return add_checked_option(app, name, "N", help,
+                            [&into, name, min](const std::string& v) { into = parse_int_flag(name, v, min); });
 }
 
 CLI::Option* add_int_option(CLI::App& app, const std::string& name, int& into, int64_t min, const std::string& help) {
-  return app
-      .add_option_function<std::string>(
-          name,
-          [&into, name, min](const std::string& v) { into = static_cast<int>(parse_int_flag(name, v, min, INT_MAX)); },
-          help)
-      ->type_name("N");
+  return add_checked_option(app, name, "N", help, [&into, name, min](const std::string& v) {
+    into = static_cast<int>(parse_int_flag(name, v, min, INT_MAX));
+  });
 }
 
 CLI::Option* add_number_option(CLI::App& app, const std::string& name, double& into, const std::string& help) {
-  return app
-      .add_option_function<std::string>(
-          name, [&into, name](const std::string& v) { into = parse_number_flag(name, v); }, help)
-      ->type_name("X");
+  return add_checked_option(app, name, "X", help,
+                            [&into, name](const std::string& v) { into = parse_number_flag(name, v); });
 }
 
 CLI::Option* add_number_option(CLI::App& app, const std::string& name, float& into, const std::string& help) {
-  return app
-      .add_option_function<std::string>(
-          name, [&into, name](const std::string& v) { into = static_cast<float>(parse_number_flag(name, v)); }, help)
-      ->type_name("X");
+  return add_checked_option(app, name, "X", help,
+                            [&into, name](const std::string& v) { into = static_cast<float>(parse_number_flag(name, v)); });
 }
 
 CLI::Option* add_choice_option(CLI::App& app, const std::string& name, std::string& into,
                                const std::vector<std::string>& choices, const std::string& help) {
-  return app
-      .add_option_function<std::string>(
-          name,
-          [&into, name, choices](const std::string& v) {
-            for (const auto& c : choices)
-              if (v == c) {
-                into = v;
-                return;
-              }
-            throw UsageError{name + " takes " + alternatives(choices) + ", got '" + v + "'"};
-          },
-          help)
-      ->type_name("V");
+  return add_checked_option(app, name, "V", help, [&into, name, choices](const std::string& v) {
+    if (std::find(choices.begin(), choices.end(), v) == choices.end())
+      throw UsageError{name + " takes " + alternatives(choices) + ", got '" + v + "'"};
+    into = v;
+  });
 }
 
 std::optional<int> parse_flags(CLI::App& app, int argc, const char* const* argv, const std::function<void()>& check) {

@@ -27,9 +27,9 @@ std::string shown(const std::string& value) {
 void require_ranks_agree(const std::vector<AgreedSetting>& settings, Communicator& comm) {
   if (comm.size() == 1) return;
   const size_t n = settings.size();
-  std::vector<float> mine(2 * n), root(2 * n);
+  std::vector<float> mine(2 * n);
   for (size_t i = 0; i < n; ++i) hash_as_floats(settings[i].value, &mine[2 * i]);
-  root = mine;
+  std::vector<float> root = mine;
   comm.broadcast(root.data(), static_cast<int64_t>(root.size()), 0);
   // Per setting: the lowest rank whose value differs from rank 0's (size: none).
   std::vector<float> first(n);

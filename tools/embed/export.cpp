@@ -92,6 +92,19 @@ proto::NetParameter prune_to_blob(const proto::NetParameter& net, const std::str
   return out;
 }
 
+namespace {
+// Each row divided by its L2 norm (the convention of docs/DESIGN.md, Conventions).
+void normalize_rows(Embeddings* e) {
+  for (int64_t i = 0; i < e->rows(); ++i) {
+    float* v = e->values.data() + i * e->dim;
+    double s = 0;
+    for (int64_t k = 0; k < e->dim; ++k) s += double(v[k]) * v[k];
+    const double inv = 1.0 / std::sqrt(s + kNormEpsilon);
+    for (int64_t k = 0; k < e->dim; ++k) v[k] = static_cast<float>(v[k] * inv);
+  }
+}
+}  // namespace
+
 Embeddings export_embeddings(const ExportOptions& opt, int rank, int size, const ProgressFn& progress) {
   if (opt.batch <= 0) COCO_THROW("batch size must be positive, got ", opt.batch);
   const TrainConfig cfg = load_train_config(opt.config);
@@ -203,15 +216,7 @@ Embeddings export_embeddings(const ExportOptions& opt, int rank, int size, const
   if (e.dim == 0) {  // an empty slice: learn the width from one forward of batch 1
     e.dim = net->blob(e.blob)->count() / std::max<int64_t>(1, net->blob(e.blob)->shape()[0]);
   }
-  if (opt.normalization == Normalization::kL2) {
-    for (int64_t i = 0; i < e.rows(); ++i) {
-      float* v = e.values.data() + i * e.dim;
-      double s = 0;
-      for (int64_t k = 0; k < e.dim; ++k) s += double(v[k]) * v[k];
-      const double inv = 1.0 / std::sqrt(s + kNormEpsilon);
-      for (int64_t k = 0; k < e.dim; ++k) v[k] = static_cast<float>(v[k] * inv);
-    }
-  }
+  if (opt.normalization == Normalization::kL2) normalize_rows(&e);
   return e;
 }
 
