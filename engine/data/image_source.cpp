@@ -160,70 +160,12 @@ class RecordSource final : public ImageSource {
       if (index[i].second >= rec_.size())
         COCO_THROW(idx_path, ":", i + 1, ": offset ", index[i].second, " of key ", index[i].first,
                    " is past the end of ", rec_.path(), " (", rec_.size(), " bytes): the file is truncated");
-    // Every record's extent ends where the next one (in file order) begins.
-    std::vector<uint64_t> all_offsets;
-    for (const auto& e : index) all_offsets.push_back(e.second);
-    std::sort(all_offsets.begin(), all_offsets.end());
-    auto extent_end = [&](uint64_t off) {
-      auto it = std::upper_bound(all_offsets.begin(), all_offsets.end(), off);
-      return it == all_offsets.end() ? rec_.size() : *it;
-    };
-
-    // Insightface: record 0 is a header (flag 2, labels [id_start, id_end), no image).
-    std::vector<std::pair<uint64_t, uint64_t>> images;  // (key, offset)
-    int64_t header_classes = 0;
-    const auto zero = std::find_if(index.begin(), index.end(), [](const auto& e) { return e.first == 0; });
-    bool insightface = false;
-    if (zero != index.end()) {
-      const std::string where = rec_.path() + ": record 0 at byte " + std::to_string(zero->second);
-      const std::string payload = rec_.read_record(zero->second);
-      const PayloadView v = parse_payload(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), where);
-      if (v.header.flag == 2 && v.body_bytes == 0) {
-        insightface = true;
-        const double id_start = v.header.labels[0], id_end = v.header.labels[1];
-        // Bounded before the casts below (a float label may hold anything): the image
-        // keys 1..id_start-1 must be in the index, the class count must fit an int.
-        if (!(id_start >= 1 && id_start <= static_cast<double>(index.size()) + 1 && id_end >= id_start &&
-              id_end - id_start <= 2147483647.0))
-          COCO_THROW(where, ": identity-range header [", id_start, ", ", id_end, ") is not a valid key range");
-        header_classes = static_cast<int64_t>(id_end - id_start);
-        for (const auto& e : index)
-          if (e.first >= 1 && e.first < static_cast<uint64_t>(id_start)) images.push_back(e);
-        if (static_cast<double>(images.size()) != id_start - 1)
-          COCO_THROW(where, ": the header says image keys 1..", id_start - 1, " but ", idx_path, " lists ",
-                     images.size(), " of them");
-      }
-    }
-    if (!insightface) images = index;
-    std::sort(images.begin(), images.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
-    for (const auto& e : images) {
-      begin_.push_back(e.second);
-      end_.push_back(extent_end(e.second));
-    }
+    const ImageRecords images = image_records(index, idx_path);
+    set_extents(index, images.records);
     if (begin_.empty())
       COCO_THROW(rec_.path(), ": holds no image records (", idx_path, " lists ", index.size(), " keys",
-                 insightface ? ", none of them an image key of the identity-range header" : "", ")");
-
-    RecordProperty prop;
-    // This split's own PREFIX.property (coco-pack writes one per split), else
-    // insightface's shared `property` beside it.
-    std::string prop_path = prefix_ + ".property";
-    if (!fs::exists(prop_path)) prop_path = (fs::path(prefix_).parent_path() / "property").string();
-    if (fs::exists(prop_path)) {
-      prop = read_record_property(prop_path);
-    } else {
-      // No property file: the header's identity count and the first image's size.
-      if (header_classes <= 0)
-        COCO_THROW(prop_path, ": missing; a .rec without insightface's identity header needs a property file "
-                              "'num_classes,height,width'");
-      std::vector<EncodedSample> first;
-      read_encoded({0}, &first);
-      if (!first[0].error.empty()) COCO_THROW(first[0].error);
-      int h = 0, w = 0;
-      jpeg_dimensions(reinterpret_cast<const uint8_t*>(first[0].buffer.data()) + first[0].body_offset,
-                      first[0].body_bytes, first[0].where, &h, &w);
-      prop = {header_classes, h, w};
-    }
+                 images.insightface ? ", none of them an image key of the identity-range header" : "", ")");
+    const RecordProperty prop = read_property(images.header_classes);
     finish_setup(static_cast<int64_t>(begin_.size()), static_cast<int>(prop.height), static_cast<int>(prop.width),
                  prop.num_classes, std::max<uint32_t>(p.shuffle_block(), 1));
     // A truncated file usually loses its last record: check it now, not hours in.
@@ -296,6 +238,75 @@ class RecordSource final : public ImageSource {
   }
 
  private:
+  using Index = std::vector<std::pair<uint64_t, uint64_t>>;  // (key, offset)
+  struct ImageRecords {
+    Index records;               // the image records, in index order
+    int64_t header_classes = 0;  // the identity count of insightface's header (0: none)
+    bool insightface = false;    // record 0 is that header
+  };
+
+  // Insightface: record 0 is a header (flag 2, labels [id_start, id_end), no image)
+  // and the images are keys 1..id_start-1. Otherwise every record is an image.
+  ImageRecords image_records(const Index& index, const std::string& idx_path) const {
+    ImageRecords out;
+    const auto zero = std::find_if(index.begin(), index.end(), [](const auto& e) { return e.first == 0; });
+    if (zero != index.end()) {
+      const std::string where = rec_.path() + ": record 0 at byte " + std::to_string(zero->second);
+      const std::string payload = rec_.read_record(zero->second);
+      const PayloadView v = parse_payload(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), where);
+      if (v.header.flag == 2 && v.body_bytes == 0) {
+        out.insightface = true;
+        const double id_start = v.header.labels[0], id_end = v.header.labels[1];
+        // Bounded before the casts below (a float label may hold anything): the image
+        // keys 1..id_start-1 must be in the index, the class count must fit an int.
+        if (!(id_start >= 1 && id_start <= static_cast<double>(index.size()) + 1 && id_end >= id_start &&
+              id_end - id_start <= 2147483647.0))
+          COCO_THROW(where, ": identity-range header [", id_start, ", ", id_end, ") is not a valid key range");
+        out.header_classes = static_cast<int64_t>(id_end - id_start);
+        for (const auto& e : index)
+          if (e.first >= 1 && e.first < static_cast<uint64_t>(id_start)) out.records.push_back(e);
+        if (static_cast<double>(out.records.size()) != id_start - 1)
+          COCO_THROW(where, ": the header says image keys 1..", id_start - 1, " but ", idx_path, " lists ",
+                     out.records.size(), " of them");
+      }
+    }
+    if (!out.insightface) out.records = index;
+    return out;
+  }
+
+  // begin_/end_: the images' extents in file order; each ends where the next record
+  // (of any kind, in file order) begins.
+  void set_extents(const Index& index, Index images) {
+    std::vector<uint64_t> all_offsets;
+    for (const auto& e : index) all_offsets.push_back(e.second);
+    std::sort(all_offsets.begin(), all_offsets.end());
+    std::sort(images.begin(), images.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
+    for (const auto& e : images) {
+      begin_.push_back(e.second);
+      const auto next = std::upper_bound(all_offsets.begin(), all_offsets.end(), e.second);
+      end_.push_back(next == all_offsets.end() ? rec_.size() : *next);
+    }
+  }
+
+  // This split's own PREFIX.property (coco-pack writes one per split), else
+  // insightface's shared `property` beside it; without either, the header's identity
+  // count and the first image's size.
+  RecordProperty read_property(int64_t header_classes) {
+    std::string prop_path = prefix_ + ".property";
+    if (!fs::exists(prop_path)) prop_path = (fs::path(prefix_).parent_path() / "property").string();
+    if (fs::exists(prop_path)) return read_record_property(prop_path);
+    if (header_classes <= 0)
+      COCO_THROW(prop_path, ": missing; a .rec without insightface's identity header needs a property file "
+                            "'num_classes,height,width'");
+    std::vector<EncodedSample> first;
+    read_encoded({0}, &first);
+    if (!first[0].error.empty()) COCO_THROW(first[0].error);
+    int h = 0, w = 0;
+    jpeg_dimensions(reinterpret_cast<const uint8_t*>(first[0].buffer.data()) + first[0].body_offset,
+                    first[0].body_bytes, first[0].where, &h, &w);
+    return {header_classes, h, w};
+  }
+
   bool order_ready() const { return size() > 0; }
   std::string prefix_;
   RecordFile rec_;
