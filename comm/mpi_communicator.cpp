@@ -12,6 +12,7 @@
 #include <numeric>
 #include <thread>
 
+#include "comm/comm_timeout.h"
 #include "engine/common.h"
 #include "engine/logging.h"
 
@@ -31,11 +32,10 @@
 namespace coco {
 
 // A blocking MPI call waits forever for a peer that died without the launcher
-// ending the job (mpiexec --enable-recovery, some batch systems). A watchdog thread
-// ends this process, non-zero and with one line naming the call, when an MPI call
-// has not returned after COCO_COMM_TIMEOUT seconds (default 1800, as NCCL's; 0:
-// never). A healthy job's collectives take far less, even while rank 0 writes a
-// checkpoint and the others wait in the barrier.
+// ending the job (mpiexec --enable-recovery, some batch systems, a network
+// partition). A watchdog thread ends this process, non-zero and with one line
+// naming the call, when an MPI call has not returned after comm_timeout_s()
+// (comm/comm_timeout.h: why its default is what it is).
 class CallWatch {
  public:
   explicit CallWatch(const char* call) {
@@ -47,30 +47,23 @@ class CallWatch {
   ~CallWatch() { since_ns_.store(0); }
 
  private:
-  static double timeout_s() {
-    static const double t = [] {
-      const char* v = std::getenv("COCO_COMM_TIMEOUT");
-      return v && *v ? std::strtod(v, nullptr) : 1800.0;
-    }();
-    return t;
-  }
+  static double timeout_s() { return comm_timeout_s(); }
   static void start_watchdog() {
     static std::once_flag once;
     std::call_once(once, [] {
       std::thread([] {
-        const auto tick = std::chrono::duration<double>(std::min(1.0, timeout_s() / 4));
         for (;;) {
-          std::this_thread::sleep_for(tick);
+          std::this_thread::sleep_for(std::chrono::duration<double>(std::min(1.0, timeout_s() / 4)));
           const int64_t since = since_ns_.load();
           if (since == 0) continue;
           const double waited =
               std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch() -
                                             std::chrono::steady_clock::duration(since))
                   .count();
-          if (waited < timeout_s() || since_ns_.load() != since) continue;
+          if (timeout_s() <= 0 || waited < timeout_s() || since_ns_.load() != since) continue;
           const std::string call = call_.load();
-          spdlog::error("{} has not returned after {:.0f} s (COCO_COMM_TIMEOUT): a peer rank has died or hangs; "
-                        "ending this rank",
+          spdlog::error("{} has not returned after {:.0f} s (--comm-timeout): a peer rank has died, hangs or "
+                        "cannot be reached; ending this rank",
                         call.substr(0, call.find('(')), waited);
           spdlog::default_logger()->flush();
           std::_Exit(1);

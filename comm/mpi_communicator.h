@@ -5,8 +5,8 @@
 // initialised only when the process was started by an MPI launcher (the
 // launcher's environment says so), so one-process runs need no MPI at all. Errors
 // are returned (MPI_ERRORS_RETURN) and become coco::Error naming the call. An MPI
-// call that has not returned after COCO_COMM_TIMEOUT seconds (default 1800; 0:
-// never) ends the process non-zero, naming the call: a peer that died without the
+// call that has not returned after comm_timeout_s() (comm/comm_timeout.h) ends the
+// process non-zero, naming the call: a peer that died or was cut off without the
 // launcher ending the job must not leave the others waiting forever.
 #pragma once
 

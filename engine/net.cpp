@@ -322,7 +322,7 @@ int64_t count_nonfinite(const Tensor& t, int64_t* first) {
 }
 }  // namespace
 
-void Net::debug_check(size_t i, bool forward) const {
+void Net::debug_check(size_t i, bool forward) {
   const Layer& l = *layers_[i];
   const char* pass = forward ? "forward" : "backward";
   if (device_ == Device::kCUDA)
@@ -334,9 +334,14 @@ void Net::debug_check(size_t i, bool forward) const {
     if (bad == 0) return;
     float v = 0;
     device_copy(&v, Device::kCPU, t.data() + first, t.device(), sizeof(float));
-    COCO_THROW("debug: iteration ", ctx_.iter, ", ", pass, " of layer '", l.name(), "' (", l.type(), ") in ",
-               origin_, ": ", what, " holds ", bad, " NaN/Inf value(s) of ", t.count(), ", the first at index ",
-               first, " (", v, ")");
+    std::string found = detail::concat("debug: iteration ", ctx_.iter, ", ", pass, " of layer '", l.name(), "' (",
+                                       l.type(), ") in ", origin_, ": ", what, " holds ", bad, " NaN/Inf value(s) of ",
+                                       t.count(), ", the first at index ", first, " (", v, ")");
+    if (scan_action_ == ScanAction::kThrow) COCO_THROW(found);
+    if (first_nonfinite_.step < 0) {
+      const auto L = static_cast<int64_t>(layers_.size());
+      first_nonfinite_ = {forward ? static_cast<int64_t>(i) : 2 * L - 1 - static_cast<int64_t>(i), std::move(found)};
+    }
   };
   if (forward) {
     for (size_t t = 0; t < tops_[i].size(); ++t)

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/layer.h"
@@ -85,9 +86,24 @@ class Net {
   // Debug mode (coco-train --debug): after every layer's forward and backward, a
   // synchronous CUDA error check and a scan of what the layer wrote (tops; bottom and
   // parameter gradients) for NaN/Inf. The first bad value throws a coco::Error
-  // naming the iteration, the pass, the layer and the blob.
-  void set_debug(bool on) { debug_ = on; }
+  // naming the iteration, the pass, the layer and the blob -- or, with kRecord, is
+  // kept (take_first_nonfinite) while the pass runs on to its end: on several ranks
+  // a rank that left a pass early would leave its peers alone in the head's
+  // collectives (the trainer's diagnostic re-run records).
+  enum class ScanAction { kThrow, kRecord };
+  void set_debug(bool on, ScanAction action = ScanAction::kThrow) {
+    debug_ = on;
+    scan_action_ = action;
+  }
   bool debug() const { return debug_; }
+  // The first NaN/Inf recorded since the last call, and where in the pass it was
+  // found (the forward of layer i is step i, the backward of layer i step 2L - 1 - i;
+  // -1: nothing found); forgets it.
+  struct ScanFinding {
+    int64_t step = -1;
+    std::string what;
+  };
+  ScanFinding take_first_nonfinite() { return std::exchange(first_nonfinite_, ScanFinding()); }
 
   // Per-layer wall time of forward and backward, accumulated while enabled (coco-train --time).
   void enable_timing(bool on) { timing_ = on; }
@@ -153,8 +169,10 @@ class Net {
   std::vector<ParamInfo> params_;
   bool timing_ = false;
   bool debug_ = false;
+  ScanAction scan_action_ = ScanAction::kThrow;
+  ScanFinding first_nonfinite_;
   Device device_ = Device::kCPU;
-  void debug_check(size_t layer, bool forward) const;
+  void debug_check(size_t layer, bool forward);
   std::vector<double> forward_seconds_, backward_seconds_;
 };
 

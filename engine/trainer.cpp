@@ -1,5 +1,7 @@
 #include "engine/trainer.h"
 
+#include "comm/comm_timeout.h"
+
 #include <chrono>
 #include <cmath>
 #include <algorithm>
@@ -181,6 +183,7 @@ std::vector<AgreedSetting> Trainer::settings_ranks_share() const {
           {"the device type (--device)", opt_.device == Device::kCPU ? "cpu" : "cuda"},
           {"--debug", flag(opt_.debug) + flag(opt_.debug_gradcheck)},
           {"--on-nonfinite", opt_.skip_nonfinite ? "skip" : "stop"},
+          {"the collective timeout (--comm-timeout, COCO_COMM_TIMEOUT)", std::to_string(comm_timeout_s())},
           {"the solver and net (the config's text after the flags)", to_text(cfg_.solver)},
           {"the coco build", build_id()}};
 }
@@ -273,25 +276,41 @@ void Trainer::fill_inputs(Net& net, bool train, int64_t first, int64_t count) {
   label->data().copy_from(host_label_.data());
 }
 
-std::string Trainer::diagnose_nonfinite(int64_t iter) {
+// The scan records instead of throwing, so every rank runs the whole re-run and
+// meets its peers in each of the head's collectives; a rank that stopped at its
+// first NaN would pair its next collectives with another rank's re-run.
+Trainer::NonfiniteFinding Trainer::diagnose_nonfinite(int64_t iter) {
   const bool was = train_net_->debug();
-  train_net_->set_debug(true);
+  train_net_->set_debug(true, Net::ScanAction::kRecord);
   // The re-run must not move running statistics a second time.
   std::vector<Tensor> state;
   save_state(*train_net_, &state);
-  std::string found = "no layer produced a NaN/Inf when the step was re-run with the per-layer scan"
-                      " (a peer rank's gradient, or a non-deterministic fault)";
-  try {
-    fill_inputs(*train_net_, true, iter * batch_ + slice_.start, slice_.count);
-    train_net_->set_iter(iter);
-    train_net_->clear_param_diffs();
-    train_net_->forward_backward();
-  } catch (const Error& e) {
-    found = e.what();
-  }
+  fill_inputs(*train_net_, true, iter * batch_ + slice_.start, slice_.count);
+  train_net_->set_iter(iter);
+  train_net_->clear_param_diffs();
+  train_net_->forward_backward();
+  const Net::ScanFinding found = train_net_->take_first_nonfinite();
   train_net_->set_debug(was);
   restore_state(*train_net_, state);
-  return found;
+  return agree_on_finding(found);
+}
+
+// The finding earliest in the pass, on the lowest rank at that step, is the origin
+// (later ones, on any rank, are its consequences: the head gathers every rank's
+// NaN): one all-reduce of step * N + rank, exact in float below 2^24.
+Trainer::NonfiniteFinding Trainer::agree_on_finding(const Net::ScanFinding& found) const {
+  const int rank = host_comm_->rank(), n = host_comm_->size();
+  const double none = 2.0 * static_cast<double>(train_net_->num_layers()) * n;
+  float key = static_cast<float>(found.step < 0 ? none : static_cast<double>(found.step) * n + rank);
+  host_comm_->all_reduce(&key, 1, ReduceOp::kMin);
+  if (key >= none)
+    return {"no layer produced a NaN/Inf when the step was re-run with the per-layer scan"
+            " (a non-deterministic fault)",
+            false};
+  const int origin = static_cast<int>(static_cast<int64_t>(key) % n);
+  if (n == 1) return {found.what, true};
+  if (origin == rank) return {"rank " + std::to_string(rank) + ": " + found.what, true};
+  return {"rank " + std::to_string(origin) + "'s per-layer scan found it first (its log line names the layer)", false};
 }
 
 std::string Trainer::describe() const { return train_net_->describe(); }
@@ -484,7 +503,8 @@ Trainer::StepOutcome Trainer::train_step(int64_t it) {
 // the run or, with --on-nonfinite skip, undoes the step's state and counts it.
 void Trainer::skip_or_stop_nonfinite(int64_t it, double loss) {
   TrainResult& result = run_->result;
-  const std::string why = diagnose_nonfinite(it);
+  const NonfiniteFinding finding = diagnose_nonfinite(it);
+  const std::string& why = finding.text;
   if (!opt_.skip_nonfinite)
     COCO_THROW("iteration ", it, ": the loss (", loss, ") or a gradient is not finite: ", why,
                result.last_snapshot.empty() ? std::string("; no checkpoint was written in this run")
@@ -492,7 +512,7 @@ void Trainer::skip_or_stop_nonfinite(int64_t it, double loss) {
                " (lower base_lr or check the data; --on-nonfinite skip skips such steps)");
   restore_state(*train_net_, run_->state_backup);
   ++result.skipped_steps;
-  if (run_->lead)
+  if (run_->lead || finding.mine)
     spdlog::warn("iteration {}: non-finite loss or gradient, step skipped ({} so far): {}", it, result.skipped_steps,
                  why);
   run_->metrics.write({{"iter", it + 1}, {"skipped_nonfinite", result.skipped_steps}});

@@ -108,8 +108,14 @@ class Trainer {
   void finish_run();
   // Fills a net's inputs (through host staging blobs when the net is on a device).
   void fill_inputs(Net& net, bool train, int64_t first, int64_t count);
-  // A non-finite step: re-runs it with the per-layer scan to name the layer.
-  std::string diagnose_nonfinite(int64_t iter);
+  // A non-finite step, re-run on every rank with the per-layer scan: what this rank
+  // says about it (`mine`: this rank's own scan found the layer).
+  struct NonfiniteFinding {
+    std::string text;
+    bool mine = false;
+  };
+  NonfiniteFinding diagnose_nonfinite(int64_t iter);
+  NonfiniteFinding agree_on_finding(const Net::ScanFinding& found) const;
   // Throws, naming the layer, unless every rank's parameters are finite.
   void require_finite_weights(int64_t iter, const std::string& last_good);
   // Warns about checkpoints of an earlier run under the snapshot prefix.

@@ -16,6 +16,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "comm/comm_timeout.h"
 #include "comm/communicator.h"
 #include "comm/mpi_communicator.h"
 #include "comm/nccl_communicator.h"
@@ -57,6 +58,7 @@ struct TrainFlags {
   int threads = 0;
   std::string device = "cpu";
   std::string on_nonfinite = "stop";
+  double comm_timeout = std::nan("");  // NaN: not given (COCO_COMM_TIMEOUT, else the default)
 };
 
 void add_train_flags(CLI::App& app, TrainFlags& flags) {
@@ -110,6 +112,10 @@ void add_train_flags(CLI::App& app, TrainFlags& flags) {
                           "a step whose loss or gradient is NaN/Inf: stop\n(default; names the layer, writes no "
                           "checkpoint after\nthe last good one) or skip (no update; counted and\nlogged)")
       ->type_name("ACTION");
+  coco::add_number_option(app, "--comm-timeout", flags.comm_timeout,
+                          "seconds one collective may block before the rank\nends itself naming the call (a dead or cut-off "
+                          "peer;\ndefault: COCO_COMM_TIMEOUT if set, else 600; 0: no\nbound); give the same value to every rank")
+      ->type_name("S");
 }
 
 // --threads; else OMP_NUM_THREADS, which OpenMP reads itself (0: leave it); else,
@@ -124,7 +130,10 @@ int threads_per_rank(int asked, coco::Communicator& comm) {
 }
 
 // The rules across flags, in the words the hand-written parser used.
-void check_train_flags(const coco::TrainOptions& opt) {
+void check_train_flags(const TrainFlags& flags) {
+  const coco::TrainOptions& opt = flags.opt;
+  if (flags.comm_timeout < 0)
+    throw coco::UsageError{"--comm-timeout takes seconds >= 0 (0: no bound)"};
   if (!opt.resume.empty() && !opt.weights.empty())
     throw coco::UsageError{"--resume and --weights exclude each other"};
   if (!opt.weights_keep_fillers.empty() && opt.weights.empty())
@@ -137,7 +146,7 @@ int main(int argc, char** argv) {
   TrainFlags flags;
   CLI::App app{"", "coco-train"};
   add_train_flags(app, flags);
-  if (const auto code = coco::parse_flags(app, argc, argv, [&] { check_train_flags(flags.opt); })) return *code;
+  if (const auto code = coco::parse_flags(app, argc, argv, [&] { check_train_flags(flags); })) return *code;
   coco::TrainOptions& opt = flags.opt;
   opt.skip_nonfinite = flags.on_nonfinite == "skip";
   int threads = flags.threads;
@@ -147,6 +156,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<coco::Communicator> comm;
   int rank = 0, size = 1;
   try {
+    if (!std::isnan(flags.comm_timeout)) coco::set_comm_timeout_s(flags.comm_timeout);
     if (coco::launched_by_mpi()) mpi = std::make_unique<coco::MpiRuntime>(&argc, &argv);
     comm = coco::make_cpu_communicator();
     rank = comm->rank();

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "comm/comm_timeout.h"
 #include "comm/mpi_communicator.h"
 #include "engine/checkpoint.h"
 #include "engine/common.h"
@@ -153,6 +154,46 @@ TEST(MpiTraining, ClippingByTheGlobalNormKeepsNRanksEqualToOneRank) {
   expect_same_params(many.params, one.params);
 }
 
+// A NaN on one rank only (its replica of conv1's weights poisoned after the start-up
+// broadcast): the ranks agree that each step is not finite, every rank runs the whole
+// diagnostic re-run (so the head's collectives still pair up), and they skip -- or
+// stop -- together, the finding rank naming the layer and the others naming that rank.
+// Before, rank 1's scan threw before the head while its peers entered the head's
+// collectives, which then paired across iterations and hung.
+std::unique_ptr<Trainer> trainer_poisoned_on_rank_1(bool skip) {
+  TrainOptions o;
+  o.config = g_dir + "/solver_no_final_snapshot.prototxt";
+  o.data_root = g_dir;
+  o.quiet = true;
+  o.max_iter = 3;
+  o.snapshot_prefix = g_dir + (skip ? "/poisoned_skip" : "/poisoned_stop");
+  o.skip_nonfinite = skip;
+  auto t = std::make_unique<Trainer>(o, g_comm);
+  if (g_comm->rank() == 1) t->train_net().params()[0].blob->mutable_data()[0] = std::nanf("");
+  return t;
+}
+
+TEST(MpiTraining, NonFiniteOnOneRankIsSkippedByEveryRankTogether) {
+  const auto t = trainer_poisoned_on_rank_1(true);
+  const TrainResult r = t->run();
+  EXPECT_EQ(r.skipped_steps, 3);
+}
+
+TEST(MpiTraining, NonFiniteOnOneRankStopsEveryRankNamingTheRankAndLayer) {
+  const auto t = trainer_poisoned_on_rank_1(false);
+  const std::string e = testing::error_of([&] { t->run(); });
+  EXPECT_NE(e.find("iteration 0: the loss"), std::string::npos) << e;
+  if (g_comm->rank() == 1) {
+    EXPECT_NE(e.find("rank 1: debug: iteration 0, forward of layer 'conv1'"), std::string::npos) << e;
+  } else {
+    EXPECT_NE(e.find("rank 1's per-layer scan found it first"), std::string::npos) << e;
+  }
+  // Every rank is still in step: one more collective pairs up.
+  float one = 1;
+  g_comm->all_reduce(&one, 1, ReduceOp::kSum);
+  EXPECT_EQ(one, g_comm->size());
+}
+
 TEST(MpiTraining, CheckpointOfFourRanksResumesOnThree) {
   if (g_comm->size() != 4) GTEST_SKIP() << "needs exactly 4 ranks (runs in mpi.training.np4)";
   // Save with 4 ranks (centroid rows 3/3/2/2) ...
@@ -213,6 +254,7 @@ int main(int argc, char** argv) {
     coco::init_logging(comm.rank(), comm.size());
     spdlog::set_level(spdlog::level::warn);
     coco::set_num_threads(1);
+    coco::set_comm_timeout_s(120);  // a test that leaves ranks out of step fails, not hangs
     // Rank 0 makes the data folder; every rank learns its name from rank 0's pid.
     float pid = static_cast<float>(::getpid());
     comm.broadcast(&pid, 1, 0);
@@ -231,6 +273,8 @@ int main(int argc, char** argv) {
       write_bytes(coco::g_dir + "/t10k-labels-idx1-ubyte", idx_labels(test));
       std::ofstream(coco::g_dir + "/solver.prototxt") << coco::solver_text();
       std::ofstream(coco::g_dir + "/solver_clip.prototxt") << coco::solver_text(0.01f);
+      std::ofstream(coco::g_dir + "/solver_no_final_snapshot.prototxt")
+          << coco::solver_text() << "snapshot_after_train: false\n";
     }
     comm.barrier();
     rc = RUN_ALL_TESTS();
