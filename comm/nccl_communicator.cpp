@@ -9,10 +9,11 @@
 #include <mpi.h>
 #include <nccl.h>
 
-#include <chrono>
-#include <thread>
+#include <exception>
 
+#include "comm/comm_timeout.h"
 #include "comm/mpi_communicator.h"
+#include "engine/device_wait.h"
 #include "engine/gpu_check.h"  // after cuda_runtime_api.h and nccl.h
 #endif
 
@@ -41,6 +42,23 @@ ncclRedOp_t nccl_op(ReduceOp op) {
   return ncclSum;
 }
 
+// ncclGroupStart .. ncclGroupEnd as a scope: a throw between them still closes the
+// group (NCCL requires every started group to end), and the error is the one thrown.
+class NcclGroup {
+ public:
+  NcclGroup() { COCO_NCCL_CHECK(ncclGroupStart()); }
+  ~NcclGroup() {
+    if (open_) ncclGroupEnd();
+  }
+  void end() {
+    open_ = false;
+    COCO_NCCL_CHECK(ncclGroupEnd());
+  }
+
+ private:
+  bool open_ = true;
+};
+
 }  // namespace
 
 static void make_stream_and_events(int device, cudaStream_t* stream, cudaEvent_t* a, cudaEvent_t* b, float** scratch) {
@@ -51,8 +69,8 @@ static void make_stream_and_events(int device, cudaStream_t* stream, cudaEvent_t
   COCO_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(scratch), sizeof(float)));
 }
 
-NcclCommunicator::NcclCommunicator(MpiCommunicator& mpi, int device, double timeout_s)
-    : s_(std::make_unique<State>()), timeout_s_(timeout_s) {
+NcclCommunicator::NcclCommunicator(MpiCommunicator& mpi, int device)
+    : s_(std::make_unique<State>()), exceptions_at_construction_(std::uncaught_exceptions()) {
   rank_ = mpi.rank();
   size_ = mpi.size();
   local_rank_ = mpi.local_rank();
@@ -68,10 +86,11 @@ NcclCommunicator::NcclCommunicator(MpiCommunicator& mpi, int device, double time
   if (MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
     COCO_THROW("rank ", rank_, ": MPI_Bcast of the NCCL id failed");
   COCO_NCCL_CHECK(ncclCommInitRank(&s_->comm, size_, id, rank_));
+  watch_device_waits();
 }
 
-NcclCommunicator::NcclCommunicator(int device, double timeout_s)
-    : s_(std::make_unique<State>()), device_(device), timeout_s_(timeout_s) {
+NcclCommunicator::NcclCommunicator(int device)
+    : s_(std::make_unique<State>()), device_(device), exceptions_at_construction_(std::uncaught_exceptions()) {
   int devices = 0;
   COCO_CUDA_CHECK(cudaGetDeviceCount(&devices));
   if (device_ < 0 || device_ >= devices) COCO_THROW("GPU ", device_, " does not exist (", devices, " found)");
@@ -79,11 +98,20 @@ NcclCommunicator::NcclCommunicator(int device, double timeout_s)
   ncclUniqueId id;
   COCO_NCCL_CHECK(ncclGetUniqueId(&id));
   COCO_NCCL_CHECK(ncclCommInitRank(&s_->comm, 1, id, 0));
+  watch_device_waits();
+}
+
+void NcclCommunicator::watch_device_waits() {
+  set_device_wait_watch([this](const std::string& what, double waited_s) { check_health(what, waited_s); });
 }
 
 NcclCommunicator::~NcclCommunicator() {
   if (!s_) return;
-  if (s_->comm) ncclCommDestroy(s_->comm);  // the communicator first, then what it ran on
+  set_device_wait_watch({});
+  // The communicator first, then what it ran on. While an exception unwinds, peers
+  // may sit in a collective with us: ncclCommDestroy could wait for them, abort does not.
+  if (s_->comm && std::uncaught_exceptions() > exceptions_at_construction_) abort();
+  if (s_->comm) ncclCommDestroy(s_->comm);
   if (s_->scratch) cudaFree(s_->scratch);
   if (s_->comm_done) cudaEventDestroy(s_->comm_done);
   if (s_->compute_done) cudaEventDestroy(s_->compute_done);
@@ -91,6 +119,7 @@ NcclCommunicator::~NcclCommunicator() {
 }
 
 void NcclCommunicator::begin() {
+  if (!s_->comm) COCO_THROW("rank ", rank_, ": the NCCL communicator was aborted after an earlier fault");
   COCO_CUDA_CHECK(cudaEventRecord(s_->compute_done, coco::cuda::stream()));
   COCO_CUDA_CHECK(cudaStreamWaitEvent(s_->stream, s_->compute_done, 0));
 }
@@ -102,25 +131,36 @@ void NcclCommunicator::end(Collective c, int64_t bytes) {
   record(c, bytes, 0);  // asynchronous: time is measured by synchronize() callers
 }
 
+void NcclCommunicator::abort() {
+  if (!s_->comm) return;
+  ncclCommAbort(s_->comm);
+  s_->comm = nullptr;
+}
+
+void NcclCommunicator::check_health(const std::string& what, double waited_s) {
+  if (!s_->comm) COCO_THROW("rank ", rank_, ": ", what, ": the NCCL communicator was aborted after an earlier fault");
+  ncclResult_t async = ncclSuccess;
+  COCO_NCCL_CHECK(ncclCommGetAsyncError(s_->comm, &async));
+  const double timeout = comm_timeout_s();
+  const bool late = timeout > 0 && waited_s > timeout;
+  if (async == ncclSuccess && !late) return;
+  abort();
+  COCO_THROW("rank ", rank_, ": ", what, ", after NCCL ", s_->last,
+             async != ncclSuccess ? std::string(" failed: ") + gpu::error_string(async)
+                                  : " made no progress in " + std::to_string(static_cast<int64_t>(waited_s)) +
+                                        " s (--comm-timeout): a peer rank has died, hangs or cannot be reached",
+             "; the NCCL communicator was aborted");
+}
+
 void NcclCommunicator::synchronize() {
-  const auto t0 = std::chrono::steady_clock::now();
-  while (true) {
-    const cudaError_t q = cudaEventQuery(s_->comm_done);
-    if (q == cudaSuccess) return;
-    if (q != cudaErrorNotReady) COCO_THROW("rank ", rank_, ": CUDA error after ", s_->last, ": ", gpu::error_string(q));
-    ncclResult_t async = ncclSuccess;
-    COCO_NCCL_CHECK(ncclCommGetAsyncError(s_->comm, &async));
-    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (async != ncclSuccess || waited > timeout_s_) {
-      ncclCommAbort(s_->comm);
-      s_->comm = nullptr;
-      COCO_THROW("rank ", rank_, ": NCCL ", s_->last,
-                 async != ncclSuccess ? std::string(" failed: ") + gpu::error_string(async)
-                                      : " did not finish within " + std::to_string(timeout_s_) + " s",
-                 "; the communicator was aborted");
-    }
-    std::this_thread::sleep_for(std::chrono::microseconds(100));
-  }
+  wait_until(
+      [&] {
+        const cudaError_t q = cudaEventQuery(s_->comm_done);
+        if (q == cudaErrorNotReady) return false;
+        if (q != cudaSuccess) COCO_THROW("rank ", rank_, ": CUDA error after ", s_->last, ": ", gpu::error_string(q));
+        return true;
+      },
+      std::string("NCCL ") + s_->last);
 }
 
 void NcclCommunicator::all_reduce(float* data, int64_t count, ReduceOp op) {
@@ -138,14 +178,14 @@ void NcclCommunicator::all_gather(const float* send, float* recv, const std::vec
   if (equal) {
     COCO_NCCL_CHECK(ncclAllGather(send, recv, counts[0], ncclFloat, s_->comm, s_->stream));
   } else {  // NCCL has no all-gather-v: one broadcast per rank, grouped
-    COCO_NCCL_CHECK(ncclGroupStart());
+    NcclGroup group;
     int64_t off = 0;
     for (int r = 0; r < size_; ++r) {
       COCO_NCCL_CHECK(
           ncclBroadcast(r == rank_ ? send : recv + off, recv + off, counts[r], ncclFloat, r, s_->comm, s_->stream));
       off += counts[r];
     }
-    COCO_NCCL_CHECK(ncclGroupEnd());
+    group.end();
   }
   end(Collective::kAllGather, total * 4);
 }
@@ -159,14 +199,14 @@ void NcclCommunicator::reduce_scatter(const float* send, float* recv, const std:
   if (equal) {
     COCO_NCCL_CHECK(ncclReduceScatter(send, recv, counts[0], ncclFloat, ncclSum, s_->comm, s_->stream));
   } else {  // one reduce per rank to its owner, grouped
-    COCO_NCCL_CHECK(ncclGroupStart());
+    NcclGroup group;
     int64_t off = 0;
     for (int r = 0; r < size_; ++r) {
       COCO_NCCL_CHECK(ncclReduce(send + off, r == rank_ ? recv : nullptr, counts[r], ncclFloat, ncclSum, r, s_->comm,
                                  s_->stream));
       off += counts[r];
     }
-    COCO_NCCL_CHECK(ncclGroupEnd());
+    group.end();
   }
   end(Collective::kReduceScatter, total * 4);
 }
@@ -189,10 +229,10 @@ void NcclCommunicator::barrier() {
 
 bool nccl_available() { return false; }
 struct NcclCommunicator::State {};
-NcclCommunicator::NcclCommunicator(MpiCommunicator&, int, double) {
+NcclCommunicator::NcclCommunicator(MpiCommunicator&, int) {
   COCO_THROW("this coco build has no NCCL (configure with CUDA and NCCL)");
 }
-NcclCommunicator::NcclCommunicator(int, double) { COCO_THROW("this coco build has no NCCL (configure with CUDA and NCCL)"); }
+NcclCommunicator::NcclCommunicator(int) { COCO_THROW("this coco build has no NCCL (configure with CUDA and NCCL)"); }
 NcclCommunicator::~NcclCommunicator() = default;
 void NcclCommunicator::all_reduce(float*, int64_t, ReduceOp) {}
 void NcclCommunicator::all_gather(const float*, float*, const std::vector<int64_t>&) {}
@@ -200,6 +240,9 @@ void NcclCommunicator::reduce_scatter(const float*, float*, const std::vector<in
 void NcclCommunicator::broadcast(float*, int64_t, int) {}
 void NcclCommunicator::barrier() {}
 void NcclCommunicator::synchronize() {}
+void NcclCommunicator::check_health(const std::string&, double) {}
+void NcclCommunicator::watch_device_waits() {}
+void NcclCommunicator::abort() {}
 void NcclCommunicator::begin() {}
 void NcclCommunicator::end(Collective, int64_t) {}
 

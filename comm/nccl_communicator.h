@@ -5,11 +5,17 @@
 // count; rank 0 calls ncclGetUniqueId, MPI_Bcast shares it, every rank calls
 // ncclCommInitRank. Collectives run on a dedicated stream, ordered against the
 // compute stream (coco::cuda::stream()) by events in both directions, so they
-// neither block the host nor race the kernels around them. synchronize() waits
-// for them, polling ncclCommGetAsyncError; past the timeout the communicator is
-// aborted (ncclCommAbort) and a coco::Error names the collective -- a dead peer
-// ends the job instead of hanging it. Teardown runs in reverse: communicator, then
-// stream and events.
+// neither block the host nor race the kernels around them.
+//
+// Bounded failure: the communicator installs the device-wait watch
+// (engine/device_wait.h), so every host wait on a device -- its own synchronize(),
+// the loss read, a norm, a copy back -- polls ncclCommGetAsyncError and the
+// collective timeout (comm/comm_timeout.h); on a fault it aborts the communicator
+// (ncclCommAbort) and throws a coco::Error naming the wait and the last collective,
+// and coco-train then aborts the job (MPI_Abort). A dead peer ends the job instead
+// of hanging it. Destroyed while an exception unwinds, it aborts instead of
+// ncclCommDestroy, which could block on peers still inside a collective. Teardown
+// runs in reverse: communicator, then stream and events.
 //
 // Built only with CUDA and NCCL (COCO_WITH_NCCL); elsewhere constructing one throws.
 #pragma once
@@ -26,9 +32,9 @@ class MpiCommunicator;
 class NcclCommunicator final : public Communicator {
  public:
   // Over an MPI job: device = the local rank unless given.
-  NcclCommunicator(MpiCommunicator& bootstrap, int device = -1, double timeout_s = 1800);
+  NcclCommunicator(MpiCommunicator& bootstrap, int device = -1);
   // One process, one GPU (size 1; no MPI needed).
-  explicit NcclCommunicator(int device, double timeout_s = 1800);
+  explicit NcclCommunicator(int device);
   ~NcclCommunicator() override;
 
   int rank() const override { return rank_; }
@@ -44,14 +50,19 @@ class NcclCommunicator final : public Communicator {
   void barrier() override;
   // Waits for every queued collective (see the file comment for the timeout).
   void synchronize();
+  // The device-wait watch: throws after aborting the communicator on an NCCL async
+  // error or once `waited_s` passes the collective timeout.
+  void check_health(const std::string& what, double waited_s);
 
  private:
   struct State;
   void begin();                                // orders the comm stream after compute
   void end(Collective c, int64_t bytes);       // orders compute after the comm stream
+  void watch_device_waits();
+  void abort();
   std::unique_ptr<State> s_;
   int rank_ = 0, size_ = 1, local_rank_ = 0, device_ = 0;
-  double timeout_s_ = 1800;
+  int exceptions_at_construction_ = 0;  // std::uncaught_exceptions(): unwinding iff more at destruction
 };
 
 bool nccl_available();  // built with NCCL

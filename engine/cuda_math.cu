@@ -168,7 +168,7 @@ double reduce_to_host(int64_t n, const float* x, const float* y, int kind, Strea
   cuda::check_launch("reduce_final_kernel");
   double out = 0;
   COCO_CUDA_CHECK(cudaMemcpyAsync(&out, partial + blocks, sizeof(double), cudaMemcpyDeviceToHost, s));
-  COCO_CUDA_CHECK(cudaStreamSynchronize(s));
+  cuda::wait(s, "a reduction read back from the device (a norm or dot product)");
   return out;
 }
 }  // namespace
@@ -188,7 +188,7 @@ int64_t cuda_count_nonfinite(int64_t n, const float* x, int64_t* first, Stream s
   long long host[2] = {0, 0};
   COCO_CUDA_CHECK(cudaMemcpyAsync(&host[0], ws, sizeof(long long), cudaMemcpyDeviceToHost, s));
   COCO_CUDA_CHECK(cudaMemcpyAsync(&host[1], ws + blocks, sizeof(long long), cudaMemcpyDeviceToHost, s));
-  COCO_CUDA_CHECK(cudaStreamSynchronize(s));
+  cuda::wait(s, "the NaN/Inf count read back from the device");
   if (first && host[0] > 0) *first = host[1];
   return host[0];
 }

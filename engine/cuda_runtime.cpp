@@ -8,6 +8,7 @@
 #include "engine/caching_allocator.h"
 #include "engine/common.h"
 #include "engine/device_memory.h"
+#include "engine/device_wait.h"
 
 #if COCO_WITH_CUDA
 #include <cublas_v2.h>
@@ -127,10 +128,20 @@ void* workspace(size_t bytes) {
   return c.ws;
 }
 
+void wait(Stream s, const std::string& what) {
+  wait_until(
+      [&] {
+        const cudaError_t e = cudaStreamQuery(s);
+        if (e == cudaErrorNotReady) return false;
+        if (e != cudaSuccess) COCO_THROW(what, ": CUDA error: ", gpu::error_string(e));
+        return true;
+      },
+      what);
+}
+
 void synchronize(const std::string& what) {
-  const cudaError_t e = cudaStreamSynchronize(ctx().stream);
+  wait(ctx().stream, what);
   const cudaError_t last = cudaGetLastError();
-  if (e != cudaSuccess) COCO_THROW(what, ": CUDA error: ", gpu::error_string(e));
   if (last != cudaSuccess) COCO_THROW(what, ": CUDA error: ", gpu::error_string(last));
 }
 
@@ -176,7 +187,7 @@ void deallocate(void* p) {
 void copy(void* dst, const void* src, size_t bytes, bool wait) {
   Context& c = ctx();
   COCO_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, c.stream));
-  if (wait) COCO_CUDA_CHECK(cudaStreamSynchronize(c.stream));
+  if (wait) cuda::wait(c.stream, "a copy from the device");
 }
 
 void memset_zero(void* p, size_t bytes) { COCO_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, ctx().stream)); }
@@ -195,6 +206,7 @@ Stream stream() { no_cuda(); }
 cublasContext* cublas() { no_cuda(); }
 cudnnContext* cudnn() { no_cuda(); }
 void* workspace(size_t) { no_cuda(); }
+void wait(Stream, const std::string&) {}
 void synchronize(const std::string&) {}
 void check_launch(const char*) { no_cuda(); }
 MemoryStats memory_stats() { return {}; }

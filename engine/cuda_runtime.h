@@ -42,7 +42,11 @@ cudnnContext* cudnn();
 // until the next call (one user at a time: a layer's forward or backward).
 void* workspace(size_t bytes);
 
-// Waits for the current device's stream and throws a coco::Error naming `what`
+// Waits for stream `s` through wait_until (engine/device_wait.h: the NCCL watch
+// bounds it) and throws a coco::Error naming `what` on a CUDA error. Every host
+// wait on a stream goes through here.
+void wait(Stream s, const std::string& what);
+// wait() on the current device's stream, then throws a coco::Error naming `what`
 // on any pending CUDA error (asynchronous kernel faults included).
 void synchronize(const std::string& what = "CUDA stream");
 // After a kernel launch: throws a coco::Error naming `what` if the launch failed.

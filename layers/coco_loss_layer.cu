@@ -403,7 +403,7 @@ void coco_head_scale_by_top_diff(float* dx, const float* g, const float* w, int6
 void coco_head_read_to_host(float* host, const float* dev, int64_t n, cuda::Stream stream) {
   if (n == 0) return;
   COCO_CUDA_CHECK(cudaMemcpyAsync(host, dev, static_cast<size_t>(n) * sizeof(float), cudaMemcpyDeviceToHost, stream));
-  COCO_CUDA_CHECK(cudaStreamSynchronize(stream));
+  cuda::wait(stream, "the CocoLoss head's read back to the host");
 }
 
 }  // namespace coco
