@@ -32,6 +32,9 @@ struct LayerContext {
   int64_t iter = 0;        // current training iteration (counter-based randomness)
   uint64_t seed = 1;       // the run's seed
   Communicator* comm = nullptr;  // never null inside a Net (LocalCommunicator at size 1)
+  // The pass's batch over all ranks, each holding shard_range(global_batch, r, N) of
+  // it (the trainer's split); 0: not known (a net driven by hand).
+  int64_t global_batch = 0;
 };
 
 using Blobs = std::vector<Blob*>;

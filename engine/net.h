@@ -53,6 +53,8 @@ class Net {
   double last_local_loss() const { return last_local_loss_; }
   double last_global_loss() const { return last_global_loss_; }
   void set_iter(int64_t iter) { ctx_.iter = iter; }
+  // The next passes' batch over all ranks (LayerContext::global_batch).
+  void set_global_batch(int64_t n) { ctx_.global_batch = n; }
   Phase phase() const { return ctx_.phase; }
   const std::string& name() const { return name_; }
   const std::string& origin() const { return origin_; }

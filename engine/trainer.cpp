@@ -197,6 +197,7 @@ void Trainer::build_train_net() {
   set_input_batch(&train_param, slice_.count);
   train_net_ = std::make_unique<Net>(train_param, Phase::kTrain, comm_, seed_, cfg_.net_origin);
   train_net_->set_local_fraction(static_cast<double>(slice_.count) / batch_);
+  train_net_->set_global_batch(batch_);
 }
 
 // The data sources, checked against the net's input, and the test net sharing the
@@ -385,6 +386,7 @@ Trainer::TestOutcome Trainer::test(int64_t iter) {
     data->reshape(ds);
     label->reshape({mine.count});
     fill_inputs(*test_net_, false, batch.start + mine.start, mine.count);
+    test_net_->set_global_batch(batch.count);
     test_net_->forward();
     for (size_t o = 0; o < names.size(); ++o) {
       const auto v = test_net_->blob(names[o])->data().to_vector();

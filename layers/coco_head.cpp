@@ -38,8 +38,19 @@ CocoHeadGradient CocoHead::forward(const CocoHeadIo& io, Communicator& comm, con
   return g;
 }
 
-// The GEMM shapes are host values, so on more than one rank the N batch sizes are
-// the one thing the head reads back (a short last batch may sit on any rank).
+// The N batch sizes from the global batch, as the trainer split it: no collective
+// and no read back from the device.
+std::vector<int64_t> CocoHead::batch_sizes(const CocoHeadIo& io, const Communicator& comm) const {
+  std::vector<int64_t> counts(comm.size());
+  for (int r = 0; r < comm.size(); ++r) counts[r] = shard_range(io.M, r, comm.size()).count;
+  if (counts[comm.rank()] != io.Ml)
+    COCO_THROW(where_, "rank ", comm.rank(), " holds ", io.Ml, " samples of a global batch of ", io.M,
+               ", but its share of that batch (shard_range) is ", counts[comm.rank()]);
+  return counts;
+}
+
+// Without the global batch the GEMM shapes (host values) need the N batch sizes
+// gathered and read back (a short last batch may sit on any rank).
 std::vector<int64_t> CocoHead::gather_batch_sizes(int64_t Ml, Communicator& comm, const CocoHeadOps& ops) {
   const int nranks = comm.size(), rank = comm.rank();
   std::vector<int64_t> counts(nranks, Ml);
@@ -54,7 +65,7 @@ std::vector<int64_t> CocoHead::gather_batch_sizes(int64_t Ml, Communicator& comm
 }
 
 void CocoHead::make_plan(const CocoHeadIo& io, Communicator& comm, const CocoHeadOps& ops, bool train) {
-  const std::vector<int64_t> counts = gather_batch_sizes(io.Ml, comm, ops);
+  const std::vector<int64_t> counts = io.M > 0 ? batch_sizes(io, comm) : gather_batch_sizes(io.Ml, comm, ops);
   const int rank = comm.rank();
   plan_ = plan_coco_head(counts, rank, cfg_.D, cfg_.shard, cfg_.chunk, cfg_.cache_mb, train);
   if (plan_.M == 0) COCO_THROW(where_, "empty global batch");

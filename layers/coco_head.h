@@ -50,6 +50,10 @@ struct CocoHeadIo {
   float* centroid_diff = nullptr;  // (K_r, D), accumulated (+=) in a train forward
   float* loss = nullptr;           // (1)
   float* accuracy = nullptr;       // (1), or null when not wanted
+  // The global batch, split over the ranks by shard_range (the trainer's split), so
+  // every rank knows every M_r without asking; 0: not known (a net driven by hand),
+  // and the N sizes are gathered and read back to the host.
+  int64_t M = 0;
 };
 
 // The forward-to-backward handoff: the feature gradient at unit top weight, and
@@ -74,6 +78,7 @@ class CocoHead {
 
  private:
   void make_plan(const CocoHeadIo& io, Communicator& comm, const CocoHeadOps& ops, bool train);
+  std::vector<int64_t> batch_sizes(const CocoHeadIo& io, const Communicator& comm) const;
   std::vector<int64_t> gather_batch_sizes(int64_t Ml, Communicator& comm, const CocoHeadOps& ops);
   void size_buffers(bool train);
   void gather(const CocoHeadIo& io, Communicator& comm, const CocoHeadOps& ops);

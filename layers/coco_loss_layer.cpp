@@ -127,6 +127,7 @@ void CocoLossLayer::forward_with(const CocoHeadOps& ops, const Blobs& bottom, co
   io.x = bottom[0]->cdata();
   io.labels = bottom[1]->cdata();
   io.Ml = Ml;
+  io.M = ctx().global_batch;
   io.centroids = blobs_[0]->mutable_data();
   io.centroid_diff = blobs_[0]->mutable_diff();
   io.loss = top[0]->mutable_data();

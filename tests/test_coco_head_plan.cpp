@@ -118,7 +118,7 @@ class RecordingOps final : public CocoHeadOps {
   }
 };
 
-std::vector<std::string> run_head(float cache_mb) {
+std::vector<std::string> run_head(float cache_mb, int64_t global_batch = 0) {
   const int64_t M = 3, D = 4, K = 5;
   CocoHeadConfig cfg;
   cfg.K = K;
@@ -132,7 +132,7 @@ std::vector<std::string> run_head(float cache_mb) {
   for (size_t i = 0; i < x.size(); ++i) x[i] = 0.1f * static_cast<float>(i % 7) - 0.3f;
   for (size_t i = 0; i < c.size(); ++i) c[i] = 0.2f * static_cast<float>(i % 5) - 0.4f;
   float loss = 0;
-  CocoHeadIo io{x.data(), labels.data(), M, c.data(), dc.data(), &loss, nullptr};
+  CocoHeadIo io{x.data(), labels.data(), M, c.data(), dc.data(), &loss, nullptr, global_batch};
   LocalCommunicator comm;
   RecordingOps ops;
   const CocoHeadGradient g = head.forward(io, comm, ops, true, 0.5f);
@@ -158,6 +158,18 @@ TEST(CocoHead, StepsRunInOneOrder) {
   cached.erase(cached.begin() + 17);
   cached.erase(cached.begin() + 11);
   EXPECT_EQ(run_head(64), cached);
+  // A known global batch gives the same steps (no batch sizes to gather).
+  EXPECT_EQ(run_head(64, 3), cached);
+}
+
+TEST(CocoHead, GlobalBatchThatDisagreesWithTheLocalOneIsAnError) {
+  // Rank 0 of 1 holds all of a global batch of 4, not the 3 rows it was given.
+  try {
+    run_head(0, 4);
+    FAIL() << "expected an error";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("holds 3 samples of a global batch of 4"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
