@@ -121,7 +121,7 @@ wrong one.
 )";
 
 const char* kHeadUsage = R"(usage: [mpirun -np N] coco-bench head [--M m] [--D d] [--K k] [options]
-       coco-bench head --features X.npy --centroids C.npy --labels Y.npy --scale A --dump DIR [options]
+       [mpirun -np N] coco-bench head --features X.npy --centroids C.npy --labels Y.npy --scale A --dump DIR [options]
 
 Times the CocoLoss head's forward+backward against its three GEMMs (same BLAS,
 same process) and prints one JSON line per shape: {"M","D","K","ranks",
@@ -132,6 +132,8 @@ the batch is split and the classes sharded over the ranks.
 With --features (float32 M x D), --centroids (float32 K x D) and --labels (int64
 M), runs one forward and backward and writes loss.npy, grad_features.npy and
 grad_centroids.npy to DIR, to check the head against other implementations.
+Under mpirun each rank takes its share of the rows and its shard of the classes,
+and rank 0 writes the gathered results: the same three files as one process.
 )";
 
 int comm_main(int argc, char** argv) {

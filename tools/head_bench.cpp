@@ -18,7 +18,10 @@
 //
 // Check: --features X.npy (M x D float32), --centroids C.npy (K x D float32),
 // --labels Y.npy (M int64) and --scale A run one forward and backward and write
-// loss.npy, grad_features.npy and grad_centroids.npy to --dump DIR (one process).
+// loss.npy, grad_features.npy and grad_centroids.npy to --dump DIR. Under mpirun
+// every rank reads the inputs and keeps its share of the rows and its shard of the
+// classes, as the trainer splits them; rank 0 gathers the feature gradient in row
+// order and the centroid gradient in class order and writes the same three files.
 #include "tools/head_bench.h"
 
 #include <sys/resource.h>
@@ -121,9 +124,11 @@ struct Head {
   Rng rng{7};
   std::unique_ptr<CocoLossLayer> layer;
   Blob x, y, loss;
-  Head(Communicator& comm, const proto::LayerParameter& p, int64_t m, int64_t d, Device dev)
+  // m of the global batch's rows on this rank (its shard_range share).
+  Head(Communicator& comm, const proto::LayerParameter& p, int64_t m, int64_t global_m, int64_t d, Device dev)
       : x({m, d}, dev), y({m}, dev), loss(Shape{}, dev) {
     ctx.comm = &comm;
+    ctx.global_batch = global_m;
     layer = std::make_unique<CocoLossLayer>(p);
     if (dev == Device::kCPU) {
       layer->setup({&x, &y}, {&loss}, &ctx, rng);
@@ -146,38 +151,73 @@ struct Head {
   }
 };
 
-int check_mode(Communicator& comm, const HeadBenchOptions& o) {
-  if (comm.size() != 1) COCO_THROW("coco-bench head --dump runs in one process");
+struct CheckInputs {
+  NpyArray X, C, Y;
+  int64_t M = 0, D = 0, K = 0;
+};
+
+CheckInputs read_check_inputs(const HeadBenchOptions& o) {
   if (o.features.empty() || o.centroids.empty() || o.labels.empty() || o.dump_dir.empty())
     COCO_THROW("coco-bench head: --features, --centroids, --labels and --dump go together");
   if (o.logit_type == "COSINE" && !(o.scale > 0)) COCO_THROW("coco-bench head: --scale A (> 0) is required");
-  const NpyArray X = read_npy(o.features), C = read_npy(o.centroids), Y = read_npy(o.labels);
+  CheckInputs in{read_npy(o.features), read_npy(o.centroids), read_npy(o.labels)};
+  const NpyArray &X = in.X, &C = in.C, &Y = in.Y;
   if (X.type != NpyType::kFloat32 || X.shape.size() != 2) COCO_THROW(o.features, ": expected a float32 M x D array");
   if (C.type != NpyType::kFloat32 || C.shape.size() != 2 || C.shape[1] != X.shape[1])
     COCO_THROW(o.centroids, ": expected a float32 K x D array with D = ", X.shape[1]);
   if (Y.type != NpyType::kInt64 || Y.shape.size() != 1 || Y.shape[0] != X.shape[0])
     COCO_THROW(o.labels, ": expected int64 labels, one per feature row (", X.shape[0], ")");
-  const int64_t M = X.shape[0], D = X.shape[1], K = C.shape[0];
-  require_finite(X.f32, D, o.features, "the head needs finite inputs");
-  require_finite(C.f32, D, o.centroids, "the head needs finite inputs");
-  Head h(comm, head_param(o, K, o.scale), M, D, o.device);
-  set_data(h.x, X.f32);
-  std::vector<float> labels(M);
-  for (int64_t i = 0; i < M; ++i) labels[i] = static_cast<float>(Y.i64[i]);
+  in.M = X.shape[0];
+  in.D = X.shape[1];
+  in.K = C.shape[0];
+  require_finite(X.f32, in.D, o.features, "the head needs finite inputs");
+  require_finite(C.f32, in.D, o.centroids, "the head needs finite inputs");
+  return in;
+}
+
+// Rows [r.start, r.start + r.count) of a row-major matrix with `cols` columns.
+std::vector<float> rows_of(const std::vector<float>& m, ShardRange r, int64_t cols) {
+  return {m.begin() + r.start * cols, m.begin() + (r.start + r.count) * cols};
+}
+
+// Every rank's rows, `cols` wide and split by shard_range(total), in order on every rank.
+std::vector<float> gather_rows(Communicator& comm, const std::vector<float>& mine, int64_t total, int64_t cols) {
+  std::vector<int64_t> counts(comm.size());
+  for (int r = 0; r < comm.size(); ++r) counts[r] = shard_range(total, r, comm.size()).count * cols;
+  std::vector<float> all(total * cols);
+  comm.all_gather(mine.data(), all.data(), counts);
+  return all;
+}
+
+// comm: the host communicator the results are gathered over; head_comm: the head's.
+int check_mode(Communicator& comm, Communicator& head_comm, const HeadBenchOptions& o) {
+  const CheckInputs in = read_check_inputs(o);
+  const int64_t M = in.M, D = in.D, K = in.K;
+  const ShardRange rows = shard_range(M, comm.rank(), comm.size());
+  Head h(head_comm, head_param(o, K, o.scale), rows.count, M, D, o.device);
+  set_data(h.x, rows_of(in.X.f32, rows, D));
+  std::vector<float> labels(rows.count);
+  for (int64_t i = 0; i < rows.count; ++i) labels[i] = static_cast<float>(in.Y.i64[rows.start + i]);
   set_data(h.y, labels);
-  set_data(*h.layer->blobs()[0], C.f32);
+  const ShardRange classes = h.layer->shard();
+  if (classes.count != shard_range(K, comm.rank(), comm.size()).count)
+    COCO_THROW("coco-bench head: rank ", comm.rank(), " holds ", classes.count, " classes, not its shard_range share");
+  set_data(*h.layer->blobs()[0], rows_of(in.C.f32, classes, D));
   h.step();
-  // Results to the host (explicit copies; a no-op on the CPU).
-  const std::vector<float> loss = h.loss.data().to_vector(), gx = h.x.diff().to_vector(),
-                           gc = h.layer->blobs()[0]->diff().to_vector();
+  // Results to the host (explicit copies; a no-op on the CPU); the loss is global.
+  const std::vector<float> loss = h.loss.data().to_vector();
+  const std::vector<float> gx = gather_rows(comm, h.x.diff().to_vector(), M, D);
+  const std::vector<float> gc = gather_rows(comm, h.layer->blobs()[0]->diff().to_vector(), K, D);
   if (!std::isfinite(loss[0]))
     COCO_THROW("coco-bench head: the loss is ", loss[0], " for finite inputs (", o.features, ", ", o.centroids,
                "); nothing was written");
+  if (comm.rank() != 0) return 0;
   std::filesystem::create_directories(o.dump_dir);
   write_npy(o.dump_dir + "/loss.npy", {}, loss.data());
   write_npy(o.dump_dir + "/grad_features.npy", {M, D}, gx.data());
   write_npy(o.dump_dir + "/grad_centroids.npy", {K, D}, gc.data());
-  const nlohmann::json summary{{"loss", loss[0]}, {"M", M}, {"D", D}, {"K", K}, {"dump", o.dump_dir}};
+  const nlohmann::json summary{{"loss", loss[0]}, {"M", M},           {"D", D},
+                               {"K", K},          {"ranks", comm.size()}, {"dump", o.dump_dir}};
   std::printf("%s\n", summary.dump().c_str());
   return 0;
 }
@@ -252,7 +292,7 @@ int run_head_bench(Communicator& comm, const HeadBenchOptions& o, Communicator* 
   Communicator& hc = head_comm ? *head_comm : comm;
   COCO_CHECK(hc.size() == comm.size() && hc.rank() == comm.rank(), "coco-bench head: the head's communicator has rank ",
              hc.rank(), " of ", hc.size(), ", the job's ", comm.rank(), " of ", comm.size());
-  if (!o.features.empty() || !o.dump_dir.empty()) return check_mode(hc, o);
+  if (!o.features.empty() || !o.dump_dir.empty()) return check_mode(comm, hc, o);
   const bool gpu = o.device == Device::kCUDA;
   auto shapes = o.shapes;
   if (shapes.empty()) shapes = {{256, 512, 85742}, {512, 512, 100000}};
@@ -262,7 +302,7 @@ int run_head_bench(Communicator& comm, const HeadBenchOptions& o, Communicator* 
       cuda::empty_cache();  // the last shape's buffers are free: give them back
       cuda::reset_peak_memory_stats();
     }
-    Head h(hc, head_param(o, K, o.scale), mine.count, D, o.device);
+    Head h(hc, head_param(o, K, o.scale), mine.count, M, D, o.device);
     std::vector<float> x(mine.count * D), y(mine.count);
     for (int64_t i = 0; i < mine.count * D; ++i) x[i] = uniform01(3, comm.rank(), i) - 0.5f;
     for (int64_t i = 0; i < mine.count; ++i) y[i] = static_cast<float>(hash3(4, comm.rank(), i) % static_cast<uint64_t>(K));
