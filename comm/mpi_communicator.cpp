@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "comm/comm_timeout.h"
+#include "comm/lost_peer.h"
 #include "engine/common.h"
 #include "engine/logging.h"
 
@@ -63,9 +64,10 @@ class CallWatch {
           if (timeout_s() <= 0 || waited < timeout_s() || since_ns_.load() != since) continue;
           const std::string call = call_.load();
           spdlog::error("{} has not returned after {:.0f} s (--comm-timeout): a peer rank has died, hangs or "
-                        "cannot be reached; ending this rank",
-                        call.substr(0, call.find('(')), waited);
+                        "cannot be reached (it waits on {}); ending this rank and its launcher daemon",
+                        call.substr(0, call.find('(')), waited, peer_description());
           spdlog::default_logger()->flush();
+          end_launcher_daemon();  // comm/lost_peer.h: why
           std::_Exit(1);
         }
       }).detach();
@@ -117,6 +119,7 @@ MpiRuntime::~MpiRuntime() {
 }
 
 void MpiRuntime::abort_job(int code) {
+  if (peer_lost()) end_launcher_daemon();  // MPI_Abort's report may never reach mpirun
   if (initialized()) MPI_Abort(MPI_COMM_WORLD, code);
   std::_Exit(code);
 }
@@ -143,6 +146,29 @@ MpiCommunicator::MpiCommunicator() : comms_(std::make_unique<Comms>()) {
   COCO_MPI_CALL(MPI_Comm_split_type(comms_->world, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &comms_->node));
   COCO_MPI_CALL(MPI_Comm_rank(comms_->node, &local_rank_));
   COCO_MPI_CALL(MPI_Comm_size(comms_->node, &local_size_));
+  describe_peers();
+}
+
+// Every rank's host, once, so that a collective that times out can say whom it waits on.
+void MpiCommunicator::describe_peers() {
+  char name[MPI_MAX_PROCESSOR_NAME] = {0};
+  int length = 0;
+  COCO_MPI_CALL(MPI_Get_processor_name(name, &length));
+  std::vector<char> all(static_cast<size_t>(size_) * MPI_MAX_PROCESSOR_NAME);
+  COCO_MPI_CALL(MPI_Allgather(name, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, all.data(), MPI_MAX_PROCESSOR_NAME, MPI_CHAR,
+                              comms_->world));
+  std::string text;
+  int named = 0;
+  for (int r = 0; r < size_; ++r) {
+    if (r == rank_) continue;
+    if (named == 8) {
+      text += ", and " + std::to_string(size_ - 1 - named) + " more ranks";
+      break;
+    }
+    text += (named++ ? ", rank " : "rank ") + std::to_string(r) + " on " +
+            std::string(&all[static_cast<size_t>(r) * MPI_MAX_PROCESSOR_NAME]);
+  }
+  set_peer_description(text);
 }
 
 MpiCommunicator::MpiCommunicator(const MpiCommunicator& parent, bool member) : comms_(std::make_unique<Comms>()) {

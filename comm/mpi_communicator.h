@@ -55,6 +55,7 @@ class MpiCommunicator final : public Communicator {
   void barrier() override;
 
  private:
+  void describe_peers();
   struct Comms;
   std::unique_ptr<Comms> comms_;
   int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;

@@ -12,6 +12,7 @@
 #include <exception>
 
 #include "comm/comm_timeout.h"
+#include "comm/lost_peer.h"
 #include "comm/mpi_communicator.h"
 #include "engine/device_wait.h"
 #include "engine/gpu_check.h"  // after cuda_runtime_api.h and nccl.h
@@ -144,11 +145,13 @@ void NcclCommunicator::check_health(const std::string& what, double waited_s) {
   const double timeout = comm_timeout_s();
   const bool late = timeout > 0 && waited_s > timeout;
   if (async == ncclSuccess && !late) return;
+  note_peer_lost();  // the job's abort ends the launcher daemon too (comm/lost_peer.h)
   abort();
   COCO_THROW("rank ", rank_, ": ", what, ", after NCCL ", s_->last,
              async != ncclSuccess ? std::string(" failed: ") + gpu::error_string(async)
                                   : " made no progress in " + std::to_string(static_cast<int64_t>(waited_s)) +
-                                        " s (--comm-timeout): a peer rank has died, hangs or cannot be reached",
+                                        " s (--comm-timeout): a peer rank has died, hangs or cannot be reached (it waits on " +
+                                        peer_description() + ")",
              "; the NCCL communicator was aborted");
 }
 

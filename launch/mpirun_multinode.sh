@@ -18,6 +18,7 @@
 #   OMP_NUM_THREADS     CPU threads per rank (coco-train's default otherwise:
 #                       the node's cores divided among its ranks)
 #   COCO_COMM_TIMEOUT   seconds an MPI call may block before the rank ends
+# COCO_TRAIN names the coco-train binary (default: this clone's build/coco-train).
 # Open MPI forwards its own OMPI_MCA_* variables itself, e.g.
 #   OMPI_MCA_btl_tcp_if_include  the interface Open MPI uses (same idea as NCCL's)
 # Running as root (containers) needs OMPI_ALLOW_RUN_AS_ROOT=1 and
@@ -42,4 +43,4 @@ for name in NCCL_SOCKET_IFNAME NCCL_IB_DISABLE NCCL_DEBUG OMP_NUM_THREADS COCO_C
 done
 here=$(cd "$(dirname "$0")/.." && pwd)
 exec mpirun --hostfile "$hostfile" -np "$np" --bind-to none "${forward[@]}" "${mpirun_args[@]}" \
-  "$here/build/coco-train" --config "$config" "${train_args[@]}"
+  "${COCO_TRAIN:-$here/build/coco-train}" --config "$config" "${train_args[@]}"

