@@ -58,4 +58,10 @@ ShardRange shard_range(int64_t total, int rank, int size) {
   return r;
 }
 
+std::vector<int64_t> shard_counts(int64_t total, int size, int64_t width) {
+  std::vector<int64_t> counts(size);
+  for (int r = 0; r < size; ++r) counts[r] = shard_range(total, r, size).count * width;
+  return counts;
+}
+
 }  // namespace coco

@@ -75,5 +75,8 @@ struct ShardRange {
   int64_t count = 0;
 };
 ShardRange shard_range(int64_t total, int rank, int size);
+// Every rank's shard_range(total, r, size).count, times `width` (elements per row):
+// the counts of an all-gather or reduce-scatter of rows split that way.
+std::vector<int64_t> shard_counts(int64_t total, int size, int64_t width = 1);
 
 }  // namespace coco

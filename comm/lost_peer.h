@@ -8,8 +8,9 @@
 // tcp_retries2) while every rank is already gone. The rank that detects the loss
 // is the only one that knows, so it ends its own launcher daemon: its parent, when
 // that is Open MPI's orted (SIGTERM: it kills its other local ranks and exits) or
-// mpirun (SIGKILL: its SIGTERM path waits on the cut-off daemons). The rest of the job ends through mpirun's own
-// abort, or through the same watchdog on the other side of the cut.
+// mpirun (SIGKILL: its SIGTERM path waits on the cut-off daemons). The rest of the
+// job ends through mpirun's own abort, or through the same watchdog on the other
+// side of the cut.
 #pragma once
 
 #include <string>
@@ -17,9 +18,9 @@
 namespace coco {
 
 // Ends the parent process when it is an MPI launcher daemon (orted, prted: SIGTERM;
-// mpirun, mpiexec, orterun, prterun: SIGKILL); nothing otherwise (one process, Slurm's srun
-// step daemon handles an exiting task itself). Async-signal-safe enough for a
-// watchdog thread: reads /proc and calls kill(), no allocation after the read.
+// mpirun, mpiexec, orterun, prterun: SIGKILL); nothing otherwise (one process;
+// Slurm's step daemon handles an exiting task itself). For the watchdog thread and
+// the abort path: it reads /proc/PPID/comm and calls kill(), nothing collective.
 void end_launcher_daemon();
 
 // Set when a peer was found lost, so the job's abort path (MpiRuntime::abort_job)

@@ -150,8 +150,8 @@ void NcclCommunicator::check_health(const std::string& what, double waited_s) {
   COCO_THROW("rank ", rank_, ": ", what, ", after NCCL ", s_->last,
              async != ncclSuccess ? std::string(" failed: ") + gpu::error_string(async)
                                   : " made no progress in " + std::to_string(static_cast<int64_t>(waited_s)) +
-                                        " s (--comm-timeout): a peer rank has died, hangs or cannot be reached (it waits on " +
-                                        peer_description() + ")",
+                                        " s (--comm-timeout): a peer rank has died, hangs or cannot be "
+                                        "reached (it waits on " + peer_description() + ")",
              "; the NCCL communicator was aborted");
 }
 

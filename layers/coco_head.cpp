@@ -41,8 +41,7 @@ CocoHeadGradient CocoHead::forward(const CocoHeadIo& io, Communicator& comm, con
 // The N batch sizes from the global batch, as the trainer split it: no collective
 // and no read back from the device.
 std::vector<int64_t> CocoHead::batch_sizes(const CocoHeadIo& io, const Communicator& comm) const {
-  std::vector<int64_t> counts(comm.size());
-  for (int r = 0; r < comm.size(); ++r) counts[r] = shard_range(io.M, r, comm.size()).count;
+  const std::vector<int64_t> counts = shard_counts(io.M, comm.size());
   if (counts[comm.rank()] != io.Ml)
     COCO_THROW(where_, "rank ", comm.rank(), " holds ", io.Ml, " samples of a global batch of ", io.M,
                ", but its share of that batch (shard_range) is ", counts[comm.rank()]);

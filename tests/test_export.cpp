@@ -109,6 +109,10 @@ TEST(Export, SlicesCoverTheDatasetInOrder) {
   EXPECT_EQ(shard_range(2, 3, 4).start, 2);
   EXPECT_EQ(shard_range(2, 3, 4).count, 0);
   EXPECT_THROW(shard_range(10, 3, 3), Error);
+  // Every rank's count at once, in elements of rows `width` wide.
+  EXPECT_EQ(shard_counts(10, 3), (std::vector<int64_t>{4, 3, 3}));
+  EXPECT_EQ(shard_counts(10, 3, 2), (std::vector<int64_t>{8, 6, 6}));
+  EXPECT_EQ(shard_counts(2, 4), (std::vector<int64_t>{1, 1, 0, 0}));
 }
 
 // A write that fails part-way leaves the earlier export whole: the files are

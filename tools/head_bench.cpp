@@ -182,10 +182,8 @@ std::vector<float> rows_of(const std::vector<float>& m, ShardRange r, int64_t co
 
 // Every rank's rows, `cols` wide and split by shard_range(total), in order on every rank.
 std::vector<float> gather_rows(Communicator& comm, const std::vector<float>& mine, int64_t total, int64_t cols) {
-  std::vector<int64_t> counts(comm.size());
-  for (int r = 0; r < comm.size(); ++r) counts[r] = shard_range(total, r, comm.size()).count * cols;
   std::vector<float> all(total * cols);
-  comm.all_gather(mine.data(), all.data(), counts);
+  comm.all_gather(mine.data(), all.data(), shard_counts(total, comm.size(), cols));
   return all;
 }
 
