@@ -56,6 +56,13 @@ printf 'node1 slots=1\nnode2 slots=1\n' > "$work/hosts"
 
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 COCO_TRAIN="$train" OMP_NUM_THREADS=1
 config="$repo/examples/tiny_synthetic.prototxt"
+# A sanitizer build (.ci/run's last stage) needs its options on every rank: the agent's
+# clean environment drops them, so they travel with the launch (-x), as mpirun sends any
+# variable a user names.
+san_env=()
+for name in ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS; do
+  if [ -n "${!name+set}" ]; then san_env+=(-x "$name"); fi
+done
 # launch METRICS [coco-train options]: 2 nodes x 1 rank from node1, in the background.
 launch() {
   local metrics=$1
@@ -63,7 +70,7 @@ launch() {
   ip netns exec "$tag-n1" unshare --uts sh -c 'hostname node1; exec "$@"' sh \
     "$repo/launch/mpirun_multinode.sh" "$work/hosts" 2 "$config" --metrics "$metrics" "$@" \
     -- --mca plm_rsh_agent "$work/agent.sh" --mca plm_rsh_no_tree_spawn 1 \
-    --mca oob_tcp_if_include 10.231.0.0/24 --mca btl_tcp_if_include 10.231.0.0/24 --mca btl tcp,self \
+    --mca oob_tcp_if_include 10.231.0.0/24 --mca btl_tcp_if_include 10.231.0.0/24 --mca btl tcp,self "${san_env[@]}" \
     > "$work/out.txt" 2>&1 &
   job=$!
 }
