@@ -11,6 +11,8 @@ std::unique_ptr<DataSource> open_record_source(const std::string& path, const pr
 std::unique_ptr<DataSource> open_list_source(const std::string& path, const proto::DataSourceParameter& p,
                                              uint64_t seed, const std::string& origin);
 
+std::unique_ptr<DataSource> open_bin_source(const std::string& path, const proto::DataSourceParameter& p,
+                                            uint64_t seed, const std::string& origin);
 std::unique_ptr<DataSource> open_synthetic_source(const std::string& what, const proto::DataSourceParameter& p,
                                                   uint64_t seed, const std::string& origin);
 
@@ -27,7 +29,9 @@ std::unique_ptr<DataSource> open_data_source(const proto::DataSourceParameter& p
   if (kind == "synthetic") return open_synthetic_source(src.substr(colon + 1), p, seed, origin);
   if (kind == "rec") return open_record_source(path, p, seed, origin);
   if (kind == "list") return open_list_source(path, p, seed, origin);
-  COCO_THROW(origin, ": unknown data source kind '", kind, "' in '", src, "' (known: mnist, synthetic, rec, list)");
+  if (kind == "bin") return open_bin_source(path, p, seed, origin);
+  COCO_THROW(origin, ": unknown data source kind '", kind, "' in '", src,
+             "' (known: mnist, synthetic, rec, list, bin)");
 }
 
 }  // namespace coco

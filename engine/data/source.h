@@ -3,6 +3,7 @@
 //   mnist:DIR   the four MNIST IDX files in DIR (split "train" or "test")
 //   rec:PREFIX  MXNet RecordIO PREFIX.rec/.idx + property (engine/data/image_source.h)
 //   list:FILE   "path label" per line, JPEGs (engine/data/image_source.h)
+//   bin:FILE    an insightface verification set, e.g. lfw.bin (engine/data/bin_source.cpp)
 //
 // The training sequence is the concatenation of per-epoch orders (shuffled from
 // (seed, epoch) or not), and position p of it is a pure function of (seed, p).
