@@ -121,6 +121,11 @@ const Rule<Solver> kSolverRules[] = {
      "set only with test_data { ... } (there is nothing to test on)"},
     {"test_interval", [](const Solver& p) { return p.test_interval() == 0 || p.has_test_data(); },
      "0 without test_data { ... } (there is nothing to test on)"},
+    {"val_interval", [](const Solver& p) { return p.val_interval() >= 0; },
+     "an integer >= 0 (0: validate only after the last iteration)"},
+    {"val_interval", [](const Solver& p) { return p.val_interval() == 0 || p.val_data_size() > 0; },
+     "0 without val_data { source: \"bin:FILE\" } (there is nothing to validate on)"},
+    {"val_folds", [](const Solver& p) { return p.val_folds() >= 2 && p.val_folds() <= 100; }, "an integer in [2, 100]"},
     {"snapshot", [](const Solver& p) { return p.snapshot() >= 0; }, "an integer >= 0 (0: only the final snapshot)"},
     {"snapshot_prefix", prefix_names_a_file,
      "a path whose last part names the files, e.g. \"snapshots/mnist\" (not empty, not ending in '/')"},
@@ -135,6 +140,12 @@ const Rule<Source> kSourceRules[] = {
      "a source such as \"mnist:data/mnist\", \"rec:PREFIX\", \"list:FILE\" or \"synthetic:K\""},
     {"batch_size", [](const Source& p) { return p.batch_size() > 0 && p.batch_size() <= (1u << 24); },
      "an integer in [1, 16777216]"},
+    {"batch_size_per_rank", [](const Source& p) {
+       return !p.has_batch_size_per_rank() || (p.batch_size_per_rank() > 0 && p.batch_size_per_rank() <= (1u << 24));
+     }, "an integer in [1, 16777216]"},
+    {"batch_size_per_rank", [](const Source& p) { return !(p.has_batch_size_per_rank() && p.has_batch_size()); },
+     "unset when batch_size is set (batch_size is the global batch over all ranks, "
+     "batch_size_per_rank one rank's share: give one of them)"},
     {"scale", [](const Source& p) { return finite(p.scale()) && p.scale() != 0; }, "a finite number other than 0"},
     {"mean_value", [](const Source& p) {
        return std::all_of(p.mean_value().begin(), p.mean_value().end(), [](float v) { return finite(v); });
@@ -183,6 +194,12 @@ void validate_solver(const proto::SolverParameter& p, const std::string& origin)
   check(p, kSolverRules, origin);
   if (p.has_train_data()) validate_data_source(p.train_data(), origin, "train_data");
   if (p.has_test_data()) validate_data_source(p.test_data(), origin, "test_data");
+  for (const auto& v : p.val_data()) {
+    validate_data_source(v, origin, "val_data");
+    if (v.source().rfind("bin:", 0) != 0)
+      COCO_THROW(origin, ": val_data: source = \"", v.source(), "\" is not allowed: a verification set, "
+                 "bin:FILE (an insightface .bin such as lfw.bin)");
+  }
 }
 
 void validate_data_source(const proto::DataSourceParameter& p, const std::string& origin, const std::string& field) {

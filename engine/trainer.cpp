@@ -6,10 +6,12 @@
 #include <cmath>
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "engine/checkpoint.h"
 #include "engine/debug.h"
+#include "engine/global_batch.h"
 #include "engine/training_checkpoint.h"
 #include "engine/common.h"
 #include "engine/logging.h"
@@ -18,6 +20,7 @@
 #include "engine/loss_window.h"
 #include "engine/metrics_writer.h"
 #include "engine/throughput.h"
+#include "engine/validation.h"
 #include "engine/settings.h"
 
 namespace coco {
@@ -79,6 +82,15 @@ std::string first_nonfinite_param(const Net& net) {
   return "";
 }
 
+void create_parent_folder(const std::string& path) {
+  const auto slash = path.rfind('/');
+  if (slash == std::string::npos || slash == 0) return;
+  const std::string dir = path.substr(0, slash);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) COCO_THROW(dir, ": cannot create the snapshot folder: ", ec.message());
+}
+
 // The iteration of a checkpoint file name "<name>_iter_<N>.ckpt", or -1.
 int64_t checkpoint_iteration(const std::string& file, const std::string& name) {
   const std::string head = name + "_iter_", tail = ".ckpt";
@@ -113,6 +125,7 @@ Trainer::Trainer(const TrainOptions& opt, Communicator* comm, Communicator* host
     if (!opt.dry_run)
       COCO_THROW(opt.config, ": holds a net, not a solver; training needs a solver config (use --dry-run to inspect a net)");
     if (opt.batch_size > 0) set_input_batch(&cfg_.net, opt.batch_size);
+    if (opt.batch_size_per_rank > 0) set_input_batch(&cfg_.net, opt.batch_size_per_rank);
     train_net_ = std::make_unique<Net>(cfg_.net, Phase::kTrain, comm_, seed_, cfg_.net_origin);
     return;
   }
@@ -129,6 +142,7 @@ Trainer::Trainer(const TrainOptions& opt, Communicator* comm, Communicator* host
   if (opt.device != Device::kCPU) {
     train_net_->to_device(opt.device);
     if (test_net_) test_net_->to_device(opt.device);
+    if (validator_) validator_->to_device(opt.device);
     solver_->to_device(opt.device);
   }
   if (opt.debug) {
@@ -147,7 +161,9 @@ void Trainer::read_solver_settings() {
   max_iter_ = s.max_iter();
   if (!s.has_train_data() && !opt_.dry_run)
     COCO_THROW(opt_.config, ": the solver has no train_data { source: ... } (e.g. \"mnist:data/mnist\")");
-  batch_ = opt_.batch_size > 0 ? opt_.batch_size : s.train_data().batch_size();
+  batch_ = opt_.batch_size > 0            ? opt_.batch_size
+           : opt_.batch_size_per_rank > 0 ? opt_.batch_size_per_rank * comm_->size()
+                                          : global_batch_size(s.train_data(), comm_->size());
   if (batch_ <= 0) COCO_THROW(opt_.config, ": batch size must be positive");
   snapshot_prefix_ = !opt_.snapshot_prefix.empty() ? opt_.snapshot_prefix
                      : s.has_snapshot_prefix()     ? s.snapshot_prefix()
@@ -174,7 +190,7 @@ std::vector<AgreedSetting> Trainer::settings_ranks_share() const {
   for (const auto& l : opt_.weights_keep_fillers) fillers += l + ",";
   return {{"the config file (--config)", opt_.config},
           {"max_iter (--max-iter)", std::to_string(max_iter_)},
-          {"the global batch size (--batch-size)", std::to_string(batch_)},
+          {"the global batch size (--batch-size, --batch-size-per-rank)", std::to_string(batch_)},
           {"random_seed (--seed)", std::to_string(seed_)},
           {"the data folder (--data-root)", opt_.data_root},
           {"the checkpoint to resume (--resume)", opt_.resume},
@@ -208,6 +224,9 @@ void Trainer::open_data_and_test_net() {
     COCO_THROW(cfg_.net_origin, ": the net must declare two inputs (data, label), it has ",
                train_net_->input_blobs().size());
   train_data_ = open_data_source(s.train_data(), opt_.data_root, seed_, opt_.config);
+  if (s.val_data_size() > 0)
+    validator_ = std::make_unique<Validator>(s, cfg_.net, cfg_.net_origin, opt_.data_root, *train_net_, comm_,
+                                             host_comm_, seed_);
   const Shape want = train_data_->sample_shape();
   const Shape have(train_net_->input_blobs()[0]->shape().begin() + 1, train_net_->input_blobs()[0]->shape().end());
   if (shape_count(want) != shape_count(have))
@@ -215,7 +234,7 @@ void Trainer::open_data_and_test_net() {
                " but ", s.train_data().source(), " gives ", shape_str(want));
   if (!s.has_test_data() || s.test_interval() <= 0) return;
   test_data_ = open_data_source(s.test_data(), opt_.data_root, seed_, opt_.config);
-  test_batch_ = s.test_data().batch_size();
+  test_batch_ = global_batch_size(s.test_data(), comm_->size());
   proto::NetParameter test_param = cfg_.net;
   set_input_batch(&test_param, test_batch_);
   test_net_ = std::make_unique<Net>(test_param, Phase::kTest, comm_, seed_, cfg_.net_origin + " (test)");
@@ -314,17 +333,14 @@ Trainer::NonfiniteFinding Trainer::agree_on_finding(const Net::ScanFinding& foun
   return {"rank " + std::to_string(origin) + "'s per-layer scan found it first (its log line names the layer)", false};
 }
 
-std::string Trainer::describe() const { return train_net_->describe(); }
+std::string Trainer::describe() const {
+  if (cfg_.net_only) return train_net_->describe();
+  return describe_batch(batch_, comm_->size()) + " (the shapes below are this rank's share)\n" + train_net_->describe();
+}
 
 std::string Trainer::snapshot(int64_t iter) {
   const std::string path = snapshot_prefix_ + "_iter_" + std::to_string(iter) + ".ckpt";
-  auto slash = path.rfind('/');
-  if (slash != std::string::npos && slash > 0) {
-    const std::string dir = path.substr(0, slash);
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
-    if (ec) COCO_THROW(dir, ": cannot create the snapshot folder: ", ec.message());
-  }
+  create_parent_folder(path);
   require_finite_weights(iter, last_snapshot_);
   save_training_checkpoint(path, iter, seed_, opt_.config, *train_net_, *solver_, *comm_, run_id_);
   if (comm_->rank() == 0) spdlog::info("snapshot {}", path);
@@ -421,15 +437,18 @@ TrainResult Trainer::run() {
   COCO_CHECK(!opt_.dry_run && solver_, "run() on a dry-run trainer");
   run_ = std::make_unique<RunState>(opt_.metrics, comm_->rank() == 0, cfg_.solver.average_loss());
   last_snapshot_.clear();
-  spdlog::info("training {} from iteration {} to {}, batch {} ({} on this rank of {}), {} learnable values, seed {}, "
+  spdlog::info("training {} from iteration {} to {} ({:.2f} epochs of {} samples), {}, {} learnable values, seed {}, "
                "{} CPU thread(s) per rank",
-               opt_.config, start_iter_, max_iter_, batch_, slice_.count, comm_->size(),
+               opt_.config, start_iter_, max_iter_, static_cast<double>(max_iter_) * batch_ / train_data_->size(),
+               train_data_->size(), describe_batch(batch_, comm_->size()),
                train_net_->num_learnable_values(), seed_, num_threads());
   if (opt_.debug_gradcheck && max_iter_ > start_iter_) check_gradients_on_first_batch();
+  if (validator_ && cfg_.solver.val_initialization() && max_iter_ > start_iter_) run_validation(start_iter_);
   for (int64_t it = start_iter_; it < max_iter_; ++it) {
     if (test_due(it)) run_test_pass(it);
     const StepOutcome step = train_step(it);
     if (step.kind == StepOutcome::kUpdated) record_step(it, step);
+    if (validation_due(it + 1)) run_validation(it + 1);
   }
   finish_run();
   return run_->result;
@@ -452,6 +471,49 @@ void Trainer::run_test_pass(int64_t it) {
   nlohmann::json j{{"iter", it}, {"test_loss", t.loss}};
   if (t.has_accuracy) j["test_accuracy"] = t.accuracy;
   run_->metrics.write(j);
+}
+
+bool Trainer::validation_due(int64_t done) const {
+  const int interval = cfg_.solver.val_interval();
+  return validator_ && (done == max_iter_ || (interval > 0 && done % interval == 0));
+}
+
+// The accuracy in <prefix>_best_<set>.json when this run's settings wrote it (a
+// resumed run keeps its best), else -1.
+double Trainer::best_accuracy_on_record(const std::string& set) const {
+  std::ifstream f(snapshot_prefix_ + "_best_" + set + ".json");
+  if (!f) return -1;
+  try {
+    const auto j = nlohmann::json::parse(f);
+    if (j.value("run", std::string()) == run_id_) return j.at("accuracy").get<double>();
+  } catch (const std::exception&) {
+  }
+  return -1;
+}
+
+void Trainer::run_validation(int64_t done) {
+  for (const ValidationScore& v : validator_->run()) {
+    if (run_->lead)
+      spdlog::info("val {} iter {}: accuracy {:.5f} +- {:.5f}, XNorm {:.3f} ({} pairs)", v.set, done, v.accuracy,
+                   v.std, v.xnorm, v.pairs);
+    run_->metrics.write({{"iter", done}, {"val", v.set}, {"accuracy", v.accuracy}, {"std", v.std}, {"xnorm", v.xnorm}});
+    // Rank 0 alone reads the record (nodes need not share a filesystem) and tells the
+    // others, so every rank takes part in the checkpoint's collectives or none does.
+    float better = comm_->rank() == 0 && v.accuracy > best_accuracy_on_record(v.set) ? 1.f : 0.f;
+    host_comm_->all_reduce(&better, 1, ReduceOp::kSum);
+    if (better == 0) continue;
+    const std::string path = snapshot_prefix_ + "_best_" + v.set + ".ckpt";
+    create_parent_folder(path);
+    require_finite_weights(done, last_snapshot_);
+    save_training_checkpoint(path, done, seed_, opt_.config, *train_net_, *solver_, *comm_, run_id_);
+    if (comm_->rank() == 0) {
+      write_file_atomic(snapshot_prefix_ + "_best_" + v.set + ".json",
+                                 nlohmann::json{{"iter", done}, {"set", v.set}, {"accuracy", v.accuracy},
+                                                {"std", v.std}, {"xnorm", v.xnorm}, {"run", run_id_}}
+                                         .dump() + "\n");
+      spdlog::info("val {}: best accuracy so far, kept as {}", v.set, path);
+    }
+  }
 }
 
 // The loss layers' gradients against finite differences, on the first batch.

@@ -23,12 +23,14 @@
 namespace coco {
 
 struct AgreedSetting;  // engine/rank_agreement.h
+class Validator;       // engine/validation.h
 
 struct TrainOptions {
   std::string config;
   std::string data_root;        // replaces the folder of every data source
   int64_t max_iter = -1;        // overrides the solver's
-  int64_t batch_size = -1;      // overrides the train data's
+  int64_t batch_size = -1;      // the global batch (all ranks); overrides the train data's
+  int64_t batch_size_per_rank = -1;  // or each rank's share: global = ranks x this
   std::string metrics;          // JSON lines path ("" none)
   std::string snapshot_prefix;  // overrides the solver's
   std::string resume;           // checkpoint to continue from
@@ -101,6 +103,11 @@ class Trainer {
   };
   bool test_due(int64_t iter) const;
   void run_test_pass(int64_t iter);
+  // Validation on the verification sets after `done` iterations; a set's new best
+  // accuracy keeps <snapshot prefix>_best_<set>.ckpt (and .json beside it).
+  bool validation_due(int64_t done) const;
+  void run_validation(int64_t done);
+  double best_accuracy_on_record(const std::string& set) const;
   void check_gradients_on_first_batch();
   StepOutcome train_step(int64_t iter);
   void skip_or_stop_nonfinite(int64_t iter, double loss);
@@ -130,6 +137,7 @@ class Trainer {
   int64_t batch_ = 0, test_batch_ = 0, max_iter_ = 0;
   std::unique_ptr<DataSource> train_data_, test_data_;
   std::unique_ptr<Net> train_net_, test_net_;
+  std::unique_ptr<Validator> validator_;
   std::unique_ptr<SgdSolver> solver_;
   std::unique_ptr<GradientReducer> reducer_;
   ShardRange slice_;  // this rank's part of every global training batch

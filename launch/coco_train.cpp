@@ -72,8 +72,11 @@ void add_train_flags(CLI::App& app, TrainFlags& flags) {
                  "read the data from DIR instead of the folder named in\nthe config's sources (e.g. the MNIST folder)")
       ->type_name("DIR");
   coco::add_int_option(app, "--max-iter", opt.max_iter, 0, "train N iterations in total (overrides max_iter)");
-  coco::add_int_option(app, "--batch-size", opt.batch_size, 1,
-                       "training batch size (overrides train_data.batch_size)");
+  auto* global = coco::add_int_option(app, "--batch-size", opt.batch_size, 1,
+                                      "the GLOBAL training batch, all ranks together\n(overrides train_data's batch size)");
+  coco::add_int_option(app, "--batch-size-per-rank", opt.batch_size_per_rank, 1,
+                       "or each rank's share (as Caffe and insightface count):\nthe global batch is ranks x N")
+      ->excludes(global);
   app.add_option("--metrics", opt.metrics,
                  "append JSON lines: one per display step\n{\"iter\",\"loss\",\"lr\",\"images_per_s\"} and one per "
                  "test\npass {\"iter\",\"test_loss\",\"test_accuracy\"}")

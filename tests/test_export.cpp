@@ -13,6 +13,7 @@
 #include "comm/communicator.h"
 #include "engine/checkpoint.h"
 #include "engine/common.h"
+#include "engine/cuda_runtime.h"
 #include "engine/config.h"
 #include "engine/net.h"
 #include "engine/proto_fwd.h"
@@ -206,6 +207,22 @@ TEST(Export, NormalizeFlipSumAndOtherBlobs) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("no blob named 'nope'"), std::string::npos) << e.what();
   }
+}
+
+// --device cuda runs the same pruned net on the GPU: the same rows, flip-summed and
+// normalised, as the CPU export (skipped where there is no GPU).
+TEST(Export, CudaExportEqualsTheCpuExport) {
+  if (!cuda::available()) GTEST_SKIP() << "no CUDA device in this build/machine";
+  Fixture f;
+  ExportOptions o = f.options(3);  // 3 does not divide the set: the short last batch too
+  o.normalization = Normalization::kL2;
+  o.flip_sum = FlipSum::kOn;
+  const Embeddings cpu = export_embeddings(o, 0, 1);
+  o.device = Device::kCUDA;
+  const Embeddings gpu = export_embeddings(o, 0, 1);
+  ASSERT_EQ(gpu.values.size(), cpu.values.size());
+  EXPECT_EQ(gpu.labels, cpu.labels);
+  for (size_t k = 0; k < cpu.values.size(); ++k) EXPECT_NEAR(gpu.values[k], cpu.values[k], 1e-5) << k;
 }
 
 TEST(Export, RankSlicesJoinToTheSingleProcessExport) {

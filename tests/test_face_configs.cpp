@@ -40,6 +40,8 @@ std::vector<double> train(const TempDir& dir, proto::SolverParameter solver, con
   solver.set_snapshot(0);
   solver.set_snapshot_after_train(false);
   solver.set_test_interval(0);
+  solver.clear_val_data();  // the package packed here has no verification sets
+  solver.set_val_interval(0);
   auto* td = solver.mutable_train_data();
   td->set_source("rec:" + pkg);
   td->set_threads(1);

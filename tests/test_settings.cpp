@@ -8,6 +8,7 @@
 #include "comm/communicator.h"
 #include "engine/common.h"
 #include "engine/config.h"
+#include "engine/global_batch.h"
 #include "engine/net.h"
 #include "engine/settings.h"
 
@@ -65,6 +66,8 @@ TEST(Settings, EverySolverRuleNamesItsField) {
       {"regularization_type: \"L3\"", "regularization_type"},
       {"train_data { batch_size: 0 }", "batch_size"},
       {"train_data { scale: nan }", "scale"},
+      {"train_data { batch_size_per_rank: 8 }", "batch_size_per_rank"},  // beside kGoodSolver's batch_size
+      {"test_data { source: \"synthetic:10\" batch_size_per_rank: 0 }", "batch_size_per_rank"},
       {"train_data { mean_value: inf }", "mean_value"},
       {"train_data { synthetic_noise: -1 }", "synthetic_noise"},
       {"test_data { source: \"\" }", "test_data: source"},
@@ -79,6 +82,21 @@ TEST(Settings, EverySolverRuleNamesItsField) {
   const std::string e = solver_error("weight_decay: -0.1");
   EXPECT_NE(e.find("-0.1"), std::string::npos) << e;
   EXPECT_NE(e.find("[0, 1]"), std::string::npos) << e;
+}
+
+// batch_size is the global batch; batch_size_per_rank is multiplied by the ranks.
+TEST(Settings, TheGlobalBatchAndTheShareOfARank) {
+  proto::DataSourceParameter global, per_rank;
+  parse_text("source: \"synthetic:10\" batch_size: 512", "<global>", &global);
+  parse_text("source: \"synthetic:10\" batch_size_per_rank: 64", "<per rank>", &per_rank);
+  EXPECT_EQ(global_batch_size(global, 1), 512);
+  EXPECT_EQ(global_batch_size(global, 8), 512);
+  EXPECT_EQ(global_batch_size(per_rank, 1), 64);
+  EXPECT_EQ(global_batch_size(per_rank, 8), 512);
+  EXPECT_EQ(describe_batch(64, 1), "global batch 64 on one rank");
+  EXPECT_EQ(describe_batch(512, 8), "global batch 512 = 8 ranks x 64");
+  EXPECT_EQ(describe_batch(10, 3), "global batch 10 over 3 ranks (3 or 4 per rank)");
+  EXPECT_EQ(solver_error("train_data { batch_size_per_rank: 8 }").find("give one of them") != std::string::npos, true);
 }
 
 TEST(Settings, PoliciesWithoutTheirParametersAreRefused) {

@@ -13,6 +13,7 @@
 
 #include "engine/cli.h"
 #include "engine/common.h"
+#include "engine/face_verification.h"
 #include "engine/logging.h"
 #include "tools/embed/eval.h"
 #include "tools/embed/npy.h"
@@ -31,11 +32,12 @@ struct EvalFlags {
   bool verify = false, identify = false, classify = false;
   int64_t sample_n = 6000, seed = 1, folds = 10, gallery = 1;
   std::string metric = "cosine";
+  std::string protocol = "coco";
 };
 
 void add_eval_flags(CLI::App& app, EvalFlags& f) {
   coco::describe_tool(app, kUsage);
-  const std::string tasks = "Tasks (default: --verify and --identify)";
+  const std::string tasks = "Tasks (default: --verify and --identify; --verify alone with --pairs bin:)";
   app.add_flag("--verify", f.verify,
                "pair verification: 10-fold accuracy (LFW protocol:\neach fold's threshold is chosen on the other "
                "folds),\nROC, AUC, TAR at FAR 1e-1 ... 1e-6 (a FAR below\n1/negative pairs is reported as unreachable)")
@@ -47,8 +49,16 @@ void add_eval_flags(CLI::App& app, EvalFlags& f) {
   app.add_option("--embeddings", f.dir, "folder holding embeddings.npy and labels.npy")
       ->type_name("DIR")->required();
   app.add_option("--pairs", f.pairs_file,
-                 "pairs file, one \"A B\" or \"A B SAME\" a line (row\nindices; SAME 1/0, else from the labels)")
+                 "pairs file, one \"A B\" or \"A B SAME\" a line (row\nindices; SAME 1/0, else from the labels), "
+                 "or bin:FILE,\nan insightface .bin (pairs 2i, 2i+1 and its issame list;\nexport with --data "
+                 "bin:FILE)")
       ->type_name("FILE");
+  coco::add_choice_option(app, "--protocol", f.protocol, {"coco", "insightface"},
+                          "verification protocol. coco (default): score-midpoint\nthresholds, ROC, AUC, TAR@FAR "
+                          "(see --verify).\ninsightface: eval/verification.py exactly -- rows\nL2-normalised, squared "
+                          "distance, thresholds 0:0.01:4,\ncontiguous folds, first best threshold, population\nstd "
+                          "(export with --flip-sum for its flip-summed\nembeddings)")
+      ->type_name("P");
   coco::add_int_option(app, "--sample-pairs", f.sample_n, 2,
                        "without --pairs: draw N pairs from the labels, half\npositive, half negative, alternating "
                        "(default 6000)");
@@ -116,16 +126,44 @@ void write_roc_csv(const std::string& path, const coco::Verification& v) {
   if (!f) COCO_THROW(path, ": write failed");
 }
 
+// insightface's eval/verification.py on the same pairs (engine/face_verification.h).
+nlohmann::json insightface_verification(const EvalFlags& f, const Embeddings& e, const std::vector<coco::Pair>& pairs) {
+  std::vector<std::pair<int64_t, int64_t>> rows;
+  std::vector<bool> same;
+  int64_t positives = 0;
+  for (const auto& p : pairs) {
+    rows.emplace_back(p.a, p.b);
+    same.push_back(p.same);
+    positives += p.same;
+  }
+  const auto r = coco::insightface_accuracy(coco::normalized_squared_distances(e.emb.f32, e.dim, rows), same,
+                                            static_cast<int>(f.folds));
+  spdlog::info("verification (insightface protocol): {}-fold accuracy {:.4f} +- {:.4f} ({} positive, {} negative pairs)",
+               f.folds, r.mean, r.std, positives, pairs.size() - positives);
+  return {{"protocol", "insightface"},      {"positives", positives},
+          {"negatives", static_cast<int64_t>(pairs.size()) - positives},
+          {"folds", f.folds},               {"accuracy_mean", r.mean},
+          {"accuracy_std", r.std},          {"fold_accuracy", r.fold_accuracy},
+          {"fold_threshold", r.fold_threshold}};
+}
+
 nlohmann::json verification(const EvalFlags& f, const Embeddings& e, coco::Metric metric) {
   const auto& lab = e.lab.i64;
   const auto pairs = f.pairs_file.empty() ? coco::sample_pairs(lab, f.sample_n, static_cast<uint64_t>(f.seed))
                                           : coco::read_pairs(f.pairs_file, lab);
   if (!f.write_pairs_file.empty()) coco::write_pairs(f.write_pairs_file, pairs);
+  if (f.protocol == "insightface") {
+    nlohmann::json j = insightface_verification(f, e, pairs);
+    j["pairs"] = f.pairs_file.empty() ? "sampled: " + std::to_string(f.sample_n) + ", seed " + std::to_string(f.seed)
+                                      : f.pairs_file;
+    return j;
+  }
   const auto scores = coco::pair_scores(e.emb.f32, e.dim, pairs, metric);
   const auto v = coco::verify(scores, pairs, static_cast<int>(f.folds));
   nlohmann::json j;
   j["pairs"] = f.pairs_file.empty() ? "sampled: " + std::to_string(f.sample_n) + ", seed " + std::to_string(f.seed)
                                     : f.pairs_file;
+  j["protocol"] = "coco";
   j["positives"] = v.positives;
   j["negatives"] = v.negatives;
   j["folds"] = f.folds;
@@ -175,7 +213,11 @@ int main(int argc, char** argv) {
   CLI::App app{"", "coco-eval"};
   add_eval_flags(app, flags);
   if (const auto rc = coco::parse_flags(app, argc, argv)) return *rc;
-  if (!flags.verify && !flags.identify && !flags.classify) flags.verify = flags.identify = true;
+  if (!flags.verify && !flags.identify && !flags.classify) {
+    // A verification set's labels are pair numbers, not identities: nothing to identify.
+    flags.verify = true;
+    flags.identify = flags.pairs_file.rfind("bin:", 0) != 0;
+  }
 
   coco::init_logging(0, 1);
   try {

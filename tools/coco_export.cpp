@@ -13,6 +13,7 @@
 #include "comm/mpi_communicator.h"
 #include "engine/cli.h"
 #include "engine/common.h"
+#include "engine/cuda_runtime.h"
 #include "engine/logging.h"
 #include "engine/math.h"
 #include "engine/tensor.h"
@@ -52,7 +53,10 @@ void add_export_flags(CLI::App& app, ExportFlags& f) {
                  "input, stepping\nback over the classifier (InnerProduct/CenterProjection)\nwhen the loss is "
                  "SoftmaxWithLoss, then over Normalize\nlayers. For LeNet++ (seed and configs/) that is \"ip1\".")
       ->type_name("NAME");
-  app.add_option("--data", opt.data, "mnist:DIR (the four MNIST IDX files)")->type_name("SOURCE")->required();
+  app.add_option("--data", opt.data,
+                 "mnist:DIR (the MNIST IDX files), rec:PREFIX (a RecordIO\npackage), list:FILE (\"path label\" "
+                 "lines), bin:FILE\n(an insightface verification set; labels are pair\nnumbers) or synthetic:K")
+      ->type_name("SOURCE")->required();
   coco::add_choice_option(app, "--split", opt.split, {"train", "test"}, "train or test (default test)")->type_name("S");
   app.add_option("--out", f.out, "output folder (created)")->type_name("DIR")->required();
   coco::add_int_option(app, "--batch-size", opt.batch, 1, "samples per forward pass (default 100)");
@@ -63,7 +67,9 @@ void add_export_flags(CLI::App& app, ExportFlags& f) {
                         "add the embedding of the horizontally mirrored image\n(for face images; applied before "
                         "--normalize)");
   coco::add_int_option(app, "--threads", f.threads, 0, "CPU threads");
-  app.add_option("--device", f.device, "cpu (default); cuda:N needs the CUDA backend")->type_name("DEV");
+  app.add_option("--device", f.device,
+                 "cpu (default), cuda:N, or cuda (under mpirun: the GPU of\neach rank's local rank)")
+      ->type_name("DEV");
   app.add_flag("--quiet", f.quiet, "no progress line");
 }
 
@@ -102,7 +108,7 @@ int main(int argc, char** argv) {
   CLI::App app{"", "coco-export"};
   add_export_flags(app, flags);
   if (const auto rc = coco::parse_flags(app, argc, argv)) return *rc;
-  const coco::ExportOptions& opt = flags.opt;
+  coco::ExportOptions& opt = flags.opt;
   const std::string& out = flags.out;
   const std::string& device = flags.device;
   const int threads = flags.threads;
@@ -121,8 +127,15 @@ int main(int argc, char** argv) {
   quiet = quiet || comm->rank() != 0;
   return coco::run_or_abort_job(comm->size(), [&]() -> int {
     const auto dev = coco::DeviceSpec::parse(device);
-    if (dev.type != coco::Device::kCPU)
-      COCO_THROW("--device ", device, ": export on CUDA is not available in this build yet (use --device cpu)");
+    if (dev.type == coco::Device::kCUDA) {
+      if (!coco::cuda::available())
+        COCO_THROW("--device ", device, ": ",
+                   COCO_WITH_CUDA ? "no CUDA device is visible" : "this coco build has no CUDA backend",
+                   " (use --device cpu)");
+      // Under mpirun, --device cuda gives each rank the GPU of its local rank.
+      coco::cuda::set_device(comm->size() > 1 && device == "cuda" ? comm->local_rank() : dev.index);
+      flags.opt.device = coco::Device::kCUDA;
+    }
     coco::set_num_threads(threads);
     coco::set_flush_denormals(true);
     const bool tty = isatty(fileno(stderr)) != 0;

@@ -125,9 +125,11 @@ HEADER = """\
 # point train_data at them; (x - 127.5) / 128 as for the other face configs.
 # The net also builds at 107, 139, 171 and 203 pixels (235 - 32k); smaller
 # inputs leave the last stage 1x1 or break its concatenations.
-# The seed trained at a global batch of 640 on GPUs.
+# The seed trained at a global batch of 640 on GPUs; batch_size is coco's global batch
+# (all ranks together), so the seed's schedule holds at any rank count. input_dim
+# below is a placeholder, replaced by each rank's share.
 train_data {
-  source: "rec:data/faces_235" split: "train" batch_size: 64 shuffle: true
+  source: "rec:data/faces_235" split: "train" batch_size: 640 shuffle: true
   mirror: true scale: 0.0078125 mean_value: 127.5 threads: 4 prefetch: 4 shuffle_block: 16
 }
 base_lr: 0.001

@@ -67,12 +67,23 @@ def main():
 # Embedding: BN - FC({a.embedding}) - BN ("fc1"), scaled to alpha inside CocoLoss.
 # Data: rec:data/faces_emore (train.rec, train.idx, property), random flip,
 # (x - 127.5) / 128. --data-root DIR reads DIR/train.rec instead.
-# The schedule is for 8 GPUs x 64 (global 512): 20 epochs of 5.8M faces is about
-# 227k iterations; on the CPU use it for smoke runs (--max-iter, --batch-size).
+# Batch: 64 per rank, as insightface counts (per GPU); the global batch is ranks x 64.
+# The schedule is for 8 ranks (global 512): 227k iterations are 20 epochs of 5.8M faces.
+# On fewer ranks the same schedule covers fewer epochs (1 rank: 2.5); keep 20 with
+# --batch-size 512 (coco's batch_size and --batch-size are global) if memory allows, or
+# scale --max-iter. input_dim below is a placeholder, replaced by each rank's share.
+# On the CPU use the config for smoke runs (--max-iter, --batch-size).
 train_data {{
-  source: "rec:data/faces_emore" split: "train" batch_size: 64 shuffle: true
+  source: "rec:data/faces_emore" split: "train" batch_size_per_rank: 64 shuffle: true
   mirror: true scale: 0.0078125 mean_value: 127.5 threads: 4 prefetch: 4 shuffle_block: 16
 }}
+# Validation as insightface's arcface_torch runs it: the verification sets that ship
+# beside train.rec, every 2000 iterations; the best accuracy on each keeps
+# snapshots/{a.name}_coco_best_<set>.ckpt. With --data-root DIR they are read from DIR.
+val_data {{ source: "bin:data/faces_emore/lfw.bin" batch_size: 100 }}
+val_data {{ source: "bin:data/faces_emore/cfp_fp.bin" batch_size: 100 }}
+val_data {{ source: "bin:data/faces_emore/agedb_30.bin" batch_size: 100 }}
+val_interval: 2000
 base_lr: 0.1
 momentum: 0.9
 weight_decay: 0.0005

@@ -135,7 +135,7 @@ TEST(MpiTraining, RanksStartedWithDifferentSettingsStopNamingTheSetting) {
   TrainOptions batch = o;
   batch.batch_size = g_comm->rank() == last ? 12 : 10;
   const std::string e2 = testing::error_of([&] { Trainer t(batch, g_comm); });
-  EXPECT_NE(e2.find("the global batch size (--batch-size) differs on rank " + std::to_string(last)),
+  EXPECT_NE(e2.find("the global batch size (--batch-size, --batch-size-per-rank) differs on rank " + std::to_string(last)),
             std::string::npos) << e2;
   EXPECT_EQ(e2.find("max_iter"), std::string::npos) << e2;
   // The same settings still train.

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "engine/common.h"
+#include "engine/data/verification_bin.h"
 #include "engine/norm.h"
 
 namespace coco {
@@ -22,7 +23,21 @@ int64_t draw(std::mt19937_64& rng, int64_t n) { return static_cast<int64_t>(rng(
 
 }  // namespace
 
+namespace {
+// A verification .bin's pairs: rows 2i and 2i+1, same as its issame_list says.
+std::vector<Pair> pairs_of_bin(const std::string& path, int64_t rows) {
+  const VerificationBin set = read_verification_bin(path);
+  if (2 * set.pairs() != rows)
+    COCO_THROW(path, ": holds ", set.pairs(), " pairs of ", 2 * set.pairs(), " images, but there are ", rows,
+               " embeddings (export the same file: --data bin:", path, ")");
+  std::vector<Pair> pairs;
+  for (int64_t i = 0; i < set.pairs(); ++i) pairs.push_back({2 * i, 2 * i + 1, set.issame[static_cast<size_t>(i)]});
+  return pairs;
+}
+}  // namespace
+
 std::vector<Pair> read_pairs(const std::string& path, const std::vector<int64_t>& labels) {
+  if (path.rfind("bin:", 0) == 0) return pairs_of_bin(path.substr(4), static_cast<int64_t>(labels.size()));
   std::ifstream f(path);
   if (!f) COCO_THROW(path, ": cannot open the pairs file");
   std::vector<Pair> pairs;

@@ -33,6 +33,8 @@ struct Pair {
 
 // Pairs file: one pair a line, "A B" or "A B SAME" (row indices into the embeddings;
 // SAME is 1 or 0, else taken from the labels); '#' starts a comment. Errors name file:line.
+// "bin:FILE" takes the pairs of an insightface verification set instead: rows 2i and
+// 2i+1, issame from the file (the embeddings must be that file's, in order).
 std::vector<Pair> read_pairs(const std::string& path, const std::vector<int64_t>& labels);
 void write_pairs(const std::string& path, const std::vector<Pair>& pairs);
 

@@ -15,82 +15,14 @@
 #include "engine/common.h"
 #include "engine/config.h"
 #include "engine/data/source.h"
+#include "engine/device_memory.h"
+#include "engine/embedding_net.h"
 #include "engine/net.h"
 #include "engine/norm.h"
 #include "engine/proto/coco.pb.h"
 #include "tools/embed/npy.h"
 
 namespace coco {
-
-namespace {
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-// Index of the last layer before `before` that writes `blob`, or -1 (an input).
-int producer(const proto::NetParameter& net, const std::string& blob, int before) {
-  for (int i = before - 1; i >= 0; --i)
-    for (const auto& t : net.layer(i).top())
-      if (t == blob) return i;
-  return -1;
-}
-
-}  // namespace
-
-std::string default_embedding_blob(const proto::NetParameter& net, const std::string& origin, std::string* rule) {
-  int loss = -1;
-  for (int i = 0; i < net.layer_size() && loss < 0; ++i)
-    if (ends_with(net.layer(i).type(), "Loss") && net.layer(i).bottom_size() > 0) loss = i;
-  if (loss < 0)
-    COCO_THROW(origin, ": the net has no loss layer, so there is no default embedding blob; name one with --blob");
-  const auto& l = net.layer(loss);
-  std::string blob = l.bottom(0);
-  std::string why = "input of " + l.type() + " '" + l.name() + "' is '" + blob + "'";
-  int at = loss;
-  if (l.type() == "SoftmaxWithLoss") {  // it takes logits: step over the classifier that wrote them
-    const int p = producer(net, blob, at);
-    if (p >= 0 && (net.layer(p).type() == "InnerProduct" || net.layer(p).type() == "CenterProjection") &&
-        net.layer(p).bottom_size() > 0) {
-      blob = net.layer(p).bottom(0);
-      at = p;
-      why += "; classifier " + net.layer(p).type() + " '" + net.layer(p).name() + "' reads '" + blob + "'";
-    }
-  }
-  for (int p = producer(net, blob, at); p >= 0 && net.layer(p).type() == "Normalize" && net.layer(p).bottom_size() > 0;
-       p = producer(net, blob, at)) {
-    blob = net.layer(p).bottom(0);
-    at = p;
-    why += "; Normalize '" + net.layer(p).name() + "' reads '" + blob + "'";
-  }
-  if (rule) *rule = why;
-  return blob;
-}
-
-proto::NetParameter prune_to_blob(const proto::NetParameter& net, const std::string& blob, const std::string& origin) {
-  bool known = false;
-  for (const auto& in : net.input()) known |= in == blob;
-  for (const auto& l : net.layer())
-    for (const auto& t : l.top()) known |= t == blob;
-  if (!known) COCO_THROW(origin, ": no blob named '", blob, "' in the test-phase net");
-
-  // Walk back from the last layer: a layer is needed when it writes a needed blob.
-  std::set<std::string> needed{blob};
-  std::vector<bool> keep(net.layer_size(), false);
-  for (int i = net.layer_size() - 1; i >= 0; --i) {
-    const auto& l = net.layer(i);
-    bool writes = l.type() == "Input";
-    for (const auto& t : l.top()) writes |= needed.count(t) != 0;
-    if (!writes) continue;
-    keep[i] = true;
-    for (const auto& b : l.bottom()) needed.insert(b);
-  }
-  proto::NetParameter out = net;
-  out.clear_layer();
-  for (int i = 0; i < net.layer_size(); ++i)
-    if (keep[i]) *out.add_layer() = net.layer(i);
-  return out;
-}
 
 namespace {
 // Each row divided by its L2 norm (the convention of docs/DESIGN.md, Conventions).
@@ -142,6 +74,7 @@ Embeddings export_embeddings(const ExportOptions& opt, int rank, int size, const
   const int64_t batch = std::max<int64_t>(1, std::min(opt.batch, rows));
   auto net = build(batch);
   if (!opt.weights.empty()) load_weights(*net, opt.weights);
+  if (opt.device != Device::kCPU) net->to_device(opt.device);
 
   // Which input takes the images (per-sample shape equal to the source's) and which the labels.
   auto find_inputs = [&](const Net& n, int* data_in, int* label_in) {
@@ -159,7 +92,9 @@ Embeddings export_embeddings(const ExportOptions& opt, int rank, int size, const
                  src->describe());
   };
 
-  std::vector<float> labels_f(static_cast<size_t>(batch));
+  // Samples are read into host memory and copied to the net's input (a device copy
+  // on CUDA); the blob is read back with to_vector either way.
+  std::vector<float> labels_f(static_cast<size_t>(batch)), x_host(static_cast<size_t>(batch * sample_count));
   std::vector<float> flipped;
   const int64_t width = sample.empty() ? 1 : sample.back();
   std::unique_ptr<Net> tail;
@@ -169,13 +104,19 @@ Embeddings export_embeddings(const ExportOptions& opt, int rank, int size, const
     if (n != batch) {  // the short last batch: a net of its size sharing the parameters
       tail = build(n);
       tail->share_params_from(*net);
+      if (opt.device != Device::kCPU) tail->to_device(opt.device);
       cur = tail.get();
     }
     int data_in, label_in;
     find_inputs(*cur, &data_in, &label_in);
-    float* x = cur->input_blobs()[data_in]->mutable_data();
+    float* x = x_host.data();
     src->fill_range(range.start + done, n, x, labels_f.data());
-    if (label_in >= 0) std::copy(labels_f.begin(), labels_f.begin() + n, cur->input_blobs()[label_in]->mutable_data());
+    const auto upload = [&] {
+      copy_bytes(cur->input_blobs()[data_in]->mutable_data(), x, static_cast<size_t>(n * sample_count) * sizeof(float));
+    };
+    upload();
+    if (label_in >= 0)
+      copy_bytes(cur->input_blobs()[label_in]->mutable_data(), labels_f.data(), static_cast<size_t>(n) * sizeof(float));
 
     auto read_blob = [&](bool add) {
       const Blob* b = cur->blob(e.blob);
@@ -187,7 +128,8 @@ Embeddings export_embeddings(const ExportOptions& opt, int rank, int size, const
         e.dim = d;
         e.values.reserve(static_cast<size_t>(rows * d));
       }
-      const float* v = b->cdata();
+      const std::vector<float> host = b->data().to_vector();
+      const float* v = host.data();
       if (!add) {
         e.values.insert(e.values.end(), v, v + n * d);
       } else {
@@ -201,6 +143,7 @@ Embeddings export_embeddings(const ExportOptions& opt, int rank, int size, const
       flipped.assign(x, x + n * sample_count);
       for (int64_t r = 0; r < n * sample_count / width; ++r)
         for (int64_t c = 0; c < width; ++c) x[r * width + c] = flipped[r * width + (width - 1 - c)];
+      upload();
       cur->forward();
       read_blob(true);
     }

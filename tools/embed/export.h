@@ -15,7 +15,9 @@
 #include <string>
 #include <vector>
 
+#include "engine/embedding_net.h"
 #include "engine/proto_fwd.h"
+#include "engine/tensor.h"
 
 namespace coco {
 
@@ -33,6 +35,7 @@ struct ExportOptions {
   Normalization normalization = Normalization::kNone;
   FlipSum flip_sum = FlipSum::kOff;
   uint64_t seed = 1;  // the net's random seed (fillers for layers without weights)
+  Device device = Device::kCPU;  // where the net runs (the caller selects the CUDA device)
 };
 
 // A slice of exported embeddings: rows [begin, begin + labels.size()) of the dataset.
@@ -46,20 +49,6 @@ struct Embeddings {
   std::string blob_rule;
   int64_t rows() const { return static_cast<int64_t>(labels.size()); }
 };
-
-// The embedding before the head, for a net after phase filtering:
-//   take the first bottom of the first loss layer (type ending in "Loss");
-//   if that blob is written by a classifier (InnerProduct, CenterProjection), step to
-//   the classifier's input; then step back over Normalize layers.
-// Seed and coco LeNet++ nets: "ip1" (softmax, center and both COCO variants).
-// Throws when the net has no loss layer (then --blob is needed). `rule` (if given)
-// receives a one-line account of the steps taken.
-std::string default_embedding_blob(const proto::NetParameter& net, const std::string& origin,
-                                   std::string* rule = nullptr);
-
-// The layers of `net` (already phase-filtered) needed to compute `blob`, plus its inputs.
-proto::NetParameter prune_to_blob(const proto::NetParameter& net, const std::string& blob,
-                                  const std::string& origin);
 
 using ProgressFn = std::function<void(int64_t done, int64_t total)>;
 

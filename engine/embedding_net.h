@@ -1,0 +1,26 @@
+// Which blob of a net is the embedding, and the part of the net that computes it:
+// shared by coco-export (tools/embed/export.h) and the trainer's validation passes,
+// so both embed with the same layers.
+#pragma once
+
+#include <string>
+
+#include "engine/proto_fwd.h"
+
+namespace coco {
+
+// The embedding before the head, for a net after phase filtering:
+//   take the first bottom of the first loss layer (type ending in "Loss");
+//   if that blob is written by a classifier (InnerProduct, CenterProjection), step to
+//   the classifier's input; then step back over Normalize layers.
+// Seed and coco LeNet++ nets: "ip1" (softmax, center and both COCO variants).
+// Throws when the net has no loss layer (then --blob is needed). `rule` (if given)
+// receives a one-line account of the steps taken.
+std::string default_embedding_blob(const proto::NetParameter& net, const std::string& origin,
+                                   std::string* rule = nullptr);
+
+// The layers of `net` (already phase-filtered) needed to compute `blob`, plus its inputs.
+proto::NetParameter prune_to_blob(const proto::NetParameter& net, const std::string& blob,
+                                  const std::string& origin);
+
+}  // namespace coco
