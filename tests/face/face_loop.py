@@ -14,6 +14,7 @@
    protocols. Both are recomputed here in plain Python from embeddings.npy and the
    .bin's issame list, and insightface's accuracy equals the trainer's last
    validation of the same weights.
+5. tools/plot_metrics.py draws both runs' curves into one PNG.
 """
 import json
 import math
@@ -194,6 +195,13 @@ def main():
     assert tuple(shape) == (240, 32) and sorted(set(labels)) == list(range(24)), (shape, sorted(set(labels)))
     assert all(abs(math.sqrt(sum(x * x for x in r)) - 1) < 1e-5 for r in rows_of(shape, values))
     print("rec: export: 240 normalised embeddings of 24 identities")
+
+    # 5. the curves of both runs in one picture (Debian's matplotlib: the script's own #!)
+    run([os.path.join(HERE, "../../tools/plot_metrics.py"), "one.jsonl", "two.jsonl", "--label", "1 rank",
+         "--label", "2 ranks", "--out", "curves.png"], work)
+    with open(os.path.join(work, "curves.png"), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    print("curves.png drawn from both runs' metrics")
     print("face loop passed")
 
 
