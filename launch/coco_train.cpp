@@ -78,8 +78,9 @@ void add_train_flags(CLI::App& app, TrainFlags& flags) {
                        "or each rank's share (as Caffe and insightface count):\nthe global batch is ranks x N")
       ->excludes(global);
   app.add_option("--metrics", opt.metrics,
-                 "append JSON lines: one per display step\n{\"iter\",\"loss\",\"lr\",\"images_per_s\"} and one per "
-                 "test\npass {\"iter\",\"test_loss\",\"test_accuracy\"}")
+                 "append JSON lines: one per display step\n{\"iter\",\"loss\",\"lr\",\"images_per_s\"}, one per "
+                 "test\npass {\"iter\",\"test_loss\",\"test_accuracy\"} and one per\nvalidation set and pass "
+                 "{\"iter\",\"val\",\"accuracy\",\"std\",\"xnorm\"}\n(tools/plot_metrics.py draws them)")
       ->type_name("PATH");
   app.add_option("--snapshot-prefix", opt.snapshot_prefix, "checkpoints are written to P_iter_N.ckpt")->type_name("P");
   app.add_option("--resume", opt.resume,
