@@ -53,6 +53,15 @@ std::string default_embedding_blob(const proto::NetParameter& net, const std::st
   return blob;
 }
 
+EmbeddingChoice choose_embedding_blob(const proto::NetParameter& net, const std::string& requested,
+                                      const std::string& origin) {
+  if (!requested.empty()) return {requested, "--blob"};
+  EmbeddingChoice c;
+  c.blob = default_embedding_blob(net, origin, &c.rule);
+  c.rule = "default: " + c.rule;
+  return c;
+}
+
 proto::NetParameter prune_to_blob(const proto::NetParameter& net, const std::string& blob, const std::string& origin) {
   bool known = false;
   for (const auto& in : net.input()) known |= in == blob;

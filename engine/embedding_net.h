@@ -19,6 +19,14 @@ namespace coco {
 std::string default_embedding_blob(const proto::NetParameter& net, const std::string& origin,
                                    std::string* rule = nullptr);
 
+// The blob to embed and why: `requested` (--blob, val_blob) when given, else
+// default_embedding_blob's, with the rule "default: ..." or "--blob".
+struct EmbeddingChoice {
+  std::string blob, rule;
+};
+EmbeddingChoice choose_embedding_blob(const proto::NetParameter& net, const std::string& requested,
+                                      const std::string& origin);
+
 // The layers of `net` (already phase-filtered) needed to compute `blob`, plus its inputs.
 proto::NetParameter prune_to_blob(const proto::NetParameter& net, const std::string& blob,
                                   const std::string& origin);

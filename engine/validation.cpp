@@ -31,7 +31,7 @@ Validator::Validator(const proto::SolverParameter& solver, const proto::NetParam
                      uint64_t seed)
     : host_comm_(host_comm), folds_(solver.val_folds()) {
   const proto::NetParameter test = layers_for_phase(net, Phase::kTest);
-  blob_ = solver.has_val_blob() ? solver.val_blob() : default_embedding_blob(test, origin);
+  blob_ = choose_embedding_blob(test, solver.val_blob(), origin).blob;
   for (const auto& v : solver.val_data()) {
     proto::DataSourceParameter p = v;
     p.set_shuffle(false);

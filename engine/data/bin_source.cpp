@@ -57,11 +57,7 @@ class BinSource final : public ImageSource {
 
 std::unique_ptr<DataSource> open_bin_source(const std::string& path, const proto::DataSourceParameter& p,
                                             uint64_t seed, const std::string& origin) {
-  try {
-    return std::make_unique<BinSource>(path, p, seed);
-  } catch (const Error& e) {
-    COCO_THROW(e.what(), " (data source of ", origin, ")");
-  }
+  return open_for(origin, [&] { return std::make_unique<BinSource>(path, p, seed); });
 }
 
 }  // namespace coco

@@ -393,20 +393,12 @@ class ListSource final : public ImageSource {
 
 std::unique_ptr<DataSource> open_record_source(const std::string& path, const proto::DataSourceParameter& p,
                                                uint64_t seed, const std::string& origin) {
-  try {
-    return std::make_unique<RecordSource>(path, p, seed);
-  } catch (const Error& e) {
-    COCO_THROW(e.what(), " (data source of ", origin, ")");
-  }
+  return open_for(origin, [&] { return std::make_unique<RecordSource>(path, p, seed); });
 }
 
 std::unique_ptr<DataSource> open_list_source(const std::string& path, const proto::DataSourceParameter& p,
                                              uint64_t seed, const std::string& origin) {
-  try {
-    return std::make_unique<ListSource>(path, p, seed);
-  } catch (const Error& e) {
-    COCO_THROW(e.what(), " (data source of ", origin, ")");
-  }
+  return open_for(origin, [&] { return std::make_unique<ListSource>(path, p, seed); });
 }
 
 }  // namespace coco

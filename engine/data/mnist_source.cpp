@@ -42,11 +42,8 @@ class MnistSource final : public DataSource {
 
 std::unique_ptr<DataSource> open_mnist_source(const std::string& dir, const proto::DataSourceParameter& p,
                                               uint64_t seed, const std::string& origin) {
-  try {
-    return std::make_unique<MnistSource>(dir, p, seed);
-  } catch (const Error& e) {
-    COCO_THROW(e.what(), " (data source of ", origin, "; fetch MNIST with tools/fetch_mnist.sh or point --data-root at it)");
-  }
+  return open_for(origin, [&] { return std::make_unique<MnistSource>(dir, p, seed); },
+                  "fetch MNIST with tools/fetch_mnist.sh or point --data-root at it");
 }
 
 }  // namespace coco

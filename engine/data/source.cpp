@@ -16,6 +16,15 @@ std::unique_ptr<DataSource> open_bin_source(const std::string& path, const proto
 std::unique_ptr<DataSource> open_synthetic_source(const std::string& what, const proto::DataSourceParameter& p,
                                                   uint64_t seed, const std::string& origin);
 
+std::unique_ptr<DataSource> open_for(const std::string& origin, const std::function<std::unique_ptr<DataSource>()>& open,
+                                     const std::string& hint) {
+  try {
+    return open();
+  } catch (const Error& e) {
+    COCO_THROW(e.what(), " (data source of ", origin, hint.empty() ? "" : "; " + hint, ")");
+  }
+}
+
 std::unique_ptr<DataSource> open_data_source(const proto::DataSourceParameter& p, const std::string& data_root,
                                              uint64_t seed, const std::string& origin) {
   const std::string& src = p.source();

@@ -12,6 +12,7 @@
 // iteration therefore reads exactly what an uninterrupted run would have read.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -37,5 +38,10 @@ class DataSource {
 // (--data-root replaces the directory part of the source), else the working directory.
 std::unique_ptr<DataSource> open_data_source(const proto::DataSourceParameter& p, const std::string& data_root,
                                              uint64_t seed, const std::string& origin);
+
+// Runs `open` (a source's constructor); a coco::Error it throws gets "(data source of
+// ORIGIN[; HINT])" appended, so a bad file also names the config that asked for it.
+std::unique_ptr<DataSource> open_for(const std::string& origin, const std::function<std::unique_ptr<DataSource>()>& open,
+                                     const std::string& hint = "");
 
 }  // namespace coco

@@ -42,13 +42,9 @@ Embeddings export_embeddings(const ExportOptions& opt, int rank, int size, const
   const TrainConfig cfg = load_train_config(opt.config);
   const proto::NetParameter full = layers_for_phase(cfg.net, Phase::kTest);
   Embeddings e;
-  if (opt.blob.empty()) {
-    e.blob = default_embedding_blob(full, cfg.net_origin, &e.blob_rule);
-    e.blob_rule = "default: " + e.blob_rule;
-  } else {
-    e.blob = opt.blob;
-    e.blob_rule = "--blob";
-  }
+  const EmbeddingChoice choice = choose_embedding_blob(full, opt.blob, cfg.net_origin);
+  e.blob = choice.blob;
+  e.blob_rule = choice.rule;
   const proto::NetParameter pruned = prune_to_blob(full, e.blob, cfg.net_origin);
 
   proto::DataSourceParameter dp;

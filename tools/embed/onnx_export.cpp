@@ -35,13 +35,9 @@ PrunedNet build_pruned(const ExportOptions& opt, int64_t batch) {
   const proto::NetParameter full = layers_for_phase(cfg.net, Phase::kTest);
   PrunedNet p;
   p.origin = cfg.net_origin;
-  if (opt.blob.empty()) {
-    p.blob = default_embedding_blob(full, cfg.net_origin, &p.rule);
-    p.rule = "default: " + p.rule;
-  } else {
-    p.blob = opt.blob;
-    p.rule = "--blob";
-  }
+  const EmbeddingChoice choice = choose_embedding_blob(full, opt.blob, cfg.net_origin);
+  p.blob = choice.blob;
+  p.rule = choice.rule;
   proto::NetParameter pruned = prune_to_blob(full, p.blob, cfg.net_origin);
   set_input_batch(&pruned, batch);
   p.net = std::make_unique<Net>(pruned, Phase::kTest, p.comm.get(), opt.seed, cfg.net_origin);
