@@ -195,6 +195,16 @@ def main():
     assert tuple(shape) == (240, 32) and sorted(set(labels)) == list(range(24)), (shape, sorted(set(labels)))
     assert all(abs(math.sqrt(sum(x * x for x in r)) - 1) < 1e-5 for r in rows_of(shape, values))
     print("rec: export: 240 normalised embeddings of 24 identities")
+    # The same images through list: (coco-pack's order: identities, then files, sorted by name).
+    with open(os.path.join(work, "faces/list.txt"), "w") as f:
+        for k, ident in enumerate(sorted(os.listdir(os.path.join(work, "raw/train")))):
+            for img in sorted(os.listdir(os.path.join(work, "raw/train", ident))):
+                f.write("../raw/train/%s/%s %d\n" % (ident, img, k))
+    run([tool("coco-export"), "--config", config, "--weights", ckpt, "--data", "list:faces/list.txt", "--normalize",
+         "--out", "exp_list", "--quiet"], work)
+    assert read_npy(os.path.join(work, "exp_list/embeddings.npy")) == (shape, values)
+    assert read_npy(os.path.join(work, "exp_list/labels.npy"))[1] == labels
+    print("list: export of the same images: the same 240 rows")
 
     # 5. the curves of both runs in one picture (Debian's matplotlib: the script's own #!)
     run([os.path.join(HERE, "../../tools/plot_metrics.py"), "one.jsonl", "two.jsonl", "--label", "1 rank",
