@@ -1,6 +1,7 @@
 // The embedding blob of a net and the layers that compute it; see embedding_net.h.
 #include "engine/embedding_net.h"
 
+#include <algorithm>
 #include <set>
 
 #include "engine/common.h"
@@ -85,6 +86,10 @@ proto::NetParameter prune_to_blob(const proto::NetParameter& net, const std::str
   for (int i = 0; i < net.layer_size(); ++i)
     if (keep[i]) *out.add_layer() = net.layer(i);
   return out;
+}
+
+void mirror_rows(float* x, int64_t count, int64_t width) {
+  for (int64_t r = 0; r + width <= count; r += width) std::reverse(x + r, x + r + width);
 }
 
 }  // namespace coco

@@ -3,6 +3,7 @@
 // so both embed with the same layers.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "engine/proto_fwd.h"
@@ -30,5 +31,9 @@ EmbeddingChoice choose_embedding_blob(const proto::NetParameter& net, const std:
 // The layers of `net` (already phase-filtered) needed to compute `blob`, plus its inputs.
 proto::NetParameter prune_to_blob(const proto::NetParameter& net, const std::string& blob,
                                   const std::string& origin);
+
+// Mirrors images in place for flip-summed embeddings: reverses every run of `width`
+// values (the last axis, an image row) of x[0, count).
+void mirror_rows(float* x, int64_t count, int64_t width);
 
 }  // namespace coco

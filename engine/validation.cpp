@@ -7,7 +7,7 @@
 #include "comm/communicator.h"
 #include "engine/common.h"
 #include "engine/config.h"
-#include "engine/data/verification_bin.h"
+#include "engine/data/bin_source.h"
 #include "engine/embedding_net.h"
 #include "engine/face_verification.h"
 #include "engine/proto/coco.pb.h"
@@ -45,8 +45,9 @@ Validator::Validator(const proto::SolverParameter& solver, const proto::NetParam
     std::string path = v.source().substr(v.source().find(':') + 1);
     if (!data_root.empty()) path = (std::filesystem::path(data_root) / std::filesystem::path(path).filename()).string();
     p.set_source("bin:" + path);
-    s.data = open_data_source(p, "", seed, origin + ": val_data");
-    s.issame = read_verification_bin(path).issame;
+    VerificationSource set = open_verification_source(path, p, seed, origin + ": val_data");
+    s.data = std::move(set.images);
+    s.issame = std::move(set.issame);
     s.batch = v.has_batch_size_per_rank() ? v.batch_size_per_rank() : v.batch_size();
     sets_.push_back(std::move(s));
   }
@@ -86,10 +87,7 @@ void Validator::embed(const Set& set, int64_t start, int64_t n, std::vector<floa
     return net_->blob(blob_)->data().to_vector();
   };
   const std::vector<float> plain = forward();
-  // The mirror: reverse the last axis (the image's width).
-  const int64_t width = shape.back(), lines = host_data_.count() / width;
-  float* x = host_data_.mutable_data();
-  for (int64_t r = 0; r < lines; ++r) std::reverse(x + r * width, x + (r + 1) * width);
+  mirror_rows(host_data_.mutable_data(), host_data_.count(), shape.back());
   const std::vector<float> mirrored = forward();
   const int64_t dim = static_cast<int64_t>(plain.size()) / n;
   for (int64_t i = 0; i < n; ++i) {

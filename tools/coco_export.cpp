@@ -177,12 +177,11 @@ int main(int argc, char** argv) {
       }
     };
     if (!flags.onnx.empty() && comm->rank() == 0) {
-      const coco::OnnxExport x = coco::export_onnx(opt, flags.onnx);
+      const coco::OnnxExport x = coco::export_onnx(opt, flags.onnx, flags.onnx_check);
       spdlog::info("wrote {}: the net up to '{}' ({}), input (batch, {}, {} nodes, {} parameters; the ONNX "
                    "checker passed", flags.onnx, x.blob, x.blob_rule, coco::shape_str(x.sample).substr(1),
                    x.nodes, x.parameters);
       if (flags.onnx_check > 0) {
-        coco::write_onnx_sample(opt, flags.onnx_check, flags.onnx);
         spdlog::info("wrote {0}.input.npy and {0}.output.npy ({1} samples): check a runtime with "
                      "tools/onnx_check.mjs {0}", flags.onnx, flags.onnx_check);
       }

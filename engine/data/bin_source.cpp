@@ -2,8 +2,7 @@
 // as a data source, in file order. Sample 2i and 2i+1 are pair i; a sample's label is
 // its pair's index (the set names no identities), and issame comes from the file
 // itself (coco-eval --pairs bin:FILE, validation while training).
-#include <memory>
-#include <string>
+#include "engine/data/bin_source.h"
 
 #include "engine/common.h"
 #include "engine/data/image_source.h"
@@ -25,6 +24,8 @@ class BinSource final : public ImageSource {
   }
 
   ~BinSource() override { stop_prefetch(); }
+
+  const std::vector<bool>& issame() const { return set_.issame; }
 
   std::string describe() const override {
     return "bin:" + path_ + " (" + std::to_string(set_.images.size()) + " images, " + std::to_string(set_.pairs()) +
@@ -55,9 +56,17 @@ class BinSource final : public ImageSource {
 
 }  // namespace
 
+VerificationSource open_verification_source(const std::string& path, const proto::DataSourceParameter& p,
+                                            uint64_t seed, const std::string& origin) {
+  VerificationSource out;
+  out.images = open_for(origin, [&] { return std::make_unique<BinSource>(path, p, seed); });
+  out.issame = static_cast<const BinSource&>(*out.images).issame();
+  return out;
+}
+
 std::unique_ptr<DataSource> open_bin_source(const std::string& path, const proto::DataSourceParameter& p,
                                             uint64_t seed, const std::string& origin) {
-  return open_for(origin, [&] { return std::make_unique<BinSource>(path, p, seed); });
+  return open_verification_source(path, p, seed, origin).images;
 }
 
 }  // namespace coco

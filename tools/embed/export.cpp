@@ -91,7 +91,6 @@ Embeddings export_embeddings(const ExportOptions& opt, int rank, int size, const
   // Samples are read into host memory and copied to the net's input (a device copy
   // on CUDA); the blob is read back with to_vector either way.
   std::vector<float> labels_f(static_cast<size_t>(batch)), x_host(static_cast<size_t>(batch * sample_count));
-  std::vector<float> flipped;
   const int64_t width = sample.empty() ? 1 : sample.back();
   std::unique_ptr<Net> tail;
   for (int64_t done = 0; done < rows;) {
@@ -136,9 +135,7 @@ Embeddings export_embeddings(const ExportOptions& opt, int rank, int size, const
     cur->forward();
     read_blob(false);
     if (opt.flip_sum == FlipSum::kOn) {  // mirror the last axis (image width) and add
-      flipped.assign(x, x + n * sample_count);
-      for (int64_t r = 0; r < n * sample_count / width; ++r)
-        for (int64_t c = 0; c < width; ++c) x[r * width + c] = flipped[r * width + (width - 1 - c)];
+      mirror_rows(x, n * sample_count, width);
       upload();
       cur->forward();
       read_blob(true);

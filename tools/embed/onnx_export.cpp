@@ -54,10 +54,8 @@ void add_value_info(onnx::ValueInfoProto* v, const std::string& name, const Shap
   for (size_t a = 1; a < shape.size(); ++a) s->add_dim()->set_dim_value(shape[a]);
 }
 
-}  // namespace
-
-OnnxExport export_onnx(const ExportOptions& opt, const std::string& path) {
-  const PrunedNet p = build_pruned(opt, 1);
+// The ONNX model of `p`'s net; `out` gets its counts and input shape.
+onnx::ModelProto build_model(const PrunedNet& p, const ExportOptions& opt, OnnxExport* out) {
   const Net& net = *p.net;
   onnx::ModelProto model;
   model.set_ir_version(kIrVersion);
@@ -70,9 +68,8 @@ OnnxExport export_onnx(const ExportOptions& opt, const std::string& path) {
   OnnxGraph g(graph);
 
   // Inputs: the net's inputs that some layer reads (the label input does not reach the embedding).
-  OnnxExport out;
-  out.blob = p.blob;
-  out.blob_rule = p.rule;
+  out->blob = p.blob;
+  out->blob_rule = p.rule;
   for (size_t i = 0; i < net.input_blobs().size(); ++i) {
     const std::string& name = net.input_names()[i];
     bool read = false;
@@ -80,7 +77,7 @@ OnnxExport export_onnx(const ExportOptions& opt, const std::string& path) {
       for (const auto& b : net.layer(l).param().bottom()) read |= b == name;
     if (!read) continue;
     const Shape& s = net.input_blobs()[i]->shape();
-    if (out.sample.empty()) out.sample.assign(s.begin() + 1, s.end());
+    if (out->sample.empty()) out->sample.assign(s.begin() + 1, s.end());
     add_value_info(graph->add_input(), name, s);
     g.bind(name, name);
   }
@@ -100,9 +97,13 @@ OnnxExport export_onnx(const ExportOptions& opt, const std::string& path) {
     g.node("Identity", "output", {last}, {output});
   }
   add_value_info(graph->add_output(), output, net.blob(p.blob)->shape());
-  out.nodes = graph->node_size();
-  out.initializers = graph->initializer_size();
-  out.parameters = g.parameters();
+  out->nodes = graph->node_size();
+  out->initializers = graph->initializer_size();
+  out->parameters = g.parameters();
+  return model;
+}
+
+void check_and_write(const onnx::ModelProto& model, const std::string& path) {
   try {
     onnx::checker::check_model(model);
     // The full check: strict shape inference over a copy, which also checks the
@@ -116,10 +117,10 @@ OnnxExport export_onnx(const ExportOptions& opt, const std::string& path) {
   std::string bytes;
   if (!model.SerializeToString(&bytes)) COCO_THROW(path, ": the ONNX model does not serialise (over 2 GB?)");
   write_file_atomic(path, bytes);
-  return out;
 }
 
-void write_onnx_sample(ExportOptions opt, int64_t count, const std::string& prefix) {
+// The first `count` samples of opt.data (at most all), as the net takes them.
+std::vector<float> read_samples(const ExportOptions& opt, int64_t count, Shape* shape) {
   proto::DataSourceParameter dp;
   dp.set_source(opt.data);
   dp.set_split(opt.split);
@@ -127,20 +128,36 @@ void write_onnx_sample(ExportOptions opt, int64_t count, const std::string& pref
   dp.set_threads(0);
   const auto src = open_data_source(dp, "", opt.seed, "--data " + opt.data);
   count = std::min(count, src->size());
-  const Shape sample = src->sample_shape();
-  std::vector<float> x(static_cast<size_t>(count * shape_count(sample))), labels(static_cast<size_t>(count));
+  *shape = src->sample_shape();
+  shape->insert(shape->begin(), count);
+  std::vector<float> x(static_cast<size_t>(shape_count(*shape))), labels(static_cast<size_t>(count));
   src->fill_range(0, count, x.data(), labels.data());
-  PrunedNet p = build_pruned(opt, count);
+  return x;
+}
+
+// coco's output for `x` (shape `xs`), beside the model: PREFIX.input.npy, PREFIX.output.npy.
+void write_check(const PrunedNet& p, const std::vector<float>& x, const Shape& xs, const std::string& prefix) {
   Blob* in = p.net->input_blobs()[0];
-  if (in->count() != static_cast<int64_t>(x.size()))
-    COCO_THROW(p.origin, ": the net's first input takes ", shape_str(in->shape()), ", not ", src->describe(), "'s samples");
+  if (in->shape() != xs)
+    COCO_THROW(p.origin, ": the net's first input takes ", shape_str(in->shape()), ", not --data's ", shape_str(xs));
   std::copy(x.begin(), x.end(), in->mutable_data());
   p.net->forward();
   const Blob* y = p.net->blob(p.blob);
-  Shape xs{count};
-  xs.insert(xs.end(), sample.begin(), sample.end());
   write_npy(prefix + ".input.npy", xs, x.data());
-  write_npy(prefix + ".output.npy", {count, y->count() / count}, y->cdata());
+  write_npy(prefix + ".output.npy", {xs[0], y->count() / xs[0]}, y->cdata());
+}
+
+}  // namespace
+
+OnnxExport export_onnx(const ExportOptions& opt, const std::string& path, int64_t check_samples) {
+  Shape xs;
+  const std::vector<float> x = check_samples > 0 ? read_samples(opt, check_samples, &xs) : std::vector<float>();
+  // One net for the model and the check: the model's batch axis is free either way.
+  const PrunedNet p = build_pruned(opt, check_samples > 0 ? xs[0] : 1);
+  OnnxExport out;
+  check_and_write(build_model(p, opt, &out), path);
+  if (check_samples > 0) write_check(p, x, xs, path);
+  return out;
 }
 
 }  // namespace coco

@@ -27,12 +27,11 @@ struct OnnxExport {
   Shape sample;  // the input's shape without the batch axis
 };
 
-// Writes the model of opt's net (config, weights, blob) to `path`.
-OnnxExport export_onnx(const ExportOptions& opt, const std::string& path);
-
-// A check for a runtime: the first `count` samples of opt.data as the net takes them
-// (PREFIX.input.npy, float32, count x sample) and coco's own forward of them
-// (PREFIX.output.npy, float32, count x dim; no --normalize or --flip-sum).
-void write_onnx_sample(ExportOptions opt, int64_t count, const std::string& prefix);
+// Writes the model of opt's net (config, weights, blob) to `path`. With
+// check_samples > 0, also the first that many samples of opt.data as the net takes them
+// (PATH.input.npy, float32, count x sample) and coco's own forward of them
+// (PATH.output.npy, float32, count x dim; no --normalize or --flip-sum), for a runtime
+// to be checked against (tools/onnx_check.mjs). One net serves both.
+OnnxExport export_onnx(const ExportOptions& opt, const std::string& path, int64_t check_samples = 0);
 
 }  // namespace coco
