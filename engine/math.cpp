@@ -9,6 +9,7 @@
 #endif
 
 #include "engine/common.h"
+#include "engine/cpu_clones.h"
 #include "engine/logging.h"
 
 namespace coco {
@@ -80,8 +81,11 @@ void cpu_scale(int64_t n, float alpha, float* x) {
 
 float cpu_dot(int64_t n, const float* x, const float* y) { return cblas_sdot(n, x, 1, y, 1); }
 
-double cpu_dot_double(int64_t n, const float* x, const float* y) {
+// Vectorised (the sum's order follows the vector width, see engine/cpu_clones.h):
+// the head's norms and projections take one per row of K_r x D centroids.
+COCO_CPU_CLONES double cpu_dot_double(int64_t n, const float* x, const float* y) {
   double s = 0;
+#pragma omp simd reduction(+ : s)
   for (int64_t i = 0; i < n; ++i) s += static_cast<double>(x[i]) * y[i];
   return s;
 }

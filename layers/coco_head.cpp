@@ -1,16 +1,18 @@
 #include "layers/coco_head.h"
 
+#include <cmath>
 #include <utility>
 #include <vector>
 
 #include "engine/common.h"
+#include "engine/logging.h"
 
 namespace coco {
 
 void CocoHead::set_device(Device dev) {
   for (Tensor* t : {&counts_, &x_inv_norm_, &f_all_, &labels_all_, &c_inv_norm_, &c_hat_, &logits_, &row_max_,
-                    &local_max_, &sum_target_, &best_, &best_class_, &raw_max_, &cand_, &grad_f_all_, &grad_x_,
-                    &grad_c_hat_})
+                    &local_max_, &sum_target_, &raw_target_, &flag_, &best_, &best_class_, &raw_max_, &cand_,
+                    &grad_f_all_, &grad_x_, &grad_c_hat_})
     t->set_device(dev);
 }
 
@@ -21,15 +23,15 @@ CocoHeadGradient CocoHead::forward(const CocoHeadIo& io, Communicator& comm, con
   normalise_centroids(io, ops);
   const int64_t M = plan_.M;
   const bool want_accuracy = io.accuracy != nullptr;
-  ops.init_stats(row_max_.data(), sum_target_.data(), best_.data(), best_class_.data(), M);
-  for (int64_t ch = 0; ch < plan_.n_chunks; ++ch) chunk_stats(io, ops, ch, want_accuracy);
-  join_ranks(comm, ops);
+  fixed_ = cfg_.fixed_shift && cfg_.cosine && fixed_shift_softmax(io, comm, ops, want_accuracy);
+  if (!fixed_) running_max_softmax(io, comm, ops, want_accuracy);
   const float* row_sum = sum_target_.data();
   ops.loss(io.loss, row_sum, row_max_.data(), row_sum + M, labels_all_.data(), M, cfg_.K);
   if (want_accuracy) accuracy(io, comm, ops);
   if (!train) return {};
 
-  for (int64_t ch = 0; ch < plan_.n_chunks; ++ch) backward_chunk(io, ops, ch, loss_weight);
+  for (int64_t ch = 0; ch < plan_.n_chunks; ++ch)
+    fixed_ ? fixed_backward_chunk(io, ops, ch, loss_weight) : backward_chunk(io, ops, ch, loss_weight);
   if (plan_.n_chunks == 0) ops.set(M * cfg_.D, 0.f, grad_f_all_.data());  // no classes on this rank
   CocoHeadGradient g;
   g.dx_unit = scatter(io, comm, ops);
@@ -82,6 +84,8 @@ void CocoHead::size_buffers(bool train) {
   logits_.reshape({plan_.logits_floats()});
   for (Tensor* t : {&row_max_, &local_max_, &best_, &best_class_}) t->reshape({M});
   sum_target_.reshape({2 * M});
+  raw_target_.reshape({M});
+  flag_.reshape({1});
   if (!train) return;
   grad_f_all_.reshape({M, D});
   grad_c_hat_.reshape({t_max, D});
@@ -132,6 +136,60 @@ void CocoHead::chunk_stats(const CocoHeadIo& io, const CocoHeadOps& ops, int64_t
                   plan_.chunk_width(ch), plan_.shard.start + plan_.chunk_begin(ch), want_accuracy, cfg_.margin);
 }
 
+void CocoHead::running_max_softmax(const CocoHeadIo& io, Communicator& comm, const CocoHeadOps& ops,
+                                   bool want_accuracy) {
+  ops.init_stats(row_max_.data(), sum_target_.data(), best_.data(), best_class_.data(), plan_.M);
+  for (int64_t ch = 0; ch < plan_.n_chunks; ++ch) chunk_stats(io, ops, ch, want_accuracy);
+  join_ranks(comm, ops);
+}
+
+namespace {
+// exp of a logit more than 87 below the shift is taken as 0 (float turns subnormal
+// there), so a row loses at most K such terms of e^-87 each. A row sum below
+// K e^-87 2^24 could therefore be off by more than float's round-off.
+constexpr double kFixedShiftLostTerm = 1.6458114310822737e-38;  // e^-87
+constexpr double kFloatUlpsKept = 16777216.0;                   // 2^24
+}  // namespace
+
+// The fixed shift alpha: per chunk exp(z - alpha) and the row sums in one pass (the
+// terms stay in the logits cache), then one SUM of [row sums, target logits]: 2M
+// floats of all-reduce, no MAX. Every rank holds the same global sums, so all of
+// them agree when one is too small to trust (every cosine of its row below about
+// 1 - 70/alpha; possible only for alpha > 35) and redo the step with the running
+// maximum. Returns false then.
+bool CocoHead::fixed_shift_softmax(const CocoHeadIo& io, Communicator& comm, const CocoHeadOps& ops,
+                                   bool want_accuracy) {
+  const int64_t M = plan_.M, D = cfg_.D;
+  float* row_sum = sum_target_.data();
+  ops.init_stats(row_max_.data(), row_sum, best_.data(), best_class_.data(), M);
+  for (int64_t ch = 0; ch < plan_.n_chunks; ++ch) {
+    const int64_t c0 = plan_.chunk_begin(ch);
+    float* z = chunk_logits(ops, ch, io.centroids + c0 * D, true);
+    ops.exp_stats(z, row_sum, row_sum + M, raw_target_.data(), best_.data(), best_class_.data(), column_scale(ch),
+                  labels_all_.data(), M, plan_.chunk_width(ch), plan_.shard.start + c0, cfg_.alpha,
+                  ch < plan_.cached_chunks, want_accuracy, cfg_.margin);
+  }
+  comm.all_reduce(row_sum, 2 * M, ReduceOp::kSum);
+  const float safe = static_cast<float>(static_cast<double>(cfg_.K) * kFixedShiftLostTerm * kFloatUlpsKept);
+  const int64_t unsafe = ops.count_below(row_sum, M, safe, flag_.data());
+  if (unsafe > 0) {
+    if (fallbacks_++ == 0)
+      spdlog::warn("{}", detail::concat(where_, unsafe, " of ", M, " rows have a softmax sum below ", safe,
+                                        " with the fixed shift alpha = ", cfg_.alpha,
+                                        " (every cosine of the row far below 1): this step, and any other like it, "
+                                        "is redone with the running maximum (softmax_shift: RUNNING_MAX always does)"));
+    return false;
+  }
+  ops.set(M, cfg_.alpha, row_max_.data());  // the loss's shift
+  return true;
+}
+
+// The inverse norms of chunk ch's centroids (EXACT), which turn f cᵀ into f ĉᵀ; null
+// where the rows are unit already (RENORMALIZE).
+const float* CocoHead::column_scale(int64_t ch) const {
+  return cfg_.exact() ? c_inv_norm_.data() + plan_.chunk_begin(ch) : nullptr;
+}
+
 // MAX of the row maxima, the local sums rescaled to it, then one SUM of
 // [row sums, target logits]: 3M floats of all-reduce.
 void CocoHead::join_ranks(Communicator& comm, const CocoHeadOps& ops) {
@@ -169,6 +227,27 @@ void CocoHead::backward_chunk(const CocoHeadIo& io, const CocoHeadOps& ops, int6
                     cfg_.exact());
   // (M, D) (+)= G (M, t) · ĉ (t, D); the first chunk writes.
   ops.gemm(Trans::kNo, Trans::kNo, M, D, t, 1.f, z, u, ch == 0 ? 0.f : 1.f, grad_f_all_.data());
+}
+
+// The fixed shift's backward over the raw centroid rows c: G' = G diag(inv) in
+// place of the cached terms, then Gᵀ... as in backward_chunk, with ĉ = c inv folded
+// in: dL/df (+)= G' c; dL/dc = h - c inv² (c·h) for h = G'ᵀ f (EXACT), or h itself
+// times the loss weight straight into the parameter diff (RENORMALIZE).
+void CocoHead::fixed_backward_chunk(const CocoHeadIo& io, const CocoHeadOps& ops, int64_t ch, float loss_weight) {
+  const int64_t M = plan_.M, D = cfg_.D, c0 = plan_.chunk_begin(ch), t = plan_.chunk_width(ch);
+  const float* c = io.centroids + c0 * D;
+  const bool cached = ch < plan_.cached_chunks;
+  float* z = chunk_logits(ops, ch, c, !cached);
+  ops.fixed_shift_grad(z, sum_target_.data(), raw_target_.data(), column_scale(ch), labels_all_.data(), M, t,
+                       plan_.shard.start + c0, cfg_.alpha, 1.0f / M, cached, cfg_.margin);
+  float* dc = io.centroid_diff + c0 * D;
+  if (cfg_.exact()) {
+    ops.gemm(Trans::kYes, Trans::kNo, t, D, M, 1.f, z, f_all_.data(), 0.f, grad_c_hat_.data());
+    ops.centroid_grad_scaled(dc, grad_c_hat_.data(), c, c_inv_norm_.data() + c0, t, D, loss_weight);
+  } else {
+    ops.gemm(Trans::kYes, Trans::kNo, t, D, M, loss_weight, z, f_all_.data(), 1.f, dc);
+  }
+  ops.gemm(Trans::kNo, Trans::kNo, M, D, t, 1.f, z, c, ch == 0 ? 0.f : 1.f, grad_f_all_.data());
 }
 
 // Each rank receives the summed gradient of its own rows, then dL/df -> dL/dx.

@@ -7,8 +7,14 @@
 //   plan          batch sizes of every rank -> CocoHeadPlan (chunks, cache slots)
 //   gather        f = alpha x̂ (or x) and the labels of every rank, in place
 //   normalise     centroid norms (RENORMALIZE rewrites the rows)
-//   chunk stats   per chunk z = f ĉᵀ (M x t) and the online softmax update
-//   join ranks    MAX of row maxima, rescale, SUM of [row sums, target logits]
+//   chunk stats   per chunk z = f ĉᵀ (M x t) and the softmax sums, with one of two shifts:
+//                 fixed   COSINE logits are at most alpha: exp(z - alpha) in one
+//                         pass, kept in the logits cache (ĉ never made: z = (f cᵀ)
+//                         times the centroids' inverse norms per column)
+//                 running the online maximum (INNER_PRODUCT logits, softmax_shift:
+//                         RUNNING_MAX, or a fixed-shift step whose sums were unsafe)
+//   join ranks    fixed: one SUM of [row sums, target logits]; running: MAX of row
+//                 maxima first, and the sums rescaled to it
 //   loss          mean(log s + m - target), and the top-1 accuracy if asked
 // and, in the train phase, in the same call (the logits are still cached):
 //   backward chunks  G = (softmax - onehot)/M; centroid gradient Gᵀf into the
@@ -38,6 +44,7 @@ struct CocoHeadConfig {
   bool renormalize = false;  // RENORMALIZE: rows rewritten to unit norm, no Jacobian
   CocoMarginParams margin;
   ShardRange shard;          // this rank's classes
+  bool fixed_shift = true;   // softmax_shift AUTO: the fixed shift where the logits are bounded
   bool exact() const { return cosine && !renormalize; }
 };
 
@@ -75,6 +82,10 @@ class CocoHead {
   CocoHeadGradient forward(const CocoHeadIo& io, Communicator& comm, const CocoHeadOps& ops, bool train,
                            float loss_weight);
   const CocoHeadPlan& plan() const { return plan_; }
+  // Whether the last forward used the fixed shift, and how many forwards fell back
+  // from it to the running maximum (their row sums were too small to trust).
+  bool used_fixed_shift() const { return fixed_; }
+  int64_t fixed_shift_fallbacks() const { return fallbacks_; }
 
  private:
   void make_plan(const CocoHeadIo& io, Communicator& comm, const CocoHeadOps& ops, bool train);
@@ -87,6 +98,10 @@ class CocoHead {
   float* chunk_logits(const CocoHeadOps& ops, int64_t ch, const float* u, bool compute);
   void chunk_stats(const CocoHeadIo& io, const CocoHeadOps& ops, int64_t ch, bool want_accuracy);
   void join_ranks(Communicator& comm, const CocoHeadOps& ops);
+  void running_max_softmax(const CocoHeadIo& io, Communicator& comm, const CocoHeadOps& ops, bool want_accuracy);
+  bool fixed_shift_softmax(const CocoHeadIo& io, Communicator& comm, const CocoHeadOps& ops, bool want_accuracy);
+  const float* column_scale(int64_t ch) const;
+  void fixed_backward_chunk(const CocoHeadIo& io, const CocoHeadOps& ops, int64_t ch, float loss_weight);
   void accuracy(const CocoHeadIo& io, Communicator& comm, const CocoHeadOps& ops);
   void backward_chunk(const CocoHeadIo& io, const CocoHeadOps& ops, int64_t ch, float loss_weight);
   const float* scatter(const CocoHeadIo& io, Communicator& comm, const CocoHeadOps& ops);
@@ -94,6 +109,8 @@ class CocoHead {
   CocoHeadConfig cfg_;
   std::string where_;  // the layer, for messages
   CocoHeadPlan plan_;
+  bool fixed_ = false;     // the last forward's shift
+  int64_t fallbacks_ = 0;  // fixed-shift forwards redone with the running maximum
 
   // Scratch (grown, never shrunk). M = global batch, M_l = local batch, t' = t_max.
   Tensor counts_;       // (N) per-rank batch sizes (more than one rank only)
@@ -106,6 +123,8 @@ class CocoHead {
   Tensor row_max_;      // (M)
   Tensor local_max_;    // (M) this rank's row maxima before the MAX all-reduce
   Tensor sum_target_;   // (2M) [row sums, target logits]
+  Tensor raw_target_;   // (M) the target's logit before its margin (fixed shift; rows whose class is here)
+  Tensor flag_;         // (1) count_below's scratch
   Tensor best_;         // (M) best local raw logit (accuracy)
   Tensor best_class_;   // (M)
   Tensor raw_max_;      // (M)

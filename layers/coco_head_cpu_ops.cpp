@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 
+#include "engine/cpu_clones.h"
 #include "engine/math.h"
 #include "engine/norm.h"
 #include "layers/coco_head_ops.h"
@@ -16,12 +17,15 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// exp(x) for x <= 88 (softmax terms, mostly after subtracting the row max), written so
-// the compiler vectorises it: 2^k * p(r) with a degree-6 polynomial on
-// r in [-ln2/2, ln2/2]; relative error about 2e-7 (float round-off). Underflows
-// to 0 below -87.
-inline float exp_nonpositive(float x) {
-  x = std::max(x, -87.f);
+// exp(x) for x <= 88 (softmax terms, after subtracting the row max or the fixed
+// shift), written so the compiler vectorises it (no branch, no select): 2^k * p(r)
+// with a degree-6 polynomial on r in [-ln2/2, ln2/2]; relative error about 2e-7
+// (float round-off). Below about -87.3 float turns subnormal: there the result is
+// subnormal (0 where denormals are flushed), and exactly 0 below -87.68 (k = -127
+// makes the exponent bits 0). The fixed shift's safety bound (kFixedShiftLostTerm
+// in layers/coco_head.cpp) counts each such term as lost, e^-87 at most.
+inline float exp_nonpositive(float x_in) {
+  const float x = std::max(x_in, -88.f);
   // Round to nearest by adding and removing 1.5 * 2^23 (vectorises without SSE4.1).
   const float k = (x * 1.44269504088896341f + 12582912.f) - 12582912.f;
   const float r = x - k * 0.693145751953125f - k * 1.428606765330187045e-06f;
@@ -55,7 +59,7 @@ float inverse_norm(int64_t D, const float* v) {
 }
 
 // One row of chunk_stats: the online softmax update and the accuracy's best logit.
-void chunk_stats_row(float& row_max, float& row_sum, float& target, float& best, float& best_class,
+COCO_CPU_CLONES void chunk_stats_row(float& row_max, float& row_sum, float& target, float& best, float& best_class,
                      const float* zi, int64_t t, int64_t yl, int64_t first_class, bool want_accuracy,
                      const CocoMarginParams& mp) {
   const bool has_target = yl >= 0;
@@ -86,6 +90,132 @@ void chunk_stats_row(float& row_max, float& row_sum, float& target, float& best,
     best = cm;
     best_class = static_cast<float>(first_class + arg);
   }
+}
+
+// One row of softmax_grad (the running maximum's backward).
+COCO_CPU_CLONES void softmax_grad_row(float* zi, float m, float scale, int64_t t, int64_t yl, float inv_m,
+                                      const CocoMarginParams& mp) {
+  const float raw_target = yl >= 0 ? zi[yl] : 0.f;
+#pragma omp simd
+  for (int64_t j = 0; j < t; ++j) zi[j] = exp_nonpositive(zi[j] - m) * scale;
+  if (yl >= 0) {
+    const float p = mp.kind != CocoMarginKind::kNone ? exp_nonpositive(apply_margin(raw_target, mp) - m) * scale
+                                                     : zi[yl];
+    zi[yl] = (p - inv_m) * margin_slope(raw_target, mp);
+  }
+}
+
+// v = z * cs in place over [0, t) and its first maximum (for the accuracy).
+COCO_CPU_CLONES void scale_and_max(float* zi, const float* cs, int64_t t, float& vmax) {
+  float m = kNegInf;
+  if (cs) {
+#pragma omp simd reduction(max : m)
+    for (int64_t j = 0; j < t; ++j) {
+      zi[j] *= cs[j];
+      m = std::max(m, zi[j]);
+    }
+  } else {
+#pragma omp simd reduction(max : m)
+    for (int64_t j = 0; j < t; ++j) m = std::max(m, zi[j]);
+  }
+  vmax = m;
+}
+
+// sum over [a, b) of exp(v - shift), v = z (scaled: z * cs); with keep the terms
+// replace z.
+COCO_CPU_CLONES float exp_sum_range(float* zi, const float* cs, int64_t a, int64_t b, float shift, bool keep) {
+  float s = 0.f;
+  if (cs && keep) {
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = a; j < b; ++j) {
+      const float e = exp_nonpositive(zi[j] * cs[j] - shift);
+      zi[j] = e;
+      s += e;
+    }
+  } else if (cs) {
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = a; j < b; ++j) s += exp_nonpositive(zi[j] * cs[j] - shift);
+  } else if (keep) {
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = a; j < b; ++j) {
+      const float e = exp_nonpositive(zi[j] - shift);
+      zi[j] = e;
+      s += e;
+    }
+  } else {
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = a; j < b; ++j) s += exp_nonpositive(zi[j] - shift);
+  }
+  return s;
+}
+
+// One row of exp_stats. The target's column is summed on its own (with its margin),
+// not added and taken away again: when it holds almost all of the row's mass, the
+// difference would lose the rest of the sum to round-off.
+void exp_stats_row(float* zi, float& row_sum, float& target, float& raw_target, float& best, float& best_class,
+                   const float* cs, int64_t t, int64_t yl, int64_t first_class, float shift, bool keep,
+                   bool want_accuracy, const CocoMarginParams& mp) {
+  const float* scale = cs;
+  if (want_accuracy) {
+    float vmax;
+    scale_and_max(zi, cs, t, vmax);
+    scale = nullptr;  // scaled in place
+    if (vmax > best) {
+      int64_t arg = 0;
+      while (arg + 1 < t && zi[arg] != vmax) ++arg;  // bounded, as in chunk_stats_row
+      best = vmax;
+      best_class = static_cast<float>(first_class + arg);
+    }
+  }
+  if (yl < 0) {
+    row_sum += exp_sum_range(zi, scale, 0, t, shift, keep);
+    return;
+  }
+  const float v = scale ? zi[yl] * scale[yl] : zi[yl];
+  const float zt = apply_margin(v, mp);
+  row_sum += exp_sum_range(zi, scale, 0, yl, shift, keep) + exp_sum_range(zi, scale, yl + 1, t, shift, keep) +
+             exp_nonpositive(zt - shift);
+  target += zt;
+  raw_target = v;
+}
+
+// One row of fixed_shift_grad.
+COCO_CPU_CLONES void fixed_shift_grad_row(float* zi, float row_sum, float raw_target, const float* cs, int64_t t,
+                                          int64_t yl, float shift, float inv_m, bool z_is_exp,
+                                          const CocoMarginParams& mp) {
+  const float scale = inv_m / row_sum;
+  if (!z_is_exp) {
+    if (cs) {
+#pragma omp simd
+      for (int64_t j = 0; j < t; ++j) zi[j] = exp_nonpositive(zi[j] * cs[j] - shift);
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < t; ++j) zi[j] = exp_nonpositive(zi[j] - shift);
+    }
+  }
+  if (yl >= 0) zi[yl] = 0.f;  // its own term below
+  if (cs) {
+#pragma omp simd
+    for (int64_t j = 0; j < t; ++j) zi[j] *= scale * cs[j];
+  } else {
+#pragma omp simd
+    for (int64_t j = 0; j < t; ++j) zi[j] *= scale;
+  }
+  if (yl >= 0) {
+    const float p = exp_nonpositive(apply_margin(raw_target, mp) - shift) * scale;
+    zi[yl] = (p - inv_m) * margin_slope(raw_target, mp) * (cs ? cs[yl] : 1.f);
+  }
+}
+
+// dc += weight (h - c inv² (c·h)), one row.
+COCO_CPU_CLONES void centroid_grad_scaled_row(float* g, const float* h, const float* c, float inv, int64_t D,
+                                              float weight) {
+  double ch = 0;
+#pragma omp simd reduction(+ : ch)
+  for (int64_t d = 0; d < D; ++d) ch += static_cast<double>(c[d]) * h[d];
+  const float k = static_cast<float>(ch) * inv * inv;
+#pragma omp simd
+  for (int64_t d = 0; d < D; ++d) g[d] += weight * (h[d] - c[d] * k);
 }
 
 class CpuHeadOps final : public CocoHeadOps {
@@ -182,21 +312,10 @@ class CpuHeadOps final : public CocoHeadOps {
 
   void softmax_grad(float* z, const float* row_max, const float* row_sum, const float* labels, int64_t M, int64_t t,
                     int64_t first_class, float inv_m, const CocoMarginParams& margin) const override {
-    const bool has_margin = margin.kind != CocoMarginKind::kNone;
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < M; ++i) {
-      float* zi = z + i * t;
-      const float m = row_max[i];
-      const float scale = inv_m / row_sum[i];
-      const int64_t yl = target_column(labels[i], first_class, t);
-      const float raw_target = yl >= 0 ? zi[yl] : 0.f;
-#pragma omp simd
-      for (int64_t j = 0; j < t; ++j) zi[j] = exp_nonpositive(zi[j] - m) * scale;
-      if (yl >= 0) {
-        const float p = has_margin ? exp_nonpositive(apply_margin(raw_target, margin) - m) * scale : zi[yl];
-        zi[yl] = (p - inv_m) * margin_slope(raw_target, margin);
-      }
-    }
+    for (int64_t i = 0; i < M; ++i)
+      softmax_grad_row(z + i * t, row_max[i], inv_m / row_sum[i], t, target_column(labels[i], first_class, t),
+                       inv_m, margin);
   }
 
   void centroid_grad(float* dc, const float* h, const float* u, const float* c_inv_norm, int64_t t, int64_t D,
@@ -214,6 +333,36 @@ class CpuHeadOps final : public CocoHeadOps {
         for (int64_t d = 0; d < D; ++d) g[d] += weight * hk[d];
       }
     }
+  }
+
+  void exp_stats(float* z, float* row_sum, float* target, float* raw_target, float* best, float* best_class,
+                 const float* col_scale, const float* labels, int64_t M, int64_t t, int64_t first_class, float shift,
+                 bool keep, bool want_accuracy, const CocoMarginParams& margin) const override {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < M; ++i)
+      exp_stats_row(z + i * t, row_sum[i], target[i], raw_target[i], best[i], best_class[i], col_scale, t,
+                    target_column(labels[i], first_class, t), first_class, shift, keep, want_accuracy, margin);
+  }
+
+  void fixed_shift_grad(float* z, const float* row_sum, const float* raw_target, const float* col_scale,
+                        const float* labels, int64_t M, int64_t t, int64_t first_class, float shift, float inv_m,
+                        bool z_is_exp, const CocoMarginParams& margin) const override {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < M; ++i)
+      fixed_shift_grad_row(z + i * t, row_sum[i], raw_target[i], col_scale, t,
+                           target_column(labels[i], first_class, t), shift, inv_m, z_is_exp, margin);
+  }
+
+  void centroid_grad_scaled(float* dc, const float* h, const float* c, const float* c_inv_norm, int64_t t, int64_t D,
+                            float weight) const override {
+#pragma omp parallel for schedule(static)
+    for (int64_t k = 0; k < t; ++k) centroid_grad_scaled_row(dc + k * D, h + k * D, c + k * D, c_inv_norm[k], D, weight);
+  }
+
+  int64_t count_below(const float* x, int64_t n, float threshold, float*) const override {
+    int64_t below = 0;
+    for (int64_t i = 0; i < n; ++i) below += x[i] < threshold;
+    return below;
   }
 
   void project_features(float* g, const float* x, const float* x_inv_norm, int64_t Ml, int64_t D,

@@ -72,6 +72,28 @@ class CudaHeadOps final : public CocoHeadOps {
                      float weight, bool exact) const override {
     coco_head_centroid_grad(dc, h, u, c_inv_norm, t, D, weight, exact, st_);
   }
+  void exp_stats(float* z, float* row_sum, float* target, float* raw_target, float* best, float* best_class,
+                 const float* col_scale, const float* labels, int64_t M, int64_t t, int64_t first_class, float shift,
+                 bool keep, bool want_accuracy, const CocoMarginParams& margin) const override {
+    coco_head_exp_stats(z, row_sum, target, raw_target, best, best_class, col_scale, labels, M, t, first_class, shift,
+                        keep, want_accuracy, margin, st_);
+  }
+  void fixed_shift_grad(float* z, const float* row_sum, const float* raw_target, const float* col_scale,
+                        const float* labels, int64_t M, int64_t t, int64_t first_class, float shift, float inv_m,
+                        bool z_is_exp, const CocoMarginParams& margin) const override {
+    coco_head_fixed_shift_grad(z, row_sum, raw_target, col_scale, labels, M, t, first_class, shift, inv_m, z_is_exp,
+                               margin, st_);
+  }
+  void centroid_grad_scaled(float* dc, const float* h, const float* c, const float* c_inv_norm, int64_t t, int64_t D,
+                            float weight) const override {
+    coco_head_centroid_grad_scaled(dc, h, c, c_inv_norm, t, D, weight, st_);
+  }
+  int64_t count_below(const float* x, int64_t n, float threshold, float* scratch) const override {
+    coco_head_count_below(scratch, x, n, threshold, st_);
+    float below = 0;
+    coco_head_read_to_host(&below, scratch, 1, st_);
+    return static_cast<int64_t>(below);
+  }
   void project_features(float* g, const float* x, const float* x_inv_norm, int64_t Ml, int64_t D,
                         float alpha) const override {
     coco_head_project_features(g, x, x_inv_norm, Ml, D, alpha, st_);

@@ -54,6 +54,22 @@ class CocoHeadOps {
                             int64_t t, int64_t first_class, float inv_m, const CocoMarginParams& margin) const = 0;
   virtual void centroid_grad(float* dc, const float* h, const float* u, const float* c_inv_norm, int64_t t,
                              int64_t D, float weight, bool exact) const = 0;
+
+  // The fixed shift (docs/DESIGN.md, "The fixed shift"): the steps of the softmax
+  // whose shift is a bound known beforehand (alpha for COSINE logits), so one pass
+  // per chunk needs no maximum. z (M, t) is the GEMM of the features with the raw
+  // centroid rows; v = z * col_scale[j] are the logits (col_scale null: 1).
+  virtual void exp_stats(float* z, float* row_sum, float* target, float* raw_target, float* best, float* best_class,
+                         const float* col_scale, const float* labels, int64_t M, int64_t t, int64_t first_class,
+                         float shift, bool keep, bool want_accuracy, const CocoMarginParams& margin) const = 0;
+  virtual void fixed_shift_grad(float* z, const float* row_sum, const float* raw_target, const float* col_scale,
+                                const float* labels, int64_t M, int64_t t, int64_t first_class, float shift,
+                                float inv_m, bool z_is_exp, const CocoMarginParams& margin) const = 0;
+  virtual void centroid_grad_scaled(float* dc, const float* h, const float* c, const float* c_inv_norm, int64_t t,
+                                    int64_t D, float weight) const = 0;
+  // How many of x (n) are below threshold; scratch is one float on the ops' device.
+  // Waits for the device (the host decides on it).
+  virtual int64_t count_below(const float* x, int64_t n, float threshold, float* scratch) const = 0;
   virtual void project_features(float* g, const float* x, const float* x_inv_norm, int64_t Ml, int64_t D,
                                 float alpha) const = 0;
   virtual void scale_by_top_diff(float* dx, const float* g, const float* w, int64_t n) const = 0;

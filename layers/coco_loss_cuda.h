@@ -72,6 +72,35 @@ void coco_head_softmax_grad(float* z, const float* row_max, const float* row_sum
 void coco_head_centroid_grad(float* dc, const float* h, const float* u, const float* c_inv_norm, int64_t t,
                              int64_t D, float weight, bool exact, cuda::Stream stream);
 
+// ---- the fixed shift (docs/DESIGN.md, "The fixed shift") ----
+// z (M, t) is f times the raw centroid rows of classes [first_class, first_class + t);
+// the logits are v_ij = z_ij * col_scale[j] (col_scale null: v = z). Per row:
+// row_sum += sum_j exp(v_ij - shift), the target's term with its margin; where the
+// label y is in the chunk, target += margin(v_iy) and raw_target = v_iy (=); with
+// want_accuracy, best/best_class as coco_head_chunk_stats (raw v). With keep,
+// z_ij = exp(v_ij - shift) in place for j != y (the target's entry is left as it
+// was: the backward takes it from raw_target).
+void coco_head_exp_stats(float* z, float* row_sum, float* target, float* raw_target, float* best,
+                         float* best_class, const float* col_scale, const float* labels, int64_t M, int64_t t,
+                         int64_t first_class, float shift, bool keep, bool want_accuracy,
+                         const CocoMarginParams& margin, cuda::Stream stream);
+
+// z (M, t) = G' in place: G = (softmax - onehot)/M with softmax = exp(v - shift) /
+// row_sum (row_sum global), the target's entry (exp(margin(raw_target) - shift) /
+// row_sum - 1/M) * slope(raw_target); then G'_ij = G_ij * col_scale[j]. z holds
+// exp(v - shift) (z_is_exp: exp_stats kept it) or the raw GEMM output.
+void coco_head_fixed_shift_grad(float* z, const float* row_sum, const float* raw_target, const float* col_scale,
+                                const float* labels, int64_t M, int64_t t, int64_t first_class, float shift,
+                                float inv_m, bool z_is_exp, const CocoMarginParams& margin, cuda::Stream stream);
+
+// dc (t, D) += weight (h - c inv² (c·h)) per row: h = G'ᵀ f (the gradient with
+// respect to ĉ, already times inv), c the raw rows, inv = c_inv_norm (t).
+void coco_head_centroid_grad_scaled(float* dc, const float* h, const float* c, const float* c_inv_norm, int64_t t,
+                                    int64_t D, float weight, cuda::Stream stream);
+
+// out (1) = the number of x (n) below threshold, as a float (=).
+void coco_head_count_below(float* out, const float* x, int64_t n, float threshold, cuda::Stream stream);
+
 // g (M_l, D) = alpha inv_i (g - x̂_i (x̂_i·g)) in place: dL/df -> dL/dx (cosine).
 void coco_head_project_features(float* g, const float* x, const float* x_inv_norm, int64_t Ml, int64_t D,
                                 float alpha, cuda::Stream stream);

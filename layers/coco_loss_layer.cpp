@@ -100,6 +100,7 @@ void CocoLossLayer::layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng)
   cfg.renormalize = cfg.cosine && p.centroid_update() == proto::CocoLossParameter::RENORMALIZE;
   cfg.margin = make_margin_params(margin_kind(p.margin_type()), alpha_, p.margin());
   cfg.shard = shard_;
+  cfg.fixed_shift = p.softmax_shift() == proto::CocoLossParameter::AUTO;
   head_ = CocoHead(cfg, where());
   init_centroids(p, rng());
 }

@@ -280,6 +280,102 @@ __global__ void centroid_grad_kernel(float* dc, const float* h, const float* u, 
   }
 }
 
+// ---- the fixed shift ----
+
+__device__ __forceinline__ float scaled(const float* zi, const float* cs, int64_t j) {
+  return cs ? zi[j] * cs[j] : zi[j];
+}
+
+// One block per row of z (M, t): exp(v - shift) summed (kept in place with keep),
+// the target's column on its own with its margin.
+__global__ void exp_stats_kernel(float* z, float* row_sum, float* target, float* raw_target, float* best,
+                                 float* best_class, const float* cs, const float* labels, int64_t M, int64_t t,
+                                 int64_t first_class, float shift, bool keep, bool want_accuracy,
+                                 CocoMarginParams mp) {
+  __shared__ ArgMax sh_arg[32];
+  __shared__ float sh_f[32];
+  for (int64_t i = blockIdx.x; i < M; i += gridDim.x) {
+    float* zi = z + i * t;
+    const int64_t yl = target_column(labels[i], first_class, t);
+    if (want_accuracy) {
+      ArgMax all{-INFINITY, INT64_MAX};
+      for (int64_t j = threadIdx.x; j < t; j += blockDim.x) all = ArgMaxOp()(all, ArgMax{scaled(zi, cs, j), j});
+      all = block_reduce(all, ArgMaxOp(), sh_arg);
+      if (threadIdx.x == 0 && all.v > best[i]) {
+        best[i] = all.v;
+        best_class[i] = static_cast<float>(first_class + all.j);
+      }
+    }
+    const float v_target = yl >= 0 ? scaled(zi, cs, yl) : 0.f;  // read before any thread writes the row
+    __syncthreads();
+    float s = 0.f;
+    for (int64_t j = threadIdx.x; j < t; j += blockDim.x) {
+      if (j == yl) continue;
+      const float e = expf(scaled(zi, cs, j) - shift);
+      if (keep) zi[j] = e;
+      s += e;
+    }
+    s = block_reduce(s, SumOp(), sh_f);
+    if (threadIdx.x == 0) {
+      if (yl >= 0) {
+        const float zt = apply_margin(v_target, mp);
+        s += expf(zt - shift);
+        target[i] += zt;
+        raw_target[i] = v_target;
+      }
+      row_sum[i] += s;
+    }
+  }
+}
+
+// G' in place over z (M, t): columns over x, rows over y.
+__global__ void fixed_shift_grad_kernel(float* z, const float* row_sum, const float* raw_target, const float* cs,
+                                        const float* labels, int64_t M, int64_t t, int64_t first_class, float shift,
+                                        float inv_m, bool z_is_exp, CocoMarginParams mp) {
+  for (int64_t i = blockIdx.y; i < M; i += gridDim.y) {
+    const float scale = inv_m / row_sum[i];
+    const int64_t yl = target_column(labels[i], first_class, t);
+    float* zi = z + i * t;
+    for (int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; j < t;
+         j += static_cast<int64_t>(blockDim.x) * gridDim.x) {
+      float g;
+      if (j == yl) {
+        const float r = raw_target[i];
+        g = (expf(apply_margin(r, mp) - shift) * scale - inv_m) * margin_slope(r, mp);
+      } else {
+        g = (z_is_exp ? zi[j] : expf(scaled(zi, cs, j) - shift)) * scale;
+      }
+      zi[j] = cs ? g * cs[j] : g;
+    }
+  }
+}
+
+// dc (t, D) += weight (h - c inv² (c·h)) per row. One warp per row.
+__global__ void centroid_grad_scaled_kernel(float* dc, const float* h, const float* c, const float* c_inv_norm,
+                                            int64_t t, int64_t D, float weight) {
+  const int lane = threadIdx.x % kWarp;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * kWarpsPerBlock;
+  for (int64_t k = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp; k < t; k += stride) {
+    const float* hk = h + k * D;
+    const float* ck = c + k * D;
+    float* g = dc + k * D;
+    double dot = 0;
+    for (int64_t d = lane; d < D; d += kWarp) dot += static_cast<double>(ck[d]) * hk[d];
+    const float inv = c_inv_norm[k];
+    const float q = static_cast<float>(warp_reduce(dot, SumOp())) * inv * inv;
+    for (int64_t d = lane; d < D; d += kWarp) g[d] += weight * (hk[d] - ck[d] * q);
+  }
+}
+
+// One block: out = the number of x below threshold.
+__global__ void count_below_kernel(float* out, const float* x, int64_t n, float threshold) {
+  __shared__ int sh_i[32];
+  int below = 0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) below += x[i] < threshold;
+  below = block_reduce(below, SumOp(), sh_i);
+  if (threadIdx.x == 0) out[0] = static_cast<float>(below);
+}
+
 // g (Ml, D) = alpha inv (g - x̂ (x̂·g)) in place. One warp per row; each lane
 // writes only the elements it read.
 __global__ void project_features_kernel(float* g, const float* x, const float* x_inv_norm, int64_t Ml, int64_t D,
@@ -385,6 +481,42 @@ void coco_head_centroid_grad(float* dc, const float* h, const float* u, const fl
   if (t == 0) return;
   centroid_grad_kernel<<<warp_row_blocks(t), cuda::kThreads, 0, stream>>>(dc, h, u, c_inv_norm, t, D, weight, exact);
   cuda::check_launch("coco_head centroid_grad_kernel");
+}
+
+void coco_head_exp_stats(float* z, float* row_sum, float* target, float* raw_target, float* best,
+                         float* best_class, const float* col_scale, const float* labels, int64_t M, int64_t t,
+                         int64_t first_class, float shift, bool keep, bool want_accuracy,
+                         const CocoMarginParams& margin, cuda::Stream stream) {
+  if (M == 0 || t == 0) return;
+  exp_stats_kernel<<<block_row_blocks(M), cuda::kThreads, 0, stream>>>(z, row_sum, target, raw_target, best,
+                                                                       best_class, col_scale, labels, M, t,
+                                                                       first_class, shift, keep, want_accuracy,
+                                                                       margin);
+  cuda::check_launch("coco_head exp_stats_kernel");
+}
+
+void coco_head_fixed_shift_grad(float* z, const float* row_sum, const float* raw_target, const float* col_scale,
+                                const float* labels, int64_t M, int64_t t, int64_t first_class, float shift,
+                                float inv_m, bool z_is_exp, const CocoMarginParams& margin, cuda::Stream stream) {
+  if (M == 0 || t == 0) return;
+  const int64_t bx = (t + cuda::kThreads - 1) / cuda::kThreads;
+  const dim3 grid(static_cast<unsigned>(bx > 64 ? 64 : bx), static_cast<unsigned>(M > 65535 ? 65535 : M));
+  fixed_shift_grad_kernel<<<grid, cuda::kThreads, 0, stream>>>(z, row_sum, raw_target, col_scale, labels, M, t,
+                                                                first_class, shift, inv_m, z_is_exp, margin);
+  cuda::check_launch("coco_head fixed_shift_grad_kernel");
+}
+
+void coco_head_centroid_grad_scaled(float* dc, const float* h, const float* c, const float* c_inv_norm, int64_t t,
+                                    int64_t D, float weight, cuda::Stream stream) {
+  if (t == 0) return;
+  centroid_grad_scaled_kernel<<<warp_row_blocks(t), cuda::kThreads, 0, stream>>>(dc, h, c, c_inv_norm, t, D,
+                                                                                 weight);
+  cuda::check_launch("coco_head centroid_grad_scaled_kernel");
+}
+
+void coco_head_count_below(float* out, const float* x, int64_t n, float threshold, cuda::Stream stream) {
+  count_below_kernel<<<1, cuda::kThreads, 0, stream>>>(out, x, n, threshold);
+  cuda::check_launch("coco_head count_below_kernel");
 }
 
 void coco_head_project_features(float* g, const float* x, const float* x_inv_norm, int64_t Ml, int64_t D,

@@ -46,6 +46,10 @@ class CocoLossLayer final : public Layer {
   ShardRange shard() const { return shard_; }
   // Chunks whose logits the last forward kept (for tests of the cache).
   int64_t cached_chunks() const { return head_.plan().cached_chunks; }
+  // The last forward's shift (fixed or running maximum) and the fixed shift's
+  // fallbacks so far (for tests and coco-bench head).
+  bool used_fixed_shift() const { return head_.used_fixed_shift(); }
+  int64_t fixed_shift_fallbacks() const { return head_.fixed_shift_fallbacks(); }
 
  protected:
   void layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) override;

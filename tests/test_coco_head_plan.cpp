@@ -108,6 +108,27 @@ class RecordingOps final : public CocoHeadOps {
     note("centroid_grad");
     cpu.centroid_grad(dc, h, u, inv, t, D, w, e);
   }
+  void exp_stats(float* z, float* s, float* t, float* r, float* b, float* bc, const float* cs, const float* l,
+                 int64_t M, int64_t w, int64_t f, float shift, bool keep, bool acc,
+                 const CocoMarginParams& m) const override {
+    note(keep ? "exp_stats kept" : "exp_stats");
+    cpu.exp_stats(z, s, t, r, b, bc, cs, l, M, w, f, shift, keep, acc, m);
+  }
+  void fixed_shift_grad(float* z, const float* s, const float* r, const float* cs, const float* l, int64_t M,
+                        int64_t t, int64_t f, float shift, float im, bool is_exp,
+                        const CocoMarginParams& m) const override {
+    note(is_exp ? "fixed_grad of kept" : "fixed_grad");
+    cpu.fixed_shift_grad(z, s, r, cs, l, M, t, f, shift, im, is_exp, m);
+  }
+  void centroid_grad_scaled(float* dc, const float* h, const float* c, const float* inv, int64_t t, int64_t D,
+                            float w) const override {
+    note("centroid_grad_scaled");
+    cpu.centroid_grad_scaled(dc, h, c, inv, t, D, w);
+  }
+  int64_t count_below(const float* x, int64_t n, float threshold, float* scratch) const override {
+    note("count_below");
+    return cpu.count_below(x, n, threshold, scratch);
+  }
   void project_features(float* g, const float* x, const float* inv, int64_t Ml, int64_t D,
                         float a) const override {
     note("project");
@@ -118,7 +139,7 @@ class RecordingOps final : public CocoHeadOps {
   }
 };
 
-std::vector<std::string> run_head(float cache_mb, int64_t global_batch = 0) {
+std::vector<std::string> run_head(float cache_mb, int64_t global_batch = 0, bool fixed_shift = false) {
   const int64_t M = 3, D = 4, K = 5;
   CocoHeadConfig cfg;
   cfg.K = K;
@@ -127,6 +148,7 @@ std::vector<std::string> run_head(float cache_mb, int64_t global_batch = 0) {
   cfg.cache_mb = cache_mb;
   cfg.alpha = 2;
   cfg.shard = ShardRange{0, K};
+  cfg.fixed_shift = fixed_shift;
   CocoHead head(cfg, "test head: ");
   std::vector<float> x(M * D), c(K * D), dc(K * D, 0.f), labels{0, 4, 2};
   for (size_t i = 0; i < x.size(); ++i) x[i] = 0.1f * static_cast<float>(i % 7) - 0.3f;
@@ -142,7 +164,7 @@ std::vector<std::string> run_head(float cache_mb, int64_t global_batch = 0) {
   return ops.calls;
 }
 
-TEST(CocoHead, StepsRunInOneOrder) {
+TEST(CocoHead, RunningMaximumStepsRunInOneOrder) {
   // Two chunks (3 + 2 classes), EXACT cosine logits, no cache: each chunk's logits
   // are recomputed in the backward, the second chunk accumulates the feature gradient.
   const std::vector<std::string> recompute{
@@ -160,6 +182,29 @@ TEST(CocoHead, StepsRunInOneOrder) {
   EXPECT_EQ(run_head(64), cached);
   // A known global batch gives the same steps (no batch sizes to gather).
   EXPECT_EQ(run_head(64, 3), cached);
+}
+
+TEST(CocoHead, FixedShiftStepsRunInOneOrder) {
+  // The same head with the fixed shift: no unit centroids (the GEMMs take the raw
+  // rows), one pass per chunk, no rescale (no MAX), the sums' safety check, and the
+  // centroid gradient through the scaled Jacobian.
+  const std::vector<std::string> recompute{
+      "features", "norms",
+      "gemm", "exp_stats", "gemm", "exp_stats",
+      "count_below", "loss",
+      "gemm", "fixed_grad", "gemm", "centroid_grad_scaled", "gemm",
+      "gemm", "fixed_grad", "gemm", "centroid_grad_scaled", "gemm+=",
+      "project"};
+  EXPECT_EQ(run_head(0, 0, true), recompute);
+  // Cached: the forward keeps the terms, the backward starts from them.
+  const std::vector<std::string> cached{
+      "features", "norms",
+      "gemm", "exp_stats kept", "gemm", "exp_stats kept",
+      "count_below", "loss",
+      "fixed_grad of kept", "gemm", "centroid_grad_scaled", "gemm",
+      "fixed_grad of kept", "gemm", "centroid_grad_scaled", "gemm+=",
+      "project"};
+  EXPECT_EQ(run_head(64, 0, true), cached);
 }
 
 TEST(CocoHead, GlobalBatchThatDisagreesWithTheLocalOneIsAnError) {

@@ -43,42 +43,117 @@ void set_blob(Blob& b, const std::vector<double>& v) {
 
 }  // namespace
 
+// One golden case through the layer with one chunking, cache and shift.
+void expect_golden(const GoldenCase& gc, int chunk, float cache, const std::string& shift) {
+  SCOPED_TRACE(gc.name + " chunk " + std::to_string(chunk) + " cache " + std::to_string(cache) + " " + shift);
+  CocoLossLayer layer(head_param(gc.K, chunk, cache, golden_extra(gc) + " softmax_shift: " + shift));
+  Blob x({gc.M, gc.D}), y({gc.M}), loss;
+  set_blob(x, gc.v.at("x"));
+  set_blob(y, gc.v.at("labels"));
+  LayerHarness h;
+  h.setup(layer, {&x, &y}, {&loss});
+  set_blob(*layer.blobs()[0], gc.v.at("centroids"));
+  layer.blobs()[0]->diff().zero();
+  layer.forward({&x, &y}, {&loss});
+  // AUTO takes the fixed shift for the bounded (COSINE) logits of every case.
+  EXPECT_EQ(layer.used_fixed_shift(), shift == "AUTO" && gc.logit == "COSINE");
+  const double want = gc.v.at("loss")[0];
+  EXPECT_NEAR(loss.cdata()[0], want, 2e-6 * std::max(1.0, std::fabs(want)));
+  loss.mutable_diff()[0] = 1.f;
+  layer.backward({&loss}, {true, false}, {&x, &y});
+  const auto& gx = gc.v.at("grad_x");
+  for (size_t i = 0; i < gx.size(); ++i) EXPECT_NEAR(x.cdiff()[i], gx[i], 2e-6) << "grad_x " << i;
+  const auto& gcv = gc.v.at("grad_c");
+  for (size_t i = 0; i < gcv.size(); ++i) EXPECT_NEAR(layer.blobs()[0]->cdiff()[i], gcv[i], 2e-6) << "grad_c " << i;
+  if (gc.mode != "RENORMALIZE") return;
+  const float* c = layer.blobs()[0]->cdata();
+  for (int64_t k = 0; k < gc.K; ++k) {
+    double n = 0;
+    for (int64_t d = 0; d < gc.D; ++d) n += double(c[k * gc.D + d]) * c[k * gc.D + d];
+    EXPECT_NEAR(n, 1.0, 1e-5) << "centroid row " << k << " not renormalised";
+  }
+}
+
 TEST(CocoLossLayer, MatchesGoldenValues) {
   auto cases = read_golden();
   ASSERT_EQ(cases.size(), 7u);
-  for (const auto& gc : cases) {
-    for (int chunk : {0, 1, 3, 1000}) {
-      for (float cache : {0.f, 64.f}) {
-        SCOPED_TRACE(gc.name + " chunk " + std::to_string(chunk) + " cache " + std::to_string(cache));
-        CocoLossLayer layer(head_param(gc.K, chunk, cache, golden_extra(gc)));
-        Blob x({gc.M, gc.D}), y({gc.M}), loss;
-        set_blob(x, gc.v.at("x"));
-        set_blob(y, gc.v.at("labels"));
-        LayerHarness h;
-        h.setup(layer, {&x, &y}, {&loss});
-        set_blob(*layer.blobs()[0], gc.v.at("centroids"));
-        layer.blobs()[0]->diff().zero();
-        layer.forward({&x, &y}, {&loss});
-        const double want = gc.v.at("loss")[0];
-        EXPECT_NEAR(loss.cdata()[0], want, 2e-6 * std::max(1.0, std::fabs(want)));
-        loss.mutable_diff()[0] = 1.f;
-        layer.backward({&loss}, {true, false}, {&x, &y});
-        const auto& gx = gc.v.at("grad_x");
-        for (size_t i = 0; i < gx.size(); ++i) EXPECT_NEAR(x.cdiff()[i], gx[i], 2e-6) << "grad_x " << i;
-        const auto& gcv = gc.v.at("grad_c");
-        for (size_t i = 0; i < gcv.size(); ++i)
-          EXPECT_NEAR(layer.blobs()[0]->cdiff()[i], gcv[i], 2e-6) << "grad_c " << i;
-        if (gc.mode == "RENORMALIZE") {
-          const float* c = layer.blobs()[0]->cdata();
-          for (int64_t k = 0; k < gc.K; ++k) {
-            double n = 0;
-            for (int64_t d = 0; d < gc.D; ++d) n += double(c[k * gc.D + d]) * c[k * gc.D + d];
-            EXPECT_NEAR(n, 1.0, 1e-5) << "centroid row " << k << " not renormalised";
-          }
-        }
-      }
-    }
+  for (const auto& gc : cases)
+    for (int chunk : {0, 1, 3, 1000})
+      for (float cache : {0.f, 64.f})
+        for (const std::string shift : {"AUTO", "RUNNING_MAX"}) expect_golden(gc, chunk, cache, shift);
+}
+
+namespace {
+
+// One step of a head whose every logit is -alpha: the centroids all point one way,
+// the features the other (cos = -1). The loss is then log K exactly, whatever
+// the shift, and the row sums with the fixed shift are K e^(-2 alpha).
+struct AntiAlignedStep {
+  float loss = 0;
+  bool fixed = false;
+  int64_t fallbacks = 0;
+  std::vector<float> grads;
+};
+
+AntiAlignedStep anti_aligned_step(double alpha, const std::string& shift, int64_t K = 7) {
+  CocoLossLayer layer(head_param(K, K > 100 ? 0 : 3, 64.f, "scale: " + std::to_string(alpha) + " softmax_shift: " + shift));
+  const int64_t M = 5, D = 4;
+  Blob x({M, D}), y({M}), loss;
+  for (int64_t i = 0; i < M; ++i) {
+    for (int64_t d = 0; d < D; ++d) x.mutable_data()[i * D + d] = d == 0 ? -1.5f - 0.1f * i : 0.f;
+    y.mutable_data()[i] = static_cast<float>(i % K);
   }
+  LayerHarness h;
+  h.setup(layer, {&x, &y}, {&loss});
+  float* c = layer.blobs()[0]->mutable_data();
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t d = 0; d < D; ++d) c[k * D + d] = d == 0 ? 0.5f + 0.25f * k : 0.f;
+  layer.blobs()[0]->diff().zero();
+  layer.forward({&x, &y}, {&loss});
+  loss.mutable_diff()[0] = 1.f;
+  layer.backward({&loss}, {true, false}, {&x, &y});
+  AntiAlignedStep r{loss.cdata()[0], layer.used_fixed_shift(), layer.fixed_shift_fallbacks(), x.diff().to_vector()};
+  const std::vector<float> dc = layer.blobs()[0]->diff().to_vector();
+  r.grads.insert(r.grads.end(), dc.begin(), dc.end());
+  return r;
+}
+
+}  // namespace
+
+TEST(CocoLossLayer, FixedShiftHoldsUpToItsBound) {
+  // alpha = 35: every term is e^-70, inside float's normal range; the sums K e^-70
+  // pass the safety bound K e^-87 2^24 = K e^-70.36, so the fixed shift is kept and
+  // is exact. (e^-2 alpha >= e^-70.36 for every alpha <= 35.18: below that scale the
+  // fixed shift never falls back, whatever the cosines.)
+  const AntiAlignedStep a = anti_aligned_step(35, "AUTO");
+  EXPECT_TRUE(a.fixed);
+  EXPECT_EQ(a.fallbacks, 0);
+  EXPECT_NEAR(a.loss, std::log(7.0), 2e-6);
+  const AntiAlignedStep r = anti_aligned_step(35, "RUNNING_MAX");
+  EXPECT_FALSE(r.fixed);
+  EXPECT_NEAR(a.loss, r.loss, 2e-6);
+  ASSERT_EQ(a.grads.size(), r.grads.size());
+  for (size_t i = 0; i < a.grads.size(); ++i) EXPECT_NEAR(a.grads[i], r.grads[i], 1e-6) << i;
+}
+
+TEST(CocoLossLayer, FixedShiftFallsBackToTheRunningMaximumPastItsBound) {
+  // alpha = 36 (terms e^-72, sums below the bound) and alpha = 64 (terms e^-128:
+  // every one underflows, the sums are 0): the step is redone with the running
+  // maximum and equals a RUNNING_MAX head bit for bit.
+  for (double alpha : {36.0, 64.0}) {
+    SCOPED_TRACE(alpha);
+    const AntiAlignedStep a = anti_aligned_step(alpha, "AUTO");
+    EXPECT_FALSE(a.fixed);
+    EXPECT_EQ(a.fallbacks, 1);
+    EXPECT_NEAR(a.loss, std::log(7.0), 2e-6);
+    const AntiAlignedStep r = anti_aligned_step(alpha, "RUNNING_MAX");
+    EXPECT_EQ(r.fallbacks, 0);
+    EXPECT_EQ(a.loss, r.loss);
+    EXPECT_EQ(a.grads, r.grads);
+  }
+  // The bound grows with K (K terms may each lose e^-87): at alpha = 35 and 2^17
+  // classes the sums K e^-70 still pass, since both sides scale with K.
+  EXPECT_TRUE(anti_aligned_step(35, "AUTO", 1 << 17).fixed);
 }
 
 TEST(CocoLossLayer, GradientCheckExact) {

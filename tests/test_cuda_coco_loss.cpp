@@ -53,6 +53,12 @@ const Variant kVariants[] = {
     {"arcface", "scale: 7 margin_type: ARCFACE margin: 0.5"},
     {"arcface renormalize", "scale: 5 centroid_update: RENORMALIZE margin_type: ARCFACE margin: 0.3"},
     {"inner product", "logit_type: INNER_PRODUCT"},
+    // The same cosine heads with the running maximum instead of the fixed shift,
+    // and a scale large enough that some rows fall back from the fixed shift.
+    {"exact running max", "scale: 8 softmax_shift: RUNNING_MAX"},
+    {"renormalize running max", "scale: 6 centroid_update: RENORMALIZE softmax_shift: RUNNING_MAX"},
+    {"arcface running max", "scale: 7 margin_type: ARCFACE margin: 0.5 softmax_shift: RUNNING_MAX"},
+    {"exact past the fixed shift's bound", "scale: 200"},
 };
 
 struct HeadShape {

@@ -179,6 +179,11 @@ void add_head_flags(CLI::App& app, HeadFlags& f) {
   app.add_option("--margin-type", o.margin_type, "NONE (default), COSFACE or ARCFACE")->type_name("T");
   coco::add_number_option(app, "--margin", o.margin, "the margin of --margin-type")->type_name("m");
   app.add_option("--logit-type", o.logit_type, "COSINE (default) or INNER_PRODUCT (plain softmax)")->type_name("T");
+  app.add_option("--softmax-shift", o.softmax_shift,
+                 "AUTO (default: COSINE logits take the fixed shift alpha)\nor RUNNING_MAX; the line's \"softmax_shift\" "
+                 "says which ran")
+      ->check(CLI::IsMember({"AUTO", "RUNNING_MAX"}))
+      ->type_name("S");
   coco::add_int_option(app, "--chunk", o.chunk, 0, "classes per chunk (default 8192)");
   coco::add_number_option(app, "--cache-mb", o.cache_mb,
                           "logits kept between forward and backward (default 256;\n0: no logits cache)")

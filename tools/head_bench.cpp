@@ -67,7 +67,8 @@ proto::LayerParameter head_param(const HeadBenchOptions& o, int64_t K, float sca
   std::ostringstream s;
   s.precision(9);
   s << "name: \"head\" type: \"CocoLoss\" coco_loss_param { num_output: " << K << " chunk_size: " << o.chunk
-    << " logits_cache_mb: " << o.cache_mb << " logit_type: " << o.logit_type;
+    << " logits_cache_mb: " << o.cache_mb << " logit_type: " << o.logit_type
+    << " softmax_shift: " << o.softmax_shift;
   if (o.logit_type == "COSINE") {
     if (scale > 0)
       s << " scale: " << scale;
@@ -323,10 +324,11 @@ int run_head_bench(Communicator& comm, const HeadBenchOptions& o, Communicator* 
     if (comm.rank() == 0) {
       std::printf("{\"M\": %lld, \"D\": %lld, \"K\": %lld, \"ranks\": %d, \"head_s\": %.4f, \"gemm_floor_s\": %.4f, "
                   "\"ratio\": %.3f, \"peak_rss_mb\": %.0f, \"centroid_shard_mb\": %.1f, \"logit_type\": \"%s\", "
-                  "\"margin_type\": \"%s\"",
+                  "\"margin_type\": \"%s\", \"softmax_shift\": \"%s\"",
                   static_cast<long long>(M), static_cast<long long>(D), static_cast<long long>(K), comm.size(),
                   static_cast<double>(hd), static_cast<double>(fl), static_cast<double>(hd) / fl,
-                  static_cast<double>(rss), Kr * D * 4.0 / (1 << 20), o.logit_type.c_str(), o.margin_type.c_str());
+                  static_cast<double>(rss), Kr * D * 4.0 / (1 << 20), o.logit_type.c_str(), o.margin_type.c_str(),
+                  h.layer->used_fixed_shift() ? "fixed" : "running max");
       if (gpu)
         std::printf(", \"device\": \"cuda:%d\", \"peak_device_mb\": %.1f", cuda::current_device(),
                     static_cast<double>(pk));

@@ -19,6 +19,7 @@ struct HeadBenchOptions {
   std::string margin_type = "NONE";
   float margin = 0;
   std::string logit_type = "COSINE";
+  std::string softmax_shift = "AUTO";  // AUTO (the fixed shift where it holds) or RUNNING_MAX
   int repeats = 3;
   int64_t chunk = 8192;
   float cache_mb = 256;

@@ -19,6 +19,7 @@
 #include "engine/logging.h"
 #include "engine/math.h"
 #include "engine/trainer.h"
+#include "layers/coco_loss_layer.h"
 #include "tests/error_of.h"
 #include "tests/test_files.h"
 
@@ -212,15 +213,18 @@ TEST(MpiTraining, CheckpointOfFourRanksResumesOnThree) {
     }
 }
 
-TEST(MpiTraining, CommTrafficOfTheHeadFollowsTheDesign) {
-  // One forward+backward of the head alone on the N ranks: all-gather M*D features,
-  // M labels and N batch sizes; all-reduce 3M; reduce-scatter M*D (docs/DESIGN.md, "The distributed head").
+// One forward+backward of the head alone on the N ranks; returns the net's loss and
+// checks its traffic: all-gather M*D features, M labels and N batch sizes;
+// all-reduce 2M in one call (the fixed shift) or 3M in two (MAX of the row maxima
+// first); reduce-scatter M*D (docs/DESIGN.md, "The distributed head").
+float head_step_traffic(const std::string& shift, float scale, bool want_fixed) {
   proto::NetParameter np;
   parse_text(R"(
     input: "x" input_shape { dim: 1 dim: 6 }
     input: "y" input_shape { dim: 1 }
     layer { name: "head" type: "CocoLoss" bottom: "x" bottom: "y" top: "loss"
-            coco_loss_param { num_output: 11 scale: 4 chunk_size: 2 } })",
+            coco_loss_param { num_output: 11 chunk_size: 2 scale: )" + std::to_string(scale) +
+                 " softmax_shift: " + shift + " } }",
              "<net>", &np);
   const int n = g_comm->size(), me = g_comm->rank();
   const int64_t mine = 2 + me;  // unequal local batches
@@ -232,13 +236,33 @@ TEST(MpiTraining, CommTrafficOfTheHeadFollowsTheDesign) {
   for (int r = 0; r < n; ++r) M += 2 + r;
   g_comm->reset_stats();
   net.clear_param_diffs();
-  net.forward_backward();
+  const float loss = net.forward_backward();
+  const auto& head = dynamic_cast<const CocoLossLayer&>(net.layer(net.num_layers() - 1));
+  EXPECT_EQ(head.used_fixed_shift(), want_fixed) << shift << " at scale " << scale;
   EXPECT_EQ(g_comm->stats(Collective::kAllGather).bytes, 4 * (M * 6 + M + n));
-  EXPECT_EQ(g_comm->stats(Collective::kAllReduce).bytes, 4 * 3 * M);
-  EXPECT_EQ(g_comm->stats(Collective::kReduceScatter).bytes, 4 * M * 6);
   EXPECT_EQ(g_comm->stats(Collective::kAllGather).calls, 3);
-  EXPECT_EQ(g_comm->stats(Collective::kAllReduce).calls, 2);
+  EXPECT_EQ(g_comm->stats(Collective::kReduceScatter).bytes, 4 * M * 6);
   EXPECT_EQ(g_comm->stats(Collective::kReduceScatter).calls, 1);
+  const bool fixed_first = shift == "AUTO";  // a fallback did both
+  EXPECT_EQ(g_comm->stats(Collective::kAllReduce).bytes, 4 * M * ((fixed_first ? 2 : 0) + (want_fixed ? 0 : 3)));
+  EXPECT_EQ(g_comm->stats(Collective::kAllReduce).calls, (fixed_first ? 1 : 0) + (want_fixed ? 0 : 2));
+  return loss;
+}
+
+TEST(MpiTraining, CommTrafficOfTheHeadFollowsTheDesign) {
+  const float fixed = head_step_traffic("AUTO", 4, true);
+  const float running = head_step_traffic("RUNNING_MAX", 4, false);
+  EXPECT_NEAR(fixed, running, 1e-6 * std::fabs(running));
+}
+
+TEST(MpiTraining, FixedShiftFallbackIsTakenByEveryRankTogether) {
+  // At scale 1000 some row's cosines are all far enough below 1 that its sum with the
+  // fixed shift is below the safe bound; the sums are global, so every rank sees it
+  // and redoes the step with the running maximum (a rank that did not would leave
+  // the others waiting in the MAX all-reduce, and the timeout would fail the test).
+  const float fallback = head_step_traffic("AUTO", 1000, false);
+  const float running = head_step_traffic("RUNNING_MAX", 1000, false);
+  EXPECT_EQ(fallback, running);
 }
 
 }  // namespace
