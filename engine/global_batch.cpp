@@ -9,7 +9,10 @@ int64_t global_batch_size(const proto::DataSourceParameter& source, int ranks) {
   return source.batch_size();
 }
 
-std::string describe_batch(int64_t global, int ranks) {
+std::string describe_batch(int64_t global, int ranks, int iter_size) {
+  if (iter_size > 1)
+    return describe_batch(global, ranks) + ", " + std::to_string(iter_size) + " batches (iter_size) of " +
+           std::to_string(iter_size * global) + " samples per update";
   const std::string head = "global batch " + std::to_string(global);
   if (ranks <= 1) return head + " on one rank";
   const int64_t low = global / ranks;

@@ -18,7 +18,8 @@ namespace coco {
 int64_t global_batch_size(const proto::DataSourceParameter& source, int ranks);
 
 // "global batch 512 = 8 ranks x 64", "global batch 10 over 3 ranks (3 or 4 per rank)",
-// "global batch 64 on one rank".
-std::string describe_batch(int64_t global, int ranks);
+// "global batch 64 on one rank"; with iter_size > 1 followed by ", 4 batches
+// (iter_size) of 256 samples per update".
+std::string describe_batch(int64_t global, int ranks, int iter_size = 1);
 
 }  // namespace coco

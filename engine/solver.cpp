@@ -65,7 +65,7 @@ double SgdSolver::gradient_norm() const {
     host_comm_->all_reduce(&sum, 1, ReduceOp::kSum);
     sharded = sum;
   }
-  return std::sqrt(replicated + sharded);
+  return std::sqrt(replicated + sharded) / param_.iter_size();
 }
 
 void SgdSolver::apply_update(int64_t iter) {
@@ -76,9 +76,10 @@ void SgdSolver::apply_update(int64_t iter, double grad_norm) {
   const float lr = static_cast<float>(learning_rate(iter));
   const float momentum = param_.momentum(), wd = param_.weight_decay();
   const bool l1 = param_.regularization_type() == "L1";
-  float clip = 1.f;
+  // The clip factor, and 1/iter_size: the diffs hold the sum of iter_size batches.
+  float grad_scale = 1.f / static_cast<float>(param_.iter_size());
   if (param_.clip_gradients() > 0 && grad_norm > param_.clip_gradients())
-    clip = static_cast<float>(param_.clip_gradients() / grad_norm);
+    grad_scale *= static_cast<float>(param_.clip_gradients() / grad_norm);
   for (size_t h = 0; h < learnable_.size(); ++h) {
     const ParamInfo& p = net_->params()[learnable_[h]];
     Blob& b = *p.blob;
@@ -89,13 +90,13 @@ void SgdSolver::apply_update(int64_t iter, double grad_norm) {
     const int64_t n = b.count();
     if (b.device() == Device::kCUDA) {
       COCO_CHECK(history_[h].device() == Device::kCUDA, "momentum of '", p.layer, "' is not on the device");
-      cuda_sgd_update(n, w, v, g, local_lr, momentum, decay, l1, clip, cuda::stream());
+      cuda_sgd_update(n, w, v, g, local_lr, momentum, decay, l1, grad_scale, cuda::stream());
       continue;
     }
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; ++i) {
       const float reg = l1 ? decay * ((w[i] > 0) - (w[i] < 0)) : decay * w[i];
-      v[i] = momentum * v[i] + local_lr * (clip * g[i] + reg);
+      v[i] = momentum * v[i] + local_lr * (grad_scale * g[i] + reg);
       w[i] -= v[i];
     }
   }

@@ -30,7 +30,10 @@ class SgdSolver {
   // The same, clipping with `grad_norm`, gradient_norm() of these diffs, which the
   // caller already took: no second pass over the gradients, no second collective.
   void apply_update(int64_t iter, double grad_norm);
-  // Global L2 norm of the learnable gradients (before the update): the replicated
+  // The diffs hold the sum of iter_size batches' gradients; the update and the norm
+  // use their mean (Caffe's iter_size), folded into the clip factor: no extra pass.
+  //
+  // Global L2 norm of the learnable (mean) gradients (before the update): the replicated
   // parameters (already summed over ranks, so the same on every rank) and every
   // rank's shard of the sharded ones, so all ranks get the same norm and the same
   // clip factor. Collective: every rank calls it at the same point. NaN or Inf when

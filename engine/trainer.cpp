@@ -305,11 +305,19 @@ Trainer::NonfiniteFinding Trainer::diagnose_nonfinite(int64_t iter) {
   // The re-run must not move running statistics a second time.
   std::vector<Tensor> state;
   save_state(*train_net_, &state);
-  fill_inputs(*train_net_, true, iter * batch_ + slice_.start, slice_.count);
   train_net_->set_iter(iter);
   train_net_->clear_param_diffs();
-  train_net_->forward_backward();
-  const Net::ScanFinding found = train_net_->take_first_nonfinite();
+  // The step's batches in order, every rank through the same ones (the head's
+  // collectives), up to the first in which some rank found one.
+  Net::ScanFinding found;
+  for (int b = 0; b < iter_size(); ++b) {
+    fill_inputs(*train_net_, true, batch_start(iter, b), slice_.count);
+    train_net_->forward_backward();
+    found = train_net_->take_first_nonfinite();
+    float any = found.step >= 0 ? 1.f : 0.f;
+    host_comm_->all_reduce(&any, 1, ReduceOp::kSum);
+    if (any > 0) break;
+  }
   train_net_->set_debug(was);
   restore_state(*train_net_, state);
   return agree_on_finding(found);
@@ -335,7 +343,7 @@ Trainer::NonfiniteFinding Trainer::agree_on_finding(const Net::ScanFinding& foun
 
 std::string Trainer::describe() const {
   if (cfg_.net_only) return train_net_->describe();
-  return describe_batch(batch_, comm_->size()) + " (the shapes below are this rank's share)\n" + train_net_->describe();
+  return describe_batch(batch_, comm_->size(), iter_size()) + " (the shapes below are this rank's share)\n" + train_net_->describe();
 }
 
 std::string Trainer::snapshot(int64_t iter) {
@@ -439,8 +447,9 @@ TrainResult Trainer::run() {
   last_snapshot_.clear();
   spdlog::info("training {} from iteration {} to {} ({:.2f} epochs of {} samples), {}, {} learnable values, seed {}, "
                "{} CPU thread(s) per rank",
-               opt_.config, start_iter_, max_iter_, static_cast<double>(max_iter_) * batch_ / train_data_->size(),
-               train_data_->size(), describe_batch(batch_, comm_->size()),
+               opt_.config, start_iter_, max_iter_,
+               static_cast<double>(max_iter_) * batch_ * iter_size() / train_data_->size(), train_data_->size(),
+               describe_batch(batch_, comm_->size(), iter_size()),
                train_net_->num_learnable_values(), seed_, num_threads());
   if (opt_.debug_gradcheck && max_iter_ > start_iter_) check_gradients_on_first_batch();
   if (validator_ && cfg_.solver.val_initialization() && max_iter_ > start_iter_) run_validation(start_iter_);
@@ -518,7 +527,7 @@ void Trainer::run_validation(int64_t done) {
 
 // The loss layers' gradients against finite differences, on the first batch.
 void Trainer::check_gradients_on_first_batch() {
-  fill_inputs(*train_net_, true, start_iter_ * batch_ + slice_.start, slice_.count);
+  fill_inputs(*train_net_, true, batch_start(start_iter_, 0), slice_.count);
   train_net_->set_iter(start_iter_);
   for (const auto& r : check_loss_gradients(*train_net_)) {
     if (run_->lead)
@@ -530,17 +539,29 @@ void Trainer::check_gradients_on_first_batch() {
   }
 }
 
-// One iteration: forward, backward, the gradients joined across ranks, and the
-// update unless the loss or a gradient is not finite on some rank.
+// The first position of batch b of iteration it in the training order (this rank's
+// part): iteration it covers iter_size consecutive global batches.
+int64_t Trainer::batch_start(int64_t it, int b) const {
+  return (it * iter_size() + b) * batch_ + slice_.start;
+}
+
+// One iteration: forward and backward of iter_size batches (the diffs sum their
+// gradients), the gradients joined across ranks, and the update (of their mean)
+// unless the loss or a gradient is not finite on some rank.
 Trainer::StepOutcome Trainer::train_step(int64_t it) {
   const auto t0 = Clock::now();
-  fill_inputs(*train_net_, true, it * batch_ + slice_.start, slice_.count);
   train_net_->set_iter(it);
   train_net_->clear_param_diffs();
   // A step that may be skipped must not leave its forward's state behind (running
   // statistics): keep a copy of the state blobs to put back.
   if (opt_.skip_nonfinite) save_state(*train_net_, &run_->state_backup);
-  train_net_->forward_backward();
+  double local_loss = 0, global_loss = 0;
+  for (int b = 0; b < iter_size(); ++b) {
+    fill_inputs(*train_net_, true, batch_start(it, b), slice_.count);
+    train_net_->forward_backward();
+    local_loss += train_net_->last_local_loss() / iter_size();
+    global_loss += train_net_->last_global_loss() / iter_size();
+  }
   reducer_->all_reduce();
   // The global loss: local-mean losses weighted by each rank's share, plus global
   // ones; and whether every rank's loss and gradient are finite (the same verdict
@@ -548,11 +569,11 @@ Trainer::StepOutcome Trainer::train_step(int64_t it) {
   // The norm is collective (the shards' part is summed over ranks): every rank takes
   // it every step, before anything that could make one rank skip it.
   const double grad_norm = solver_->gradient_norm();
-  float agg[2] = {static_cast<float>(train_net_->last_local_loss() * slice_.count / batch_), 0.f};
-  agg[1] = std::isfinite(train_net_->last_global_loss()) && std::isfinite(grad_norm) ? 0.f : 1.f;
+  float agg[2] = {static_cast<float>(local_loss * slice_.count / batch_), 0.f};
+  agg[1] = std::isfinite(global_loss) && std::isfinite(grad_norm) ? 0.f : 1.f;
   host_comm_->all_reduce(agg, 2, ReduceOp::kSum);
   StepOutcome out;
-  out.loss = agg[0] + train_net_->last_global_loss();
+  out.loss = agg[0] + global_loss;
   if (!std::isfinite(out.loss) || agg[1] != 0) {
     skip_or_stop_nonfinite(it, out.loss);
     out.kind = StepOutcome::kSkipped;
@@ -585,7 +606,7 @@ void Trainer::skip_or_stop_nonfinite(int64_t it, double loss) {
 // After an update: the smoothed loss, the display line and metrics, a snapshot when due.
 void Trainer::record_step(int64_t it, const StepOutcome& step) {
   TrainResult& result = run_->result;
-  run_->throughput.add_step(step.seconds, batch_);
+  run_->throughput.add_step(step.seconds, batch_ * iter_size());
   result.last_loss = run_->loss_window.add(step.loss);
   result.iterations = it + 1;
   const auto& s = cfg_.solver;

@@ -110,6 +110,8 @@ class Trainer {
   double best_accuracy_on_record(const std::string& set) const;
   void check_gradients_on_first_batch();
   StepOutcome train_step(int64_t iter);
+  int iter_size() const { return cfg_.solver.iter_size(); }
+  int64_t batch_start(int64_t iter, int b) const;
   void skip_or_stop_nonfinite(int64_t iter, double loss);
   void record_step(int64_t iter, const StepOutcome& step);
   void finish_run();

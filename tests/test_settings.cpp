@@ -61,7 +61,8 @@ TEST(Settings, EverySolverRuleNamesItsField) {
       {"test_iter: 10", "test_iter"},
       {"test_interval: 5", "test_interval"},
       {"test_data { source: \"synthetic:10\" } test_iter: -3", "test_iter"},
-      {"iter_size: 2", "iter_size"},
+      {"iter_size: 0", "iter_size"},
+      {"iter_size: 5000", "iter_size"},
       {"stepvalue: 5 stepvalue: 3", "stepvalue"},
       {"regularization_type: \"L3\"", "regularization_type"},
       {"train_data { batch_size: 0 }", "batch_size"},
@@ -96,6 +97,7 @@ TEST(Settings, TheGlobalBatchAndTheShareOfARank) {
   EXPECT_EQ(describe_batch(64, 1), "global batch 64 on one rank");
   EXPECT_EQ(describe_batch(512, 8), "global batch 512 = 8 ranks x 64");
   EXPECT_EQ(describe_batch(10, 3), "global batch 10 over 3 ranks (3 or 4 per rank)");
+  EXPECT_EQ(describe_batch(64, 2, 4), "global batch 64 = 2 ranks x 32, 4 batches (iter_size) of 256 samples per update");
   EXPECT_EQ(solver_error("train_data { batch_size_per_rank: 8 }").find("give one of them") != std::string::npos, true);
 }
 

@@ -29,11 +29,12 @@ namespace {
 MpiCommunicator* g_comm = nullptr;
 std::string g_dir;  // shared by all ranks
 
-std::string solver_text(float clip_gradients = 0) {
+std::string solver_text(float clip_gradients = 0, int batch_size = 10, int iter_size = 1) {
   // The shipped config's net, with the data, schedule and checkpoints of this test.
   TrainConfig cfg = load_train_config(std::string(COCO_SOURCE_DIR) + "/configs/mnist_coco.prototxt");
   proto::SolverParameter s = cfg.solver;
-  s.mutable_train_data()->set_batch_size(10);
+  s.mutable_train_data()->set_batch_size(batch_size);
+  s.set_iter_size(iter_size);
   s.mutable_test_data()->set_batch_size(5);
   s.set_test_interval(1000);
   s.set_test_initialization(false);
@@ -153,6 +154,27 @@ TEST(MpiTraining, ClippingByTheGlobalNormKeepsNRanksEqualToOneRank) {
   const RunOutput many = train(g_comm, 2, g_dir + "/clip_many", "", "solver_clip.prototxt");
   EXPECT_NEAR(many.result.last_loss, one.result.last_loss, 1e-5 * std::max(1.0, std::fabs(one.result.last_loss)));
   expect_same_params(many.params, one.params);
+}
+
+// Gradient accumulation: two batches of 5 per update (iter_size 2) equal one batch
+// of 10, in one process and on N ranks (the sharded head included: each batch's
+// loss is its own mean, the update takes the mean of the two), with clipping by the
+// mean gradient's norm too. Batch 5 over 3 or 4 ranks leaves unequal slices.
+TEST(MpiTraining, GradientAccumulationEqualsOneLargerBatch) {
+  LocalCommunicator local;
+  const std::string me = std::to_string(g_comm->rank());
+  for (const std::string clip : {"", "_clip"}) {
+    SCOPED_TRACE(clip.empty() ? "no clipping" : "clipping");
+    const RunOutput big = train(&local, 2, g_dir + "/acc_big" + clip + me, "", "solver" + clip + ".prototxt");
+    const std::string accumulate = "solver_accumulate" + clip + ".prototxt";
+    const RunOutput one = train(&local, 2, g_dir + "/acc_one" + clip + me, "", accumulate);
+    const RunOutput many = train(g_comm, 2, g_dir + "/acc_many" + clip, "", accumulate);
+    const double tol = 1e-5 * std::max(1.0, std::fabs(big.result.last_loss));
+    EXPECT_NEAR(one.result.last_loss, big.result.last_loss, tol);
+    EXPECT_NEAR(many.result.last_loss, big.result.last_loss, tol);
+    expect_same_params(one.params, big.params);
+    expect_same_params(many.params, big.params);
+  }
 }
 
 // A NaN on one rank only (its replica of conv1's weights poisoned after the start-up
@@ -297,6 +319,8 @@ int main(int argc, char** argv) {
       write_bytes(coco::g_dir + "/t10k-labels-idx1-ubyte", idx_labels(test));
       std::ofstream(coco::g_dir + "/solver.prototxt") << coco::solver_text();
       std::ofstream(coco::g_dir + "/solver_clip.prototxt") << coco::solver_text(0.01f);
+      std::ofstream(coco::g_dir + "/solver_accumulate.prototxt") << coco::solver_text(0, 5, 2);
+      std::ofstream(coco::g_dir + "/solver_accumulate_clip.prototxt") << coco::solver_text(0.01f, 5, 2);
       std::ofstream(coco::g_dir + "/solver_no_final_snapshot.prototxt")
           << coco::solver_text() << "snapshot_after_train: false\n";
     }
