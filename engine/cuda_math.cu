@@ -33,6 +33,20 @@ __global__ void sgd_kernel(float* w, float* v, const float* g, int64_t n, float 
   }
 }
 
+// Row r of g updates row rows[r] of w and v (the same arithmetic as sgd_kernel).
+__global__ void sgd_rows_kernel(int64_t n_rows, int64_t row_size, const float* rows, float* w, float* v,
+                                const float* g, float lr, float momentum, float decay, bool l1, float clip) {
+  COCO_KERNEL_LOOP(i, n_rows * row_size) {
+    const int64_t r = i / row_size, d = i - r * row_size;
+    const int64_t at = static_cast<int64_t>(rows[r]) * row_size + d;
+    const float wi = w[at];
+    const float reg = l1 ? decay * static_cast<float>((wi > 0) - (wi < 0)) : decay * wi;
+    const float vi = momentum * v[at] + lr * (clip * g[i] + reg);
+    v[at] = vi;
+    w[at] = wi - vi;
+  }
+}
+
 constexpr int kReduceBlocks = 256;
 
 // Kind 0: sum x*y; kind 1: sum |x|. Each block writes one double partial.
@@ -198,6 +212,14 @@ void cuda_sgd_update(int64_t n, float* w, float* v, const float* g, float lr, fl
   if (n == 0) return;
   sgd_kernel<<<cuda::blocks_for(n), cuda::kThreads, 0, s>>>(w, v, g, n, lr, momentum, decay, l1, clip);
   cuda::check_launch("sgd_kernel");
+}
+
+void cuda_sgd_update_rows(int64_t n_rows, int64_t row_size, const float* rows, float* w, float* v, const float* g,
+                          float lr, float momentum, float decay, bool l1, float clip, Stream s) {
+  if (n_rows == 0 || row_size == 0) return;
+  sgd_rows_kernel<<<cuda::blocks_for(n_rows * row_size), cuda::kThreads, 0, s>>>(n_rows, row_size, rows, w, v, g, lr,
+                                                                                momentum, decay, l1, clip);
+  cuda::check_launch("sgd_rows_kernel");
 }
 
 }  // namespace coco

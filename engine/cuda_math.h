@@ -32,6 +32,10 @@ int64_t cuda_count_nonfinite(int64_t n, const float* x, int64_t* first, Stream s
 
 // The SGD step of engine/solver.h on one parameter blob (Caffe's rule):
 //   v = momentum v + lr (clip g + reg(w)),  w -= v,  reg = decay w (L2) or decay sign(w) (L1).
+// The same for the rows rows[r] (floats holding row indices) of w and v (row_size
+// floats each), g (n_rows, row_size) holding their gradients in that order.
+void cuda_sgd_update_rows(int64_t n_rows, int64_t row_size, const float* rows, float* w, float* v, const float* g,
+                          float lr, float momentum, float decay, bool l1, float clip, Stream s);
 void cuda_sgd_update(int64_t n, float* w, float* v, const float* g, float lr, float momentum, float decay,
                      bool l1, float clip, Stream s);
 

@@ -19,5 +19,9 @@ double cuda_dot_double(int64_t, const float*, const float*, Stream) { no_cuda();
 double cuda_asum_double(int64_t, const float*, Stream) { no_cuda(); }
 int64_t cuda_count_nonfinite(int64_t, const float*, int64_t*, Stream) { no_cuda(); }
 void cuda_sgd_update(int64_t, float*, float*, const float*, float, float, float, bool, float, Stream) { no_cuda(); }
+void cuda_sgd_update_rows(int64_t, int64_t, const float*, float*, float*, const float*, float, float, float, bool,
+                          float, Stream) {
+  no_cuda();
+}
 }  // namespace coco
 #endif

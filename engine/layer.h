@@ -70,6 +70,16 @@ class Layer {
   // full row count.
   virtual int64_t shard_row_start(int param_index) const { return 0; }
   virtual int64_t shard_total_rows(int param_index) const { return 0; }
+  // A parameter whose gradient a train pass gives for some of its rows only (the
+  // sampled classes of a CocoLoss head): those rows (floats holding row indices,
+  // ascending) and their gradient (rows x row size), on the blob's device. Such a
+  // blob keeps no diff (Blob::drop_diff); the solver updates those rows alone. Both
+  // null: the blob's diff holds the whole gradient.
+  struct RowGradient {
+    const Tensor* rows = nullptr;
+    const Tensor* grad = nullptr;
+  };
+  virtual RowGradient row_gradient(int param_index) const { return {}; }
   // True for losses that are already the mean over the GLOBAL batch (the layer
   // gathers all ranks' samples); false for the usual mean over the local batch.
   virtual bool loss_is_global() const { return false; }

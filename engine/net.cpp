@@ -160,6 +160,7 @@ bool Net::append_params(const proto::LayerParameter& lp, const Layer& layer) {
     info.blob = layer.blobs()[i];
     info.layer = lp.name();
     info.index = k;
+    info.owner = &layer;
     if (k < lp.param_size()) {
       info.lr_mult = lp.param(k).lr_mult();
       info.decay_mult = lp.param(k).decay_mult();
@@ -351,12 +352,16 @@ void Net::debug_check(size_t i, bool forward) {
   for (size_t b = 0; b < bottoms_[i].size(); ++b)
     if (propagate_down_[i][b])
       check(bottoms_[i][b]->diff(), "the gradient of bottom '" + l.param().bottom(static_cast<int>(b)) + "'");
-  for (size_t k = 0; k < l.blobs().size(); ++k)
-    check(l.blobs()[k]->diff(), "the gradient of parameter " + std::to_string(k));
+  for (size_t k = 0; k < l.blobs().size(); ++k) {
+    const Layer::RowGradient rows = l.row_gradient(static_cast<int>(k));
+    if (rows.grad) check(*rows.grad, "the gradient of parameter " + std::to_string(k) + "'s sampled rows");
+    if (l.blobs()[k]->has_diff()) check(l.blobs()[k]->diff(), "the gradient of parameter " + std::to_string(k));
+  }
 }
 
 void Net::clear_param_diffs() {
-  for (auto& p : params_) p.blob->diff().zero();
+  for (auto& p : params_)
+    if (p.blob->has_diff()) p.blob->diff().zero();
 }
 
 int64_t Net::num_learnable_values() const {

@@ -27,6 +27,7 @@ struct ParamInfo {
   bool sharded = false;   // model parallel: this rank holds rows [row_start, row_start + rows)
   int64_t row_start = 0;  //   of a blob of total_rows rows
   int64_t total_rows = 0;
+  const Layer* owner = nullptr;  // the layer that holds it (Layer::row_gradient)
 };
 
 class Net {

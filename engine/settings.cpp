@@ -185,6 +185,8 @@ const Rule<Coco> kCocoRules[] = {
      "an integer in [0, 16777216] (0: the whole shard in one chunk)"},
     {"logits_cache_mb", [](const Coco& p) { return finite_in(p.logits_cache_mb(), 0, kMaxCacheMb); },
      "a number of MiB in [0, 1048576] (0: recompute the logits in backward)"},
+    {"sample_rate", [](const Coco& p) { return finite(p.sample_rate()) && p.sample_rate() > 0 && p.sample_rate() <= 1; },
+     "in (0, 1]: the share of each rank's classes a training step computes (1: all)"},
 };
 
 }  // namespace

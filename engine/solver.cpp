@@ -49,14 +49,49 @@ double SgdSolver::learning_rate(int64_t iter) const {
   return lr;
 }
 
+namespace {
+
+// The tensor that holds a parameter's gradient this step: its diff, or the sampled
+// rows' gradient (Layer::row_gradient); null when it has neither (no train pass yet).
+const Tensor* gradient_of(const ParamInfo& p) {
+  const Layer::RowGradient rows = p.owner ? p.owner->row_gradient(p.index) : Layer::RowGradient{};
+  if (rows.grad) return rows.grad;
+  return p.blob->has_diff() ? &p.blob->diff() : nullptr;
+}
+
+double squared_norm(const Tensor& g) {
+  return g.device() == Device::kCUDA ? cuda_dot_double(g.count(), g.data(), g.data(), cuda::stream())
+                                     : cpu_dot_double(g.count(), g.data(), g.data());
+}
+
+// The update of the rows named by `rows` alone (a sampled head's classes), with g
+// holding their gradients in that order. Unsampled rows keep their weights and
+// momentum: no decay, no momentum step (docs/DESIGN.md, "Class sampling").
+void update_rows_cpu(const Tensor& rows, const float* g, int64_t row_size, float* w, float* v, float lr,
+                     float momentum, float decay, bool l1, float grad_scale) {
+  const int64_t n = rows.count();
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < n; ++r) {
+    const int64_t k = static_cast<int64_t>(rows.data()[r]);
+    float* wk = w + k * row_size;
+    float* vk = v + k * row_size;
+    const float* gr = g + r * row_size;
+    for (int64_t d = 0; d < row_size; ++d) {
+      const float reg = l1 ? decay * ((wk[d] > 0) - (wk[d] < 0)) : decay * wk[d];
+      vk[d] = momentum * vk[d] + lr * (grad_scale * gr[d] + reg);
+      wk[d] -= vk[d];
+    }
+  }
+}
+
+}  // namespace
+
 double SgdSolver::gradient_norm() const {
   double replicated = 0, sharded = 0;
   for (int i : learnable_) {
     const ParamInfo& p = net_->params()[i];
-    const Blob& b = *p.blob;
-    const double s = b.device() == Device::kCUDA ? cuda_dot_double(b.count(), b.cdiff(), b.cdiff(), cuda::stream())
-                                                 : cpu_dot_double(b.count(), b.cdiff(), b.cdiff());
-    (p.sharded ? sharded : replicated) += s;
+    const Tensor* g = gradient_of(p);
+    if (g) (p.sharded ? sharded : replicated) += squared_norm(*g);
   }
   if (host_comm_ && host_comm_->size() > 1) {
     // The collectives carry floats: a relative error of 1e-7 in a clip factor is
@@ -84,9 +119,20 @@ void SgdSolver::apply_update(int64_t iter, double grad_norm) {
     const ParamInfo& p = net_->params()[learnable_[h]];
     Blob& b = *p.blob;
     float* w = b.mutable_data();
-    const float* g = b.cdiff();
     float* v = history_[h].data();
     const float local_lr = lr * p.lr_mult, decay = wd * p.decay_mult;
+    const Layer::RowGradient rows = p.owner ? p.owner->row_gradient(p.index) : Layer::RowGradient{};
+    if (rows.rows) {
+      const int64_t row_size = b.count(1);
+      if (b.device() == Device::kCUDA)
+        cuda_sgd_update_rows(rows.rows->count(), row_size, rows.rows->data(), w, v, rows.grad->data(), local_lr,
+                             momentum, decay, l1, grad_scale, cuda::stream());
+      else
+        update_rows_cpu(*rows.rows, rows.grad->data(), row_size, w, v, local_lr, momentum, decay, l1, grad_scale);
+      continue;
+    }
+    if (!b.has_diff()) continue;  // a sampled parameter before its first train pass
+    const float* g = b.cdiff();
     const int64_t n = b.count();
     if (b.device() == Device::kCUDA) {
       COCO_CHECK(history_[h].device() == Device::kCUDA, "momentum of '", p.layer, "' is not on the device");

@@ -72,9 +72,23 @@ class Blob {
  public:
   Blob() = default;
   explicit Blob(const Shape& shape, Device dev = Device::kCPU) : data_(shape, dev), diff_(shape, dev) {}
-  void reshape(const Shape& shape) { data_.reshape(shape); diff_.reshape(shape); }
+  void reshape(const Shape& shape) {
+    data_.reshape(shape);
+    if (has_diff_) diff_.reshape(shape);
+  }
   void reshape_like(const Blob& b) { reshape(b.shape()); }
-  void set_device(Device dev) { data_.set_device(dev); diff_.set_device(dev); }
+  void set_device(Device dev) {
+    data_.set_device(dev);
+    diff_.set_device(dev);
+  }
+  // A parameter whose gradient is held elsewhere (a sampled CocoLoss head's rows,
+  // Layer::row_gradient) keeps no diff: it is freed and stays empty through reshapes,
+  // so a shard of millions of rows costs no second copy.
+  void drop_diff() {
+    has_diff_ = false;
+    diff_ = Tensor(Shape{0}, device());
+  }
+  bool has_diff() const { return has_diff_; }
   const Shape& shape() const { return data_.shape(); }
   int64_t shape(int axis) const { return data_.shape(axis); }
   int num_axes() const { return data_.num_axes(); }
@@ -95,6 +109,7 @@ class Blob {
  private:
   Tensor data_;
   Tensor diff_;
+  bool has_diff_ = true;
 };
 
 }  // namespace coco

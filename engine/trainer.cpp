@@ -214,6 +214,23 @@ void Trainer::build_train_net() {
   train_net_ = std::make_unique<Net>(train_param, Phase::kTrain, comm_, seed_, cfg_.net_origin);
   train_net_->set_local_fraction(static_cast<double>(slice_.count) / batch_);
   train_net_->set_global_batch(batch_);
+  refuse_what_class_sampling_cannot_do();
+}
+
+// A sampling head (sample_rate < 1) gives its gradient as the step's sampled rows,
+// which a second batch of the same update would draw anew, and which a finite-
+// difference check over the whole blob cannot read.
+void Trainer::refuse_what_class_sampling_cannot_do() const {
+  std::string sampled;
+  for (const ParamInfo& p : train_net_->params())
+    if (!p.blob->has_diff()) sampled = p.layer;
+  if (sampled.empty()) return;
+  if (iter_size() > 1)
+    COCO_THROW(opt_.config, ": iter_size = ", iter_size(), " with layer '", sampled, "' sampling classes "
+               "(sample_rate < 1): each batch would draw its own classes; use iter_size: 1 or sample_rate: 1");
+  if (opt_.debug_gradcheck)
+    COCO_THROW(opt_.config, ": --debug-gradcheck needs every class's gradient, and layer '", sampled,
+               "' samples classes (sample_rate < 1): check the gradients with sample_rate: 1");
 }
 
 // The data sources, checked against the net's input, and the test net sharing the

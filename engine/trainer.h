@@ -112,6 +112,7 @@ class Trainer {
   StepOutcome train_step(int64_t iter);
   int iter_size() const { return cfg_.solver.iter_size(); }
   int64_t batch_start(int64_t iter, int b) const;
+  void refuse_what_class_sampling_cannot_do() const;
   void skip_or_stop_nonfinite(int64_t iter, double loss);
   void record_step(int64_t iter, const StepOutcome& step);
   void finish_run();

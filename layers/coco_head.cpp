@@ -6,20 +6,25 @@
 
 #include "engine/common.h"
 #include "engine/logging.h"
+#include "layers/class_sampler.h"
 
 namespace coco {
 
 void CocoHead::set_device(Device dev) {
   for (Tensor* t : {&counts_, &x_inv_norm_, &f_all_, &labels_all_, &c_inv_norm_, &c_hat_, &logits_, &row_max_,
                     &local_max_, &sum_target_, &raw_target_, &flag_, &best_, &best_class_, &raw_max_, &cand_,
-                    &grad_f_all_, &grad_x_, &grad_c_hat_})
+                    &grad_f_all_, &grad_x_, &grad_c_hat_, &sample_rows_, &sample_labels_, &sample_c_,
+                    &sample_grad_})
     t->set_device(dev);
 }
 
-CocoHeadGradient CocoHead::forward(const CocoHeadIo& io, Communicator& comm, const CocoHeadOps& ops, bool train,
+CocoHeadGradient CocoHead::forward(const CocoHeadIo& given, Communicator& comm, const CocoHeadOps& ops, bool train,
                                    float loss_weight) {
-  make_plan(io, comm, ops, train);
-  gather(io, comm, ops);
+  make_plan(given, comm, ops, train);
+  gather(given, comm, ops);
+  // From here on the head works on the sampled rows, if it samples.
+  sampled_ = train && samples();
+  const CocoHeadIo io = sampled_ ? sample_classes(given, ops, train, comm.rank()) : given;
   normalise_centroids(io, ops);
   const int64_t M = plan_.M;
   const bool want_accuracy = io.accuracy != nullptr;
@@ -27,7 +32,12 @@ CocoHeadGradient CocoHead::forward(const CocoHeadIo& io, Communicator& comm, con
   if (!fixed_) running_max_softmax(io, comm, ops, want_accuracy);
   const float* row_sum = sum_target_.data();
   ops.loss(io.loss, row_sum, row_max_.data(), row_sum + M, labels_all_.data(), M, cfg_.K);
-  if (want_accuracy) accuracy(io, comm, ops);
+  if (want_accuracy) {
+    // The best class in the shard's numbering (the labels' own), not the sample's.
+    if (sampled_)
+      ops.rows_to_classes(best_class_.data(), sample_rows_.data(), cfg_.shard.start, plan_.shard.count, M);
+    accuracy(io, comm, ops);
+  }
   if (!train) return {};
 
   for (int64_t ch = 0; ch < plan_.n_chunks; ++ch)
@@ -75,21 +85,59 @@ void CocoHead::make_plan(const CocoHeadIo& io, Communicator& comm, const CocoHea
 }
 
 void CocoHead::size_buffers(bool train) {
-  const int64_t M = plan_.M, D = cfg_.D, t_max = plan_.t_max;
+  const int64_t M = plan_.M, D = cfg_.D;
   x_inv_norm_.reshape({plan_.Ml});
   f_all_.reshape({M, D});
   labels_all_.reshape({M});
-  c_inv_norm_.reshape({plan_.shard.count});
-  c_hat_.reshape({cfg_.exact() ? t_max : 0, D});
-  logits_.reshape({plan_.logits_floats()});
   for (Tensor* t : {&row_max_, &local_max_, &best_, &best_class_}) t->reshape({M});
   sum_target_.reshape({2 * M});
   raw_target_.reshape({M});
   flag_.reshape({1});
+  size_class_buffers(train);
   if (!train) return;
   grad_f_all_.reshape({M, D});
-  grad_c_hat_.reshape({t_max, D});
   grad_x_.reshape({plan_.Ml, D});
+}
+
+// The buffers that follow the plan's classes (the shard, or the sampled rows).
+void CocoHead::size_class_buffers(bool train) {
+  const int64_t D = cfg_.D, t_max = plan_.t_max;
+  c_inv_norm_.reshape({plan_.shard.count});
+  c_hat_.reshape({cfg_.exact() ? t_max : 0, D});
+  logits_.reshape({plan_.logits_floats()});
+  if (train) grad_c_hat_.reshape({t_max, D});
+}
+
+// Class sampling (docs/DESIGN.md, "Class sampling"): the rows this rank keeps this
+// step (its classes of the gathered batch and uniformly drawn others: a pure
+// function of seed, iteration and rank), copied into a compact shard with a zeroed
+// gradient, and the labels renumbered to it. Re-plans the chunks over the S rows and
+// returns the io that every later step works on. The labels come to the host (M
+// floats) because the draw is made there.
+CocoHeadIo CocoHead::sample_classes(const CocoHeadIo& io, const CocoHeadOps& ops, bool train, int rank) {
+  const int64_t M = plan_.M, D = cfg_.D;
+  host_labels_.reshape({M});
+  ops.read_to_host(host_labels_.data(), labels_all_.data(), M);
+  sample_rows_host_ =
+      sample_shard_classes(host_labels_.data(), M, cfg_.shard, cfg_.sample_rate, io.seed, io.iter, rank);
+  const int64_t S = static_cast<int64_t>(sample_rows_host_.size());
+  Tensor rows({S});
+  for (int64_t k = 0; k < S; ++k) rows.data()[k] = static_cast<float>(sample_rows_host_[k]);
+  sample_rows_.copy_from(rows);
+  const std::vector<float> renumbered = sampled_labels(host_labels_.data(), M, cfg_.shard, sample_rows_host_);
+  Tensor labels({M});
+  std::copy(renumbered.begin(), renumbered.end(), labels.data());
+  sample_labels_.copy_from(labels);
+  sample_c_.reshape({S, D});
+  ops.gather_rows(sample_c_.data(), io.centroids, sample_rows_.data(), S, D);
+  sample_grad_.reshape({S, D});
+  ops.set(S * D, 0.f, sample_grad_.data());
+  plan_ = plan_coco_head(plan_.counts, rank, D, ShardRange{0, S}, cfg_.chunk, cfg_.cache_mb, train);
+  size_class_buffers(train);
+  CocoHeadIo view = io;
+  view.centroids = sample_c_.data();
+  view.centroid_diff = sample_grad_.data();
+  return view;
 }
 
 // f = alpha x̂ (or x) and the labels, written at this rank's offset and gathered in place.
@@ -132,7 +180,7 @@ void CocoHead::chunk_stats(const CocoHeadIo& io, const CocoHeadOps& ops, int64_t
   const int64_t M = plan_.M;
   const float* z = chunk_logits(ops, ch, chunk_centroids(io, ops, ch), true);
   float* row_sum = sum_target_.data();
-  ops.chunk_stats(row_max_.data(), row_sum, row_sum + M, best_.data(), best_class_.data(), z, labels_all_.data(), M,
+  ops.chunk_stats(row_max_.data(), row_sum, row_sum + M, best_.data(), best_class_.data(), z, target_labels(), M,
                   plan_.chunk_width(ch), plan_.shard.start + plan_.chunk_begin(ch), want_accuracy, cfg_.margin);
 }
 
@@ -166,7 +214,7 @@ bool CocoHead::fixed_shift_softmax(const CocoHeadIo& io, Communicator& comm, con
     const int64_t c0 = plan_.chunk_begin(ch);
     float* z = chunk_logits(ops, ch, io.centroids + c0 * D, true);
     ops.exp_stats(z, row_sum, row_sum + M, raw_target_.data(), best_.data(), best_class_.data(), column_scale(ch),
-                  labels_all_.data(), M, plan_.chunk_width(ch), plan_.shard.start + c0, cfg_.alpha,
+                  target_labels(), M, plan_.chunk_width(ch), plan_.shard.start + c0, cfg_.alpha,
                   ch < plan_.cached_chunks, want_accuracy, cfg_.margin);
   }
   comm.all_reduce(row_sum, 2 * M, ReduceOp::kSum);
@@ -219,7 +267,7 @@ void CocoHead::backward_chunk(const CocoHeadIo& io, const CocoHeadOps& ops, int6
   const int64_t M = plan_.M, D = cfg_.D, c0 = plan_.chunk_begin(ch), t = plan_.chunk_width(ch);
   const float* u = chunk_centroids(io, ops, ch);
   float* z = chunk_logits(ops, ch, u, ch >= plan_.cached_chunks);
-  ops.softmax_grad(z, row_max_.data(), sum_target_.data(), labels_all_.data(), M, t, plan_.shard.start + c0,
+  ops.softmax_grad(z, row_max_.data(), sum_target_.data(), target_labels(), M, t, plan_.shard.start + c0,
                    1.0f / M, cfg_.margin);
   // (t, D) = Gᵀ (t, M) · f (M, D)
   ops.gemm(Trans::kYes, Trans::kNo, t, D, M, 1.f, z, f_all_.data(), 0.f, grad_c_hat_.data());
@@ -238,7 +286,7 @@ void CocoHead::fixed_backward_chunk(const CocoHeadIo& io, const CocoHeadOps& ops
   const float* c = io.centroids + c0 * D;
   const bool cached = ch < plan_.cached_chunks;
   float* z = chunk_logits(ops, ch, c, !cached);
-  ops.fixed_shift_grad(z, sum_target_.data(), raw_target_.data(), column_scale(ch), labels_all_.data(), M, t,
+  ops.fixed_shift_grad(z, sum_target_.data(), raw_target_.data(), column_scale(ch), target_labels(), M, t,
                        plan_.shard.start + c0, cfg_.alpha, 1.0f / M, cached, cfg_.margin);
   float* dc = io.centroid_diff + c0 * D;
   if (cfg_.exact()) {

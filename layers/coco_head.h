@@ -6,6 +6,9 @@
 // communicator:
 //   plan          batch sizes of every rank -> CocoHeadPlan (chunks, cache slots)
 //   gather        f = alpha x̂ (or x) and the labels of every rank, in place
+//   sample        (train, sample_rate < 1) this rank's classes of the batch plus
+//                 uniformly drawn others; their rows copied into a compact shard that
+//                 every later step works on, the labels renumbered to it
 //   normalise     centroid norms (RENORMALIZE rewrites the rows)
 //   chunk stats   per chunk z = f ĉᵀ (M x t) and the softmax sums, with one of two shifts:
 //                 fixed   COSINE logits are at most alpha: exp(z - alpha) in one
@@ -25,6 +28,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "comm/communicator.h"
 #include "engine/tensor.h"
@@ -45,6 +49,7 @@ struct CocoHeadConfig {
   CocoMarginParams margin;
   ShardRange shard;          // this rank's classes
   bool fixed_shift = true;   // softmax_shift AUTO: the fixed shift where the logits are bounded
+  double sample_rate = 1;    // < 1: class sampling in the train phase (docs/DESIGN.md, "Class sampling")
   bool exact() const { return cosine && !renormalize; }
 };
 
@@ -61,6 +66,9 @@ struct CocoHeadIo {
   // every rank knows every M_r without asking; 0: not known (a net driven by hand),
   // and the N sizes are gathered and read back to the host.
   int64_t M = 0;
+  // The step's randomness (class sampling): the run's seed and the iteration.
+  uint64_t seed = 1;
+  int64_t iter = 0;
 };
 
 // The forward-to-backward handoff: the feature gradient at unit top weight, and
@@ -86,9 +94,20 @@ class CocoHead {
   // from it to the running maximum (their row sums were too small to trust).
   bool used_fixed_shift() const { return fixed_; }
   int64_t fixed_shift_fallbacks() const { return fallbacks_; }
+  // With class sampling, after a train forward: the shard's rows the step kept
+  // (ascending, as floats on the head's device; sampled_rows_host() on the host) and
+  // their centroid gradient (rows x D, times the loss weight), which the solver
+  // applies to those rows alone. Null otherwise.
+  bool samples() const { return cfg_.sample_rate < 1; }
+  const Tensor* sampled_rows() const { return sampled_ ? &sample_rows_ : nullptr; }
+  const Tensor* sampled_grad() const { return sampled_ ? &sample_grad_ : nullptr; }
+  const std::vector<int64_t>& sampled_rows_host() const { return sample_rows_host_; }
 
  private:
   void make_plan(const CocoHeadIo& io, Communicator& comm, const CocoHeadOps& ops, bool train);
+  void size_class_buffers(bool train);
+  CocoHeadIo sample_classes(const CocoHeadIo& io, const CocoHeadOps& ops, bool train, int rank);
+  const float* target_labels() const { return sampled_ ? sample_labels_.data() : labels_all_.data(); }
   std::vector<int64_t> batch_sizes(const CocoHeadIo& io, const Communicator& comm) const;
   std::vector<int64_t> gather_batch_sizes(int64_t Ml, Communicator& comm, const CocoHeadOps& ops);
   void size_buffers(bool train);
@@ -110,6 +129,7 @@ class CocoHead {
   std::string where_;  // the layer, for messages
   CocoHeadPlan plan_;
   bool fixed_ = false;     // the last forward's shift
+  bool sampled_ = false;   // the last forward sampled classes
   int64_t fallbacks_ = 0;  // fixed-shift forwards redone with the running maximum
 
   // Scratch (grown, never shrunk). M = global batch, M_l = local batch, t' = t_max.
@@ -132,6 +152,13 @@ class CocoHead {
   Tensor grad_f_all_;   // (M, D) partial dL/df over this rank's classes
   Tensor grad_x_;       // (M_l, D) dL/dx of this rank's rows, unit weight
   Tensor grad_c_hat_;   // (t', D)
+  // Class sampling (S = the step's sampled classes on this rank).
+  std::vector<int64_t> sample_rows_host_;  // (S) local rows, ascending
+  Tensor host_labels_;    // (M) the gathered labels, on the host
+  Tensor sample_rows_;    // (S) the same rows as floats, on the head's device
+  Tensor sample_labels_;  // (M) labels renumbered to the sampled rows (-1: not here)
+  Tensor sample_c_;       // (S, D) the sampled centroid rows
+  Tensor sample_grad_;    // (S, D) their gradient
 };
 
 }  // namespace coco

@@ -365,6 +365,19 @@ class CpuHeadOps final : public CocoHeadOps {
     return below;
   }
 
+  void gather_rows(float* dst, const float* src, const float* rows, int64_t n, int64_t D) const override {
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < n; ++r)
+      std::memcpy(dst + r * D, src + static_cast<int64_t>(rows[r]) * D, static_cast<size_t>(D) * sizeof(float));
+  }
+
+  void rows_to_classes(float* cls, const float* rows, int64_t first_class, int64_t n, int64_t M) const override {
+    for (int64_t i = 0; i < M; ++i) {
+      const int64_t k = static_cast<int64_t>(cls[i]);
+      if (k >= 0 && k < n) cls[i] = static_cast<float>(first_class + static_cast<int64_t>(rows[k]));
+    }
+  }
+
   void project_features(float* g, const float* x, const float* x_inv_norm, int64_t Ml, int64_t D,
                         float alpha) const override {
 #pragma omp parallel for schedule(static)

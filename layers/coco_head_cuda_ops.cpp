@@ -94,6 +94,12 @@ class CudaHeadOps final : public CocoHeadOps {
     coco_head_read_to_host(&below, scratch, 1, st_);
     return static_cast<int64_t>(below);
   }
+  void gather_rows(float* dst, const float* src, const float* rows, int64_t n, int64_t D) const override {
+    coco_head_gather_rows(dst, src, rows, n, D, st_);
+  }
+  void rows_to_classes(float* cls, const float* rows, int64_t first_class, int64_t n, int64_t M) const override {
+    coco_head_rows_to_classes(cls, rows, first_class, n, M, st_);
+  }
   void project_features(float* g, const float* x, const float* x_inv_norm, int64_t Ml, int64_t D,
                         float alpha) const override {
     coco_head_project_features(g, x, x_inv_norm, Ml, D, alpha, st_);

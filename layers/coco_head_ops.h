@@ -70,6 +70,10 @@ class CocoHeadOps {
   // How many of x (n) are below threshold; scratch is one float on the ops' device.
   // Waits for the device (the host decides on it).
   virtual int64_t count_below(const float* x, int64_t n, float threshold, float* scratch) const = 0;
+  // Class sampling: dst (n, D) = the src rows named by rows (n, as floats); and each
+  // cls[i] (M) that is a position in rows (n) replaced by first_class + rows[cls[i]].
+  virtual void gather_rows(float* dst, const float* src, const float* rows, int64_t n, int64_t D) const = 0;
+  virtual void rows_to_classes(float* cls, const float* rows, int64_t first_class, int64_t n, int64_t M) const = 0;
   virtual void project_features(float* g, const float* x, const float* x_inv_norm, int64_t Ml, int64_t D,
                                 float alpha) const = 0;
   virtual void scale_by_top_diff(float* dx, const float* g, const float* w, int64_t n) const = 0;

@@ -101,6 +101,14 @@ void coco_head_centroid_grad_scaled(float* dc, const float* h, const float* c, c
 // out (1) = the number of x (n) below threshold, as a float (=).
 void coco_head_count_below(float* out, const float* x, int64_t n, float threshold, cuda::Stream stream);
 
+// ---- class sampling ----
+// dst (n, D) = src rows rows[r] (floats holding row indices).
+void coco_head_gather_rows(float* dst, const float* src, const float* rows, int64_t n, int64_t D,
+                           cuda::Stream stream);
+// cls[i] (M) = first_class + rows[cls[i]] where cls[i] is a position in [0, n).
+void coco_head_rows_to_classes(float* cls, const float* rows, int64_t first_class, int64_t n, int64_t M,
+                               cuda::Stream stream);
+
 // g (M_l, D) = alpha inv_i (g - x̂_i (x̂_i·g)) in place: dL/df -> dL/dx (cosine).
 void coco_head_project_features(float* g, const float* x, const float* x_inv_norm, int64_t Ml, int64_t D,
                                 float alpha, cuda::Stream stream);

@@ -101,8 +101,18 @@ void CocoLossLayer::layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng)
   cfg.margin = make_margin_params(margin_kind(p.margin_type()), alpha_, p.margin());
   cfg.shard = shard_;
   cfg.fixed_shift = p.softmax_shift() == proto::CocoLossParameter::AUTO;
+  cfg.sample_rate = phase() == Phase::kTrain ? p.sample_rate() : 1.0;
+  if (cfg.sample_rate < 1 && cfg.renormalize)
+    COCO_THROW(where(), "sample_rate < 1 needs centroid_update: EXACT (RENORMALIZE rewrites every centroid row "
+               "each step, and a sampled step holds only some of them)");
   head_ = CocoHead(cfg, where());
   init_centroids(p, rng());
+  if (head_.samples()) blobs_[0]->drop_diff();  // the gradient comes as sampled rows (row_gradient)
+}
+
+Layer::RowGradient CocoLossLayer::row_gradient(int) const {
+  if (!head_.samples()) return {};
+  return {head_.sampled_rows(), head_.sampled_grad()};
 }
 
 void CocoLossLayer::reshape(const Blobs& bottom, const Blobs& top) {
@@ -130,7 +140,12 @@ void CocoLossLayer::forward_with(const CocoHeadOps& ops, const Blobs& bottom, co
   io.Ml = Ml;
   io.M = ctx().global_batch;
   io.centroids = blobs_[0]->mutable_data();
-  io.centroid_diff = blobs_[0]->mutable_diff();
+  // A sampling head writes its own rows' gradient; a centroid blob that came back
+  // with a diff (a checkpoint's blob put in its place) gives it up again.
+  if (head_.samples() && blobs_[0]->has_diff()) blobs_[0]->drop_diff();
+  io.centroid_diff = head_.samples() ? nullptr : blobs_[0]->mutable_diff();
+  io.seed = ctx().seed;
+  io.iter = ctx().iter;
   io.loss = top[0]->mutable_data();
   io.accuracy = top.size() > 1 ? top[1]->mutable_data() : nullptr;
   grad_ = head_.forward(io, *ctx().comm, ops, phase() == Phase::kTrain, loss_weight_);

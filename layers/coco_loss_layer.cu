@@ -376,6 +376,23 @@ __global__ void count_below_kernel(float* out, const float* x, int64_t n, float 
   if (threadIdx.x == 0) out[0] = static_cast<float>(below);
 }
 
+// ---- class sampling ----
+
+// dst (n, D) = src rows rows[r]: one block row per sampled row.
+__global__ void gather_rows_kernel(float* dst, const float* src, const float* rows, int64_t n, int64_t D) {
+  for (int64_t r = blockIdx.x; r < n; r += gridDim.x) {
+    const float* s = src + static_cast<int64_t>(rows[r]) * D;
+    for (int64_t d = threadIdx.x; d < D; d += blockDim.x) dst[r * D + d] = s[d];
+  }
+}
+
+__global__ void rows_to_classes_kernel(float* cls, const float* rows, int64_t first_class, int64_t n, int64_t M) {
+  COCO_KERNEL_LOOP(i, M) {
+    const int64_t k = static_cast<int64_t>(cls[i]);
+    if (k >= 0 && k < n) cls[i] = static_cast<float>(first_class + static_cast<int64_t>(rows[k]));
+  }
+}
+
 // g (Ml, D) = alpha inv (g - x̂ (x̂·g)) in place. One warp per row; each lane
 // writes only the elements it read.
 __global__ void project_features_kernel(float* g, const float* x, const float* x_inv_norm, int64_t Ml, int64_t D,
@@ -517,6 +534,20 @@ void coco_head_centroid_grad_scaled(float* dc, const float* h, const float* c, c
 void coco_head_count_below(float* out, const float* x, int64_t n, float threshold, cuda::Stream stream) {
   count_below_kernel<<<1, cuda::kThreads, 0, stream>>>(out, x, n, threshold);
   cuda::check_launch("coco_head count_below_kernel");
+}
+
+void coco_head_gather_rows(float* dst, const float* src, const float* rows, int64_t n, int64_t D,
+                           cuda::Stream stream) {
+  if (n == 0) return;
+  gather_rows_kernel<<<block_row_blocks(n), cuda::kThreads, 0, stream>>>(dst, src, rows, n, D);
+  cuda::check_launch("coco_head gather_rows_kernel");
+}
+
+void coco_head_rows_to_classes(float* cls, const float* rows, int64_t first_class, int64_t n, int64_t M,
+                               cuda::Stream stream) {
+  if (M == 0) return;
+  rows_to_classes_kernel<<<cuda::blocks_for(M), cuda::kThreads, 0, stream>>>(cls, rows, first_class, n, M);
+  cuda::check_launch("coco_head rows_to_classes_kernel");
 }
 
 void coco_head_project_features(float* g, const float* x, const float* x_inv_norm, int64_t Ml, int64_t D,

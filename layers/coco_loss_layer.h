@@ -40,6 +40,7 @@ class CocoLossLayer final : public Layer {
   bool param_sharded(int) const override { return true; }
   int64_t shard_row_start(int) const override { return shard_.start; }
   int64_t shard_total_rows(int) const override { return K_; }
+  RowGradient row_gradient(int param_index) const override;
   void reshape(const Blobs& bottom, const Blobs& top) override;
 
   float scale() const { return alpha_; }
@@ -50,6 +51,8 @@ class CocoLossLayer final : public Layer {
   // fallbacks so far (for tests and coco-bench head).
   bool used_fixed_shift() const { return head_.used_fixed_shift(); }
   int64_t fixed_shift_fallbacks() const { return head_.fixed_shift_fallbacks(); }
+  // Class sampling: the shard's local rows the last train forward kept (host).
+  const std::vector<int64_t>& sampled_rows() const { return head_.sampled_rows_host(); }
 
  protected:
   void layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) override;

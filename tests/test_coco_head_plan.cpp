@@ -129,6 +129,14 @@ class RecordingOps final : public CocoHeadOps {
     note("count_below");
     return cpu.count_below(x, n, threshold, scratch);
   }
+  void gather_rows(float* dst, const float* src, const float* rows, int64_t n, int64_t D) const override {
+    note("gather_rows");
+    cpu.gather_rows(dst, src, rows, n, D);
+  }
+  void rows_to_classes(float* cls, const float* rows, int64_t first, int64_t n, int64_t M) const override {
+    note("rows_to_classes");
+    cpu.rows_to_classes(cls, rows, first, n, M);
+  }
   void project_features(float* g, const float* x, const float* inv, int64_t Ml, int64_t D,
                         float a) const override {
     note("project");

@@ -19,7 +19,10 @@
 #include <map>
 #include <sstream>
 
+#include "engine/config.h"
 #include "engine/cuda_runtime.h"
+#include "engine/net.h"
+#include "engine/solver.h"
 #include "layers/coco_loss_layer.h"
 #include "tests/coco_head_golden.h"
 #include "tests/cuda_parity.h"
@@ -326,6 +329,68 @@ TEST(CudaCocoLoss, TopDiffScalesTheFeatureGradient) {
   const auto gx = bx.diff().to_vector(), gc = c->diff().to_vector();
   for (size_t i = 0; i < gx.size(); ++i) EXPECT_FLOAT_EQ(gx[i], 2.5f * one.grad_x[i]) << i;
   for (size_t i = 0; i < gc.size(); ++i) EXPECT_NEAR(gc[i], 2.5f * one.grad_c[i], 1e-6 + 1e-6 * std::fabs(gc[i])) << i;
+}
+
+}  // namespace coco::testing
+
+namespace coco::testing {
+namespace {
+
+// Three SGD steps (momentum, weight decay) of a sampling head on one device: the
+// step's losses and accuracies, the sampled rows of the last step, the centroids.
+struct SampledRun {
+  std::vector<float> losses, accuracies, centroids;
+  std::vector<int64_t> rows;
+};
+
+SampledRun sampled_steps(Device dev) {
+  proto::NetParameter np;
+  parse_text(R"(
+    input: "x" input_shape { dim: 9 dim: 13 }
+    input: "y" input_shape { dim: 9 }
+    layer { name: "head" type: "CocoLoss" bottom: "x" bottom: "y" top: "loss" top: "acc"
+            coco_loss_param { num_output: 300 chunk_size: 16 logits_cache_mb: 0.01 scale: 8 sample_rate: 0.1 } })",
+             "<net>", &np);
+  LocalCommunicator comm;
+  Net net(np, Phase::kTrain, &comm, 3);
+  proto::SolverParameter sp;
+  parse_text("base_lr: 0.5 momentum: 0.9 weight_decay: 0.01", "<solver>", &sp);
+  SgdSolver solver(sp, &net);
+  net.to_device(dev);
+  solver.to_device(dev);
+  Tensor x({9, 13}), y({9});
+  detail_parity::fill(x, -1, 1, 21);
+  for (int64_t i = 0; i < 9; ++i) y.data()[i] = static_cast<float>((i * 37) % 300);
+  net.input_blobs()[0]->data().copy_from(x);
+  net.input_blobs()[1]->data().copy_from(y);
+  SampledRun out;
+  for (int it = 0; it < 3; ++it) {
+    net.set_iter(it);
+    net.clear_param_diffs();
+    out.losses.push_back(static_cast<float>(net.forward_backward()));
+    out.accuracies.push_back(net.blob("acc")->data().to_vector()[0]);
+    solver.apply_update(it);
+  }
+  if (dev == Device::kCUDA) cuda::synchronize("sampled head test");
+  out.rows = dynamic_cast<const CocoLossLayer&>(net.layer(net.num_layers() - 1)).sampled_rows();
+  out.centroids = net.params()[0].blob->data().to_vector();
+  return out;
+}
+
+}  // namespace
+
+TEST(CudaCocoLoss, SampledTrainingStepsMatchTheCpu) {
+  COCO_REQUIRE_CUDA();
+  // The draw is made on the host from the same labels, so both devices keep the same
+  // 30 of 300 classes; the gathered rows, their GEMMs, the renumbered accuracy and
+  // the update of the sampled rows alone (sgd_rows_kernel) agree with the CPU.
+  const SampledRun cpu = sampled_steps(Device::kCPU), gpu = sampled_steps(Device::kCUDA);
+  EXPECT_EQ(gpu.rows, cpu.rows);
+  EXPECT_EQ(gpu.accuracies, cpu.accuracies);
+  for (size_t i = 0; i < cpu.losses.size(); ++i) EXPECT_NEAR(gpu.losses[i], cpu.losses[i], 1e-5) << "step " << i;
+  ASSERT_EQ(gpu.centroids.size(), cpu.centroids.size());
+  for (size_t i = 0; i < cpu.centroids.size(); ++i)
+    EXPECT_NEAR(gpu.centroids[i], cpu.centroids[i], 1e-5 * std::max(1.f, std::fabs(cpu.centroids[i]))) << i;
 }
 
 }  // namespace coco::testing

@@ -127,7 +127,9 @@ Times the CocoLoss head's forward+backward against its three GEMMs (same BLAS,
 same process) and prints one JSON line per shape: {"M","D","K","ranks",
 "head_s","gemm_floor_s","ratio","peak_rss_mb",...}. Default shapes: (256, 512,
 85742) and (512, 512, 100000); --M/--D/--K give one shape instead. Under mpirun
-the batch is split and the classes sharded over the ranks.
+the batch is split and the classes sharded over the ranks. The line also gives
+"softmax_shift" (which ran), "sample_rate", "floor_classes" (the floor's K_r:
+ceil(rate K_r) when sampling) and rank 0's "bytes_per_step" per collective.
 
 With --features (float32 M x D), --centroids (float32 K x D) and --labels (int64
 M), runs one forward and backward and writes loss.npy, grad_features.npy and
@@ -184,6 +186,10 @@ void add_head_flags(CLI::App& app, HeadFlags& f) {
                  "says which ran")
       ->check(CLI::IsMember({"AUTO", "RUNNING_MAX"}))
       ->type_name("S");
+  coco::add_number_option(app, "--sample-rate", o.sample_rate,
+                          "class sampling: the share of each rank's classes a step\ncomputes, in (0, 1] (default 1: all); "
+                          "the floor is then\nthe GEMMs at ceil(rate K_r) classes")
+      ->type_name("r");
   coco::add_int_option(app, "--chunk", o.chunk, 0, "classes per chunk (default 8192)");
   coco::add_number_option(app, "--cache-mb", o.cache_mb,
                           "logits kept between forward and backward (default 256;\n0: no logits cache)")
@@ -209,6 +215,8 @@ void check_head_flags(const CLI::App& app, const HeadFlags& f) {
   if (app.count("--scale") > 0 && !(f.o.scale > 0))
     throw coco::UsageError{"--scale takes a number > 0 (leave it out for auto scale)"};
   if (f.o.cache_mb < 0) throw coco::UsageError{"--cache-mb takes a number >= 0 (0: no logits cache)"};
+  if (!(f.o.sample_rate > 0 && f.o.sample_rate <= 1))
+    throw coco::UsageError{"--sample-rate takes a number in (0, 1]"};
 }
 
 int head_main(int argc, char** argv) {

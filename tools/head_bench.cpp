@@ -7,7 +7,10 @@
 // mpirun the global batch M is split over the ranks and the classes are sharded.
 // gemm_floor_s is the best time of the head's three GEMMs at this rank's shape --
 // z = f ĉᵀ (M x K_r x D), Gᵀ f and G ĉ -- done as three plain calls of the same BLAS
-// in the same process, so the ratio compares like with like.
+// in the same process, so the ratio compares like with like. With --sample-rate r < 1
+// the head samples classes and the floor is the same three GEMMs at ceil(r K_r)
+// classes. The line also gives the rank's bytes per step through each collective
+// (one untimed step) and which softmax shift ran.
 //
 // With --device cuda[:N] the head runs on the GPU (one per rank under mpirun, its
 // collectives over NCCL) and the floor is the same three GEMMs in cuBLAS; both are
@@ -41,6 +44,7 @@
 #include "engine/cuda_runtime.h"
 #include "engine/math.h"
 #include "engine/rng.h"
+#include "layers/class_sampler.h"
 #include "layers/coco_loss_layer.h"
 #include "tools/embed/npy.h"
 
@@ -68,7 +72,7 @@ proto::LayerParameter head_param(const HeadBenchOptions& o, int64_t K, float sca
   s.precision(9);
   s << "name: \"head\" type: \"CocoLoss\" coco_loss_param { num_output: " << K << " chunk_size: " << o.chunk
     << " logits_cache_mb: " << o.cache_mb << " logit_type: " << o.logit_type
-    << " softmax_shift: " << o.softmax_shift;
+    << " softmax_shift: " << o.softmax_shift << " sample_rate: " << o.sample_rate;
   if (o.logit_type == "COSINE") {
     if (scale > 0)
       s << " scale: " << scale;
@@ -145,7 +149,8 @@ struct Head {
     layer->reshape({&x, &y}, {&loss});
   }
   void step() {
-    layer->blobs()[0]->diff().zero();
+    // (A sampling head keeps no centroid diff: it writes its sampled rows' own.)
+    if (layer->blobs()[0]->has_diff()) layer->blobs()[0]->diff().zero();
     layer->forward({&x, &y}, {&loss});
     loss.diff().fill(1.f);  // the loss weight, as the Net seeds it
     layer->backward({&loss}, {true, false}, {&x, &y});
@@ -219,6 +224,16 @@ int check_mode(Communicator& comm, Communicator& head_comm, const HeadBenchOptio
                                {"K", K},          {"ranks", comm.size()}, {"dump", o.dump_dir}};
   std::printf("%s\n", summary.dump().c_str());
   return 0;
+}
+
+// The bytes one step moves through the head's collectives on this rank, per kind:
+// all-gather, all-reduce, reduce-scatter (one untimed step).
+std::array<double, 3> bytes_of_one_step(Communicator& comm, Head& h) {
+  comm.reset_stats();
+  h.step();
+  return {static_cast<double>(comm.stats(Collective::kAllGather).bytes),
+          static_cast<double>(comm.stats(Collective::kAllReduce).bytes),
+          static_cast<double>(comm.stats(Collective::kReduceScatter).bytes)};
 }
 
 // A step ends when its slowest rank does.
@@ -307,7 +322,11 @@ int run_head_bench(Communicator& comm, const HeadBenchOptions& o, Communicator* 
     for (int64_t i = 0; i < mine.count; ++i) y[i] = static_cast<float>(hash3(4, comm.rank(), i) % static_cast<uint64_t>(K));
     set_data(h.x, x);
     set_data(h.y, y);
-    const int64_t Kr = h.layer->shard().count;
+    // The floor's width: the classes the head computes logits for (the sampled rows
+    // with sample_rate < 1: ceil(rate K_r), as the batch's few positives seldom add).
+    const int64_t Kr = o.sample_rate < 1 ? sampled_class_count(h.layer->shard().count, o.sample_rate, 0)
+                                         : h.layer->shard().count;
+    const std::array<double, 3> bytes = bytes_of_one_step(hc, h);
     double head = 0, floor = 0;
     float rss = 0, pk = 0;  // the head's peaks, before the floor's buffers
     if (gpu) {
@@ -324,11 +343,13 @@ int run_head_bench(Communicator& comm, const HeadBenchOptions& o, Communicator* 
     if (comm.rank() == 0) {
       std::printf("{\"M\": %lld, \"D\": %lld, \"K\": %lld, \"ranks\": %d, \"head_s\": %.4f, \"gemm_floor_s\": %.4f, "
                   "\"ratio\": %.3f, \"peak_rss_mb\": %.0f, \"centroid_shard_mb\": %.1f, \"logit_type\": \"%s\", "
-                  "\"margin_type\": \"%s\", \"softmax_shift\": \"%s\"",
+                  "\"margin_type\": \"%s\", \"softmax_shift\": \"%s\", \"sample_rate\": %g, \"floor_classes\": %lld, "
+                  "\"bytes_per_step\": {\"all_gather\": %.0f, \"all_reduce\": %.0f, \"reduce_scatter\": %.0f}",
                   static_cast<long long>(M), static_cast<long long>(D), static_cast<long long>(K), comm.size(),
                   static_cast<double>(hd), static_cast<double>(fl), static_cast<double>(hd) / fl,
-                  static_cast<double>(rss), Kr * D * 4.0 / (1 << 20), o.logit_type.c_str(), o.margin_type.c_str(),
-                  h.layer->used_fixed_shift() ? "fixed" : "running max");
+                  static_cast<double>(rss), h.layer->shard().count * D * 4.0 / (1 << 20), o.logit_type.c_str(), o.margin_type.c_str(),
+                  h.layer->used_fixed_shift() ? "fixed" : "running max", static_cast<double>(o.sample_rate),
+                  static_cast<long long>(Kr), bytes[0], bytes[1], bytes[2]);
       if (gpu)
         std::printf(", \"device\": \"cuda:%d\", \"peak_device_mb\": %.1f", cuda::current_device(),
                     static_cast<double>(pk));

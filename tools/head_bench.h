@@ -20,6 +20,7 @@ struct HeadBenchOptions {
   float margin = 0;
   std::string logit_type = "COSINE";
   std::string softmax_shift = "AUTO";  // AUTO (the fixed shift where it holds) or RUNNING_MAX
+  float sample_rate = 1;               // class sampling (< 1: the train-phase head samples)
   int repeats = 3;
   int64_t chunk = 8192;
   float cache_mb = 256;

@@ -29,7 +29,7 @@ namespace {
 MpiCommunicator* g_comm = nullptr;
 std::string g_dir;  // shared by all ranks
 
-std::string solver_text(float clip_gradients = 0, int batch_size = 10, int iter_size = 1) {
+std::string solver_text(float clip_gradients = 0, int batch_size = 10, int iter_size = 1, float sample_rate = 1) {
   // The shipped config's net, with the data, schedule and checkpoints of this test.
   TrainConfig cfg = load_train_config(std::string(COCO_SOURCE_DIR) + "/configs/mnist_coco.prototxt");
   proto::SolverParameter s = cfg.solver;
@@ -52,6 +52,9 @@ std::string solver_text(float clip_gradients = 0, int batch_size = 10, int iter_
   }
   s.mutable_net_param()->mutable_layer()->Mutable(s.net_param().layer_size() - 1)
       ->mutable_coco_loss_param()->set_chunk_size(3);  // several chunks per shard
+  if (sample_rate < 1)
+    s.mutable_net_param()->mutable_layer()->Mutable(s.net_param().layer_size() - 1)
+        ->mutable_coco_loss_param()->set_sample_rate(sample_rate);
   return to_text(s);
 }
 
@@ -287,6 +290,109 @@ TEST(MpiTraining, FixedShiftFallbackIsTakenByEveryRankTogether) {
   EXPECT_EQ(fallback, running);
 }
 
+// Class sampling on N ranks equals one process computing the full head over the
+// same classes: every rank draws its own rows (its classes of the batch plus
+// uniformly drawn others); their union U, taken as the whole class set of a 1-rank
+// head (sample_rate 1) with the labels renumbered into U, gives the same loss, the
+// same feature gradient and, row for row, the same centroid gradient. 11 classes
+// over 2-4 ranks and unequal local batches: nothing divides.
+TEST(MpiTraining, SampledHeadOnNRanksEqualsOneRankOverTheSameClasses) {
+  const int n = g_comm->size(), me = g_comm->rank();
+  const int64_t K = 11, D = 6, mine = 2 + me;
+  const auto head_net = [&](int64_t classes, float rate) {
+    proto::NetParameter np;
+    parse_text(R"(
+      input: "x" input_shape { dim: 1 dim: 6 }
+      input: "y" input_shape { dim: 1 }
+      layer { name: "head" type: "CocoLoss" bottom: "x" bottom: "y" top: "loss"
+              coco_loss_param { num_output: )" + std::to_string(classes) + " chunk_size: 2 scale: 4 sample_rate: " +
+                   std::to_string(rate) + " } }",
+               "<net>", &np);
+    return np;
+  };
+  proto::NetParameter np = head_net(K, 0.4f);
+  set_input_batch(&np, mine);
+  Net net(np, Phase::kTrain, g_comm, 3);
+  net.set_iter(6);
+  std::vector<float> x(mine * D), y(mine);
+  for (int64_t i = 0; i < mine * D; ++i) x[i] = std::sin(0.7f * i + me);
+  for (int64_t i = 0; i < mine; ++i) y[i] = static_cast<float>((3 * i + 5 * me) % K);
+  std::copy(x.begin(), x.end(), net.input_blobs()[0]->mutable_data());
+  std::copy(y.begin(), y.end(), net.input_blobs()[1]->mutable_data());
+  net.clear_param_diffs();
+  const double loss = net.forward_backward();
+  const auto& head = dynamic_cast<const CocoLossLayer&>(net.layer(net.num_layers() - 1));
+
+  // Every rank's rows (global classes, ascending in rank order) and their gradient.
+  float S = static_cast<float>(head.sampled_rows().size());
+  std::vector<float> counts(n);
+  g_comm->all_gather(&S, counts.data(), std::vector<int64_t>(n, 1));
+  std::vector<int64_t> per_rank(n), per_rank_d(n), rows_per_rank(n), rows_d(n);
+  int64_t total = 0, M = 0;
+  for (int r = 0; r < n; ++r) {
+    per_rank[r] = static_cast<int64_t>(counts[r]);
+    per_rank_d[r] = per_rank[r] * D;
+    rows_per_rank[r] = 2 + r;
+    rows_d[r] = (2 + r) * D;
+    total += per_rank[r];
+    M += 2 + r;
+  }
+  std::vector<float> my_classes;
+  for (int64_t k : head.sampled_rows()) my_classes.push_back(static_cast<float>(head.shard().start + k));
+  std::vector<float> classes(total), grads(total * D), all_x(M * D), all_y(M), all_dx(M * D);
+  g_comm->all_gather(my_classes.data(), classes.data(), per_rank);
+  g_comm->all_gather(head.row_gradient(0).grad->data(), grads.data(), per_rank_d);
+  g_comm->all_gather(x.data(), all_x.data(), rows_d);
+  g_comm->all_gather(y.data(), all_y.data(), rows_per_rank);
+  g_comm->all_gather(net.input_blobs()[0]->cdiff(), all_dx.data(), rows_d);
+  ASSERT_TRUE(std::is_sorted(classes.begin(), classes.end()));
+
+  // One process: the full head over U, its centroids the same rows of a 1-rank init.
+  LocalCommunicator local;
+  proto::NetParameter full_np = head_net(K, 1);
+  set_input_batch(&full_np, M);
+  Net full(full_np, Phase::kTrain, &local, 3);  // same seed: the same initial rows
+  proto::NetParameter sub_np = head_net(total, 1);
+  set_input_batch(&sub_np, M);
+  Net sub(sub_np, Phase::kTrain, &local, 3);
+  float* c = sub.params()[0].blob->mutable_data();
+  for (int64_t j = 0; j < total; ++j)
+    std::copy_n(full.params()[0].blob->cdata() + static_cast<int64_t>(classes[j]) * D, D, c + j * D);
+  std::copy(all_x.begin(), all_x.end(), sub.input_blobs()[0]->mutable_data());
+  for (int64_t i = 0; i < M; ++i)
+    sub.input_blobs()[1]->mutable_data()[i] =
+        static_cast<float>(std::find(classes.begin(), classes.end(), all_y[i]) - classes.begin());
+  sub.clear_param_diffs();
+  const double want = sub.forward_backward();
+  EXPECT_NEAR(loss, want, 2e-6 * std::max(1.0, std::fabs(want)));
+  for (int64_t i = 0; i < M * D; ++i) EXPECT_NEAR(all_dx[i], sub.input_blobs()[0]->cdiff()[i], 2e-6) << "dx " << i;
+  for (int64_t i = 0; i < total * D; ++i) EXPECT_NEAR(grads[i], sub.params()[0].blob->cdiff()[i], 2e-6) << "dc " << i;
+}
+
+// Sampled training on N ranks resumes exactly: the draw is a function of (seed,
+// iteration, rank), the momentum travels with each shard, so 2 iterations + resume
+// to 3 equal 3 iterations bit for bit. iter_size > 1 with sampling is refused.
+TEST(MpiTraining, SampledTrainingResumesExactlyAndRefusesAccumulation) {
+  const RunOutput three = train(g_comm, 3, g_dir + "/sampled3", "", "solver_sampled.prototxt");
+  const RunOutput two = train(g_comm, 2, g_dir + "/sampled2", "", "solver_sampled.prototxt");
+  g_comm->barrier();
+  const RunOutput resumed =
+      train(g_comm, 3, g_dir + "/sampled2r", g_dir + "/sampled2_iter_2.ckpt", "solver_sampled.prototxt");
+  ASSERT_EQ(resumed.params.size(), three.params.size());
+  for (size_t i = 0; i < three.params.size(); ++i)
+    EXPECT_EQ(resumed.params[i].blob->data().to_vector(), three.params[i].blob->data().to_vector())
+        << three.params[i].layer << " param " << three.params[i].index;
+  // Sampling changed the run: the centroids differ from the full head's.
+  const RunOutput full = train(g_comm, 3, g_dir + "/unsampled3", "", "solver.prototxt");
+  EXPECT_NE(full.params.back().blob->data().to_vector(), three.params.back().blob->data().to_vector());
+  TrainOptions o;
+  o.config = g_dir + "/solver_sampled_accumulate.prototxt";
+  o.data_root = g_dir;
+  o.quiet = true;
+  const std::string e = testing::error_of([&] { Trainer t(o, g_comm); });
+  EXPECT_NE(e.find("iter_size = 2 with layer 'coco' sampling classes"), std::string::npos) << e;
+}
+
 }  // namespace
 }  // namespace coco
 
@@ -321,6 +427,8 @@ int main(int argc, char** argv) {
       std::ofstream(coco::g_dir + "/solver_clip.prototxt") << coco::solver_text(0.01f);
       std::ofstream(coco::g_dir + "/solver_accumulate.prototxt") << coco::solver_text(0, 5, 2);
       std::ofstream(coco::g_dir + "/solver_accumulate_clip.prototxt") << coco::solver_text(0.01f, 5, 2);
+      std::ofstream(coco::g_dir + "/solver_sampled.prototxt") << coco::solver_text(0, 10, 1, 0.5f);
+      std::ofstream(coco::g_dir + "/solver_sampled_accumulate.prototxt") << coco::solver_text(0, 5, 2, 0.5f);
       std::ofstream(coco::g_dir + "/solver_no_final_snapshot.prototxt")
           << coco::solver_text() << "snapshot_after_train: false\n";
     }
