@@ -13,8 +13,7 @@ namespace coco {
 void CocoHead::set_device(Device dev) {
   for (Tensor* t : {&counts_, &x_inv_norm_, &f_all_, &labels_all_, &c_inv_norm_, &c_hat_, &logits_, &row_max_,
                     &local_max_, &sum_target_, &raw_target_, &flag_, &best_, &best_class_, &raw_max_, &cand_,
-                    &grad_f_all_, &grad_x_, &grad_c_hat_, &sample_rows_, &sample_labels_, &sample_c_,
-                    &sample_grad_})
+                    &grad_f_all_, &grad_x_, &grad_c_hat_, &sample_rows_, &sample_labels_, &sample_c_})
     t->set_device(dev);
 }
 
@@ -24,6 +23,9 @@ CocoHeadGradient CocoHead::forward(const CocoHeadIo& given, Communicator& comm, 
   gather(given, comm, ops);
   // From here on the head works on the sampled rows, if it samples.
   sampled_ = train && samples();
+  // The class buffers follow the classes this step computes: sized after the draw
+  // when sampling (never at the whole shard, which they would then keep).
+  if (!sampled_) size_class_buffers(train);
   const CocoHeadIo io = sampled_ ? sample_classes(given, ops, train, comm.rank()) : given;
   normalise_centroids(io, ops);
   const int64_t M = plan_.M;
@@ -81,10 +83,11 @@ void CocoHead::make_plan(const CocoHeadIo& io, Communicator& comm, const CocoHea
   plan_ = plan_coco_head(counts, rank, cfg_.D, cfg_.shard, cfg_.chunk, cfg_.cache_mb, train);
   if (plan_.M == 0) COCO_THROW(where_, "empty global batch");
   COCO_CHECK(counts[rank] == io.Ml, where_, "rank ", rank, " gathered batch size ", counts[rank], ", has ", io.Ml);
-  size_buffers(train);
+  size_batch_buffers(train);
 }
 
-void CocoHead::size_buffers(bool train) {
+// The buffers that follow the global batch.
+void CocoHead::size_batch_buffers(bool train) {
   const int64_t M = plan_.M, D = cfg_.D;
   x_inv_norm_.reshape({plan_.Ml});
   f_all_.reshape({M, D});
@@ -93,7 +96,6 @@ void CocoHead::size_buffers(bool train) {
   sum_target_.reshape({2 * M});
   raw_target_.reshape({M});
   flag_.reshape({1});
-  size_class_buffers(train);
   if (!train) return;
   grad_f_all_.reshape({M, D});
   grad_x_.reshape({plan_.Ml, D});
@@ -103,15 +105,14 @@ void CocoHead::size_buffers(bool train) {
 void CocoHead::size_class_buffers(bool train) {
   const int64_t D = cfg_.D, t_max = plan_.t_max;
   c_inv_norm_.reshape({plan_.shard.count});
-  c_hat_.reshape({cfg_.exact() ? t_max : 0, D});
   logits_.reshape({plan_.logits_floats()});
   if (train) grad_c_hat_.reshape({t_max, D});
 }
 
 // Class sampling (docs/DESIGN.md, "Class sampling"): the rows this rank keeps this
 // step (its classes of the gathered batch and uniformly drawn others: a pure
-// function of seed, iteration and rank), copied into a compact shard with a zeroed
-// gradient, and the labels renumbered to it. Re-plans the chunks over the S rows and
+// function of seed, iteration and rank), copied into a compact shard that the
+// backward turns into their gradient, and the labels renumbered to it. Re-plans the chunks over the S rows and
 // returns the io that every later step works on. The labels come to the host (M
 // floats) because the draw is made there.
 CocoHeadIo CocoHead::sample_classes(const CocoHeadIo& io, const CocoHeadOps& ops, bool train, int rank) {
@@ -130,13 +131,13 @@ CocoHeadIo CocoHead::sample_classes(const CocoHeadIo& io, const CocoHeadOps& ops
   sample_labels_.copy_from(labels);
   sample_c_.reshape({S, D});
   ops.gather_rows(sample_c_.data(), io.centroids, sample_rows_.data(), S, D);
-  sample_grad_.reshape({S, D});
-  ops.set(S * D, 0.f, sample_grad_.data());
   plan_ = plan_coco_head(plan_.counts, rank, D, ShardRange{0, S}, cfg_.chunk, cfg_.cache_mb, train);
   size_class_buffers(train);
   CocoHeadIo view = io;
+  // The copy doubles as the gradient: each chunk's rows are overwritten by their
+  // gradient once the backward has read them for the last time.
   view.centroids = sample_c_.data();
-  view.centroid_diff = sample_grad_.data();
+  view.centroid_diff = sample_c_.data();
   return view;
 }
 
@@ -164,6 +165,7 @@ const float* CocoHead::chunk_centroids(const CocoHeadIo& io, const CocoHeadOps& 
   const int64_t c0 = plan_.chunk_begin(ch);
   const float* c = io.centroids + c0 * cfg_.D;
   if (!cfg_.exact()) return c;
+  c_hat_.reshape({plan_.t_max, cfg_.D});  // only the running maximum makes ĉ: sized at first use
   ops.unit_centroids(c_hat_.data(), c, c_inv_norm_.data() + c0, plan_.chunk_width(ch), cfg_.D);
   return c_hat_.data();
 }
@@ -269,12 +271,14 @@ void CocoHead::backward_chunk(const CocoHeadIo& io, const CocoHeadOps& ops, int6
   float* z = chunk_logits(ops, ch, u, ch >= plan_.cached_chunks);
   ops.softmax_grad(z, row_max_.data(), sum_target_.data(), target_labels(), M, t, plan_.shard.start + c0,
                    1.0f / M, cfg_.margin);
+  // (M, D) (+)= G (M, t) · ĉ (t, D); the first chunk writes. Before the centroid
+  // gradient: a sampling head writes that into its copy of these rows.
+  ops.gemm(Trans::kNo, Trans::kNo, M, D, t, 1.f, z, u, ch == 0 ? 0.f : 1.f, grad_f_all_.data());
   // (t, D) = Gᵀ (t, M) · f (M, D)
   ops.gemm(Trans::kYes, Trans::kNo, t, D, M, 1.f, z, f_all_.data(), 0.f, grad_c_hat_.data());
-  ops.centroid_grad(io.centroid_diff + c0 * D, grad_c_hat_.data(), u, c_inv_norm_.data() + c0, t, D, loss_weight,
-                    cfg_.exact());
-  // (M, D) (+)= G (M, t) · ĉ (t, D); the first chunk writes.
-  ops.gemm(Trans::kNo, Trans::kNo, M, D, t, 1.f, z, u, ch == 0 ? 0.f : 1.f, grad_f_all_.data());
+  float* dc = io.centroid_diff + c0 * D;
+  if (sampled_) ops.set(t * D, 0.f, dc);  // the copy of the rows, read for the last time above
+  ops.centroid_grad(dc, grad_c_hat_.data(), u, c_inv_norm_.data() + c0, t, D, loss_weight, cfg_.exact());
 }
 
 // The fixed shift's backward over the raw centroid rows c: G' = G diag(inv) in
@@ -288,14 +292,17 @@ void CocoHead::fixed_backward_chunk(const CocoHeadIo& io, const CocoHeadOps& ops
   float* z = chunk_logits(ops, ch, c, !cached);
   ops.fixed_shift_grad(z, sum_target_.data(), raw_target_.data(), column_scale(ch), target_labels(), M, t,
                        plan_.shard.start + c0, cfg_.alpha, 1.0f / M, cached, cfg_.margin);
+  // dL/df first: a sampling head's gradient overwrites its copy of c (dc == c there,
+  // each element read before it is written).
+  ops.gemm(Trans::kNo, Trans::kNo, M, D, t, 1.f, z, c, ch == 0 ? 0.f : 1.f, grad_f_all_.data());
   float* dc = io.centroid_diff + c0 * D;
   if (cfg_.exact()) {
     ops.gemm(Trans::kYes, Trans::kNo, t, D, M, 1.f, z, f_all_.data(), 0.f, grad_c_hat_.data());
-    ops.centroid_grad_scaled(dc, grad_c_hat_.data(), c, c_inv_norm_.data() + c0, t, D, loss_weight);
+    ops.centroid_grad_scaled(dc, grad_c_hat_.data(), c, c_inv_norm_.data() + c0, t, D, loss_weight,
+                             /*accumulate=*/!sampled_);
   } else {
     ops.gemm(Trans::kYes, Trans::kNo, t, D, M, loss_weight, z, f_all_.data(), 1.f, dc);
   }
-  ops.gemm(Trans::kNo, Trans::kNo, M, D, t, 1.f, z, c, ch == 0 ? 0.f : 1.f, grad_f_all_.data());
 }
 
 // Each rank receives the summed gradient of its own rows, then dL/df -> dL/dx.

@@ -100,7 +100,7 @@ class CocoHead {
   // applies to those rows alone. Null otherwise.
   bool samples() const { return cfg_.sample_rate < 1; }
   const Tensor* sampled_rows() const { return sampled_ ? &sample_rows_ : nullptr; }
-  const Tensor* sampled_grad() const { return sampled_ ? &sample_grad_ : nullptr; }
+  const Tensor* sampled_grad() const { return sampled_ ? &sample_c_ : nullptr; }
   const std::vector<int64_t>& sampled_rows_host() const { return sample_rows_host_; }
 
  private:
@@ -110,7 +110,7 @@ class CocoHead {
   const float* target_labels() const { return sampled_ ? sample_labels_.data() : labels_all_.data(); }
   std::vector<int64_t> batch_sizes(const CocoHeadIo& io, const Communicator& comm) const;
   std::vector<int64_t> gather_batch_sizes(int64_t Ml, Communicator& comm, const CocoHeadOps& ops);
-  void size_buffers(bool train);
+  void size_batch_buffers(bool train);
   void gather(const CocoHeadIo& io, Communicator& comm, const CocoHeadOps& ops);
   void normalise_centroids(const CocoHeadIo& io, const CocoHeadOps& ops);
   const float* chunk_centroids(const CocoHeadIo& io, const CocoHeadOps& ops, int64_t ch);
@@ -157,8 +157,7 @@ class CocoHead {
   Tensor host_labels_;    // (M) the gathered labels, on the host
   Tensor sample_rows_;    // (S) the same rows as floats, on the head's device
   Tensor sample_labels_;  // (M) labels renumbered to the sampled rows (-1: not here)
-  Tensor sample_c_;       // (S, D) the sampled centroid rows
-  Tensor sample_grad_;    // (S, D) their gradient
+  Tensor sample_c_;       // (S, D) the sampled centroid rows; after the backward, their gradient
 };
 
 }  // namespace coco

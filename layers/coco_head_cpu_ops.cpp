@@ -209,13 +209,18 @@ COCO_CPU_CLONES void fixed_shift_grad_row(float* zi, float row_sum, float raw_ta
 
 // dc += weight (h - c inv² (c·h)), one row.
 COCO_CPU_CLONES void centroid_grad_scaled_row(float* g, const float* h, const float* c, float inv, int64_t D,
-                                              float weight) {
+                                              float weight, bool accumulate) {
   double ch = 0;
 #pragma omp simd reduction(+ : ch)
   for (int64_t d = 0; d < D; ++d) ch += static_cast<double>(c[d]) * h[d];
   const float k = static_cast<float>(ch) * inv * inv;
+  if (accumulate) {
 #pragma omp simd
-  for (int64_t d = 0; d < D; ++d) g[d] += weight * (h[d] - c[d] * k);
+    for (int64_t d = 0; d < D; ++d) g[d] += weight * (h[d] - c[d] * k);
+  } else {  // g may be c: each element is read, then written
+#pragma omp simd
+    for (int64_t d = 0; d < D; ++d) g[d] = weight * (h[d] - c[d] * k);
+  }
 }
 
 class CpuHeadOps final : public CocoHeadOps {
@@ -354,9 +359,10 @@ class CpuHeadOps final : public CocoHeadOps {
   }
 
   void centroid_grad_scaled(float* dc, const float* h, const float* c, const float* c_inv_norm, int64_t t, int64_t D,
-                            float weight) const override {
+                            float weight, bool accumulate) const override {
 #pragma omp parallel for schedule(static)
-    for (int64_t k = 0; k < t; ++k) centroid_grad_scaled_row(dc + k * D, h + k * D, c + k * D, c_inv_norm[k], D, weight);
+    for (int64_t k = 0; k < t; ++k)
+      centroid_grad_scaled_row(dc + k * D, h + k * D, c + k * D, c_inv_norm[k], D, weight, accumulate);
   }
 
   int64_t count_below(const float* x, int64_t n, float threshold, float*) const override {

@@ -85,8 +85,8 @@ class CudaHeadOps final : public CocoHeadOps {
                                margin, st_);
   }
   void centroid_grad_scaled(float* dc, const float* h, const float* c, const float* c_inv_norm, int64_t t, int64_t D,
-                            float weight) const override {
-    coco_head_centroid_grad_scaled(dc, h, c, c_inv_norm, t, D, weight, st_);
+                            float weight, bool accumulate) const override {
+    coco_head_centroid_grad_scaled(dc, h, c, c_inv_norm, t, D, weight, accumulate, st_);
   }
   int64_t count_below(const float* x, int64_t n, float threshold, float* scratch) const override {
     coco_head_count_below(scratch, x, n, threshold, st_);

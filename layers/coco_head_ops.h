@@ -65,8 +65,10 @@ class CocoHeadOps {
   virtual void fixed_shift_grad(float* z, const float* row_sum, const float* raw_target, const float* col_scale,
                                 const float* labels, int64_t M, int64_t t, int64_t first_class, float shift,
                                 float inv_m, bool z_is_exp, const CocoMarginParams& margin) const = 0;
+  // dc (+)= weight (h - c inv² (c·h)) per row; with accumulate false dc is written
+  // (=), and may be c itself (each element is read before it is written).
   virtual void centroid_grad_scaled(float* dc, const float* h, const float* c, const float* c_inv_norm, int64_t t,
-                                    int64_t D, float weight) const = 0;
+                                    int64_t D, float weight, bool accumulate) const = 0;
   // How many of x (n) are below threshold; scratch is one float on the ops' device.
   // Waits for the device (the host decides on it).
   virtual int64_t count_below(const float* x, int64_t n, float threshold, float* scratch) const = 0;

@@ -94,9 +94,10 @@ void coco_head_fixed_shift_grad(float* z, const float* row_sum, const float* raw
                                 float inv_m, bool z_is_exp, const CocoMarginParams& margin, cuda::Stream stream);
 
 // dc (t, D) += weight (h - c inv² (c·h)) per row: h = G'ᵀ f (the gradient with
-// respect to ĉ, already times inv), c the raw rows, inv = c_inv_norm (t).
+// respect to ĉ, already times inv), c the raw rows, inv = c_inv_norm (t). Without
+// accumulate dc is written (=) and may be c itself.
 void coco_head_centroid_grad_scaled(float* dc, const float* h, const float* c, const float* c_inv_norm, int64_t t,
-                                    int64_t D, float weight, cuda::Stream stream);
+                                    int64_t D, float weight, bool accumulate, cuda::Stream stream);
 
 // out (1) = the number of x (n) below threshold, as a float (=).
 void coco_head_count_below(float* out, const float* x, int64_t n, float threshold, cuda::Stream stream);

@@ -59,7 +59,12 @@ void CocoLossLayer::init_centroids(const proto::CocoLossParameter& p, uint64_t b
                  shape_str({shard_.count, D_}));
     return;
   }
-  blobs_.push_back(std::make_shared<Blob>(Shape{shard_.count, D_}));
+  // A sampling head's blob never holds a diff: dropped before the shard is allocated,
+  // so not even the start-up touches a second K_r x D array.
+  auto blob = std::make_shared<Blob>();
+  if (head_.samples()) blob->drop_diff();
+  blob->reshape({shard_.count, D_});
+  blobs_.push_back(blob);
   proto::FillerParameter f;
   if (p.has_centroid_filler()) {
     f = p.centroid_filler();

@@ -352,7 +352,7 @@ __global__ void fixed_shift_grad_kernel(float* z, const float* row_sum, const fl
 
 // dc (t, D) += weight (h - c inv² (c·h)) per row. One warp per row.
 __global__ void centroid_grad_scaled_kernel(float* dc, const float* h, const float* c, const float* c_inv_norm,
-                                            int64_t t, int64_t D, float weight) {
+                                            int64_t t, int64_t D, float weight, bool accumulate) {
   const int lane = threadIdx.x % kWarp;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kWarpsPerBlock;
   for (int64_t k = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp; k < t; k += stride) {
@@ -363,7 +363,9 @@ __global__ void centroid_grad_scaled_kernel(float* dc, const float* h, const flo
     for (int64_t d = lane; d < D; d += kWarp) dot += static_cast<double>(ck[d]) * hk[d];
     const float inv = c_inv_norm[k];
     const float q = static_cast<float>(warp_reduce(dot, SumOp())) * inv * inv;
-    for (int64_t d = lane; d < D; d += kWarp) g[d] += weight * (hk[d] - ck[d] * q);
+    // The reduction above read all of c's row: with dc == c each lane now reads
+    // ck[d] and writes g[d] at the same d.
+    for (int64_t d = lane; d < D; d += kWarp) g[d] = (accumulate ? g[d] : 0.f) + weight * (hk[d] - ck[d] * q);
   }
 }
 
@@ -524,10 +526,10 @@ void coco_head_fixed_shift_grad(float* z, const float* row_sum, const float* raw
 }
 
 void coco_head_centroid_grad_scaled(float* dc, const float* h, const float* c, const float* c_inv_norm, int64_t t,
-                                    int64_t D, float weight, cuda::Stream stream) {
+                                    int64_t D, float weight, bool accumulate, cuda::Stream stream) {
   if (t == 0) return;
   centroid_grad_scaled_kernel<<<warp_row_blocks(t), cuda::kThreads, 0, stream>>>(dc, h, c, c_inv_norm, t, D,
-                                                                                 weight);
+                                                                                 weight, accumulate);
   cuda::check_launch("coco_head centroid_grad_scaled_kernel");
 }
 

@@ -59,8 +59,10 @@ TEST(ClassSampler, DrawsTheOtherClassesUniformly) {
   EXPECT_EQ(hits[4], steps);
   EXPECT_EQ(hits[33], steps);
   const double p = 10.0 / 58, mean = steps * p, sd = std::sqrt(steps * p * (1 - p));
-  for (int k = 0; k < 60; ++k)
-    if (k != 4 && k != 33) EXPECT_NEAR(hits[k], mean, 5 * sd) << "class " << k;
+  for (int k = 0; k < 60; ++k) {
+    if (k == 4 || k == 33) continue;
+    EXPECT_NEAR(hits[k], mean, 5 * sd) << "class " << k;
+  }
 }
 
 TEST(ClassSampler, RenumbersTheLabelsThisRankOwns) {

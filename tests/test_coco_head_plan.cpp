@@ -121,9 +121,9 @@ class RecordingOps final : public CocoHeadOps {
     cpu.fixed_shift_grad(z, s, r, cs, l, M, t, f, shift, im, is_exp, m);
   }
   void centroid_grad_scaled(float* dc, const float* h, const float* c, const float* inv, int64_t t, int64_t D,
-                            float w) const override {
+                            float w, bool accumulate) const override {
     note("centroid_grad_scaled");
-    cpu.centroid_grad_scaled(dc, h, c, inv, t, D, w);
+    cpu.centroid_grad_scaled(dc, h, c, inv, t, D, w, accumulate);
   }
   int64_t count_below(const float* x, int64_t n, float threshold, float* scratch) const override {
     note("count_below");
@@ -174,13 +174,15 @@ std::vector<std::string> run_head(float cache_mb, int64_t global_batch = 0, bool
 
 TEST(CocoHead, RunningMaximumStepsRunInOneOrder) {
   // Two chunks (3 + 2 classes), EXACT cosine logits, no cache: each chunk's logits
-  // are recomputed in the backward, the second chunk accumulates the feature gradient.
+  // are recomputed in the backward, the second chunk accumulates the feature gradient
+  // (G ĉ before Gᵀf and the centroid gradient, which a sampling head writes over
+  // its copy of the rows).
   const std::vector<std::string> recompute{
       "features", "norms",
       "unit", "gemm", "stats", "unit", "gemm", "stats",
       "rescale", "loss",
-      "unit", "gemm", "softmax_grad", "gemm", "centroid_grad", "gemm",
-      "unit", "gemm", "softmax_grad", "gemm", "centroid_grad", "gemm+=",
+      "unit", "gemm", "softmax_grad", "gemm", "gemm", "centroid_grad",
+      "unit", "gemm", "softmax_grad", "gemm+=", "gemm", "centroid_grad",
       "project"};
   EXPECT_EQ(run_head(0), recompute);
   // With the logits cached the backward skips the logits GEMMs.
@@ -200,8 +202,8 @@ TEST(CocoHead, FixedShiftStepsRunInOneOrder) {
       "features", "norms",
       "gemm", "exp_stats", "gemm", "exp_stats",
       "count_below", "loss",
-      "gemm", "fixed_grad", "gemm", "centroid_grad_scaled", "gemm",
-      "gemm", "fixed_grad", "gemm", "centroid_grad_scaled", "gemm+=",
+      "gemm", "fixed_grad", "gemm", "gemm", "centroid_grad_scaled",
+      "gemm", "fixed_grad", "gemm+=", "gemm", "centroid_grad_scaled",
       "project"};
   EXPECT_EQ(run_head(0, 0, true), recompute);
   // Cached: the forward keeps the terms, the backward starts from them.
@@ -209,8 +211,8 @@ TEST(CocoHead, FixedShiftStepsRunInOneOrder) {
       "features", "norms",
       "gemm", "exp_stats kept", "gemm", "exp_stats kept",
       "count_below", "loss",
-      "fixed_grad of kept", "gemm", "centroid_grad_scaled", "gemm",
-      "fixed_grad of kept", "gemm", "centroid_grad_scaled", "gemm+=",
+      "fixed_grad of kept", "gemm", "gemm", "centroid_grad_scaled",
+      "fixed_grad of kept", "gemm+=", "gemm", "centroid_grad_scaled",
       "project"};
   EXPECT_EQ(run_head(64, 0, true), cached);
 }

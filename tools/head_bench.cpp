@@ -6,8 +6,9 @@
 // (train phase: the fused head does both in one call) over generated inputs; under
 // mpirun the global batch M is split over the ranks and the classes are sharded.
 // gemm_floor_s is the best time of the head's three GEMMs at this rank's shape --
-// z = f ĉᵀ (M x K_r x D), Gᵀ f and G ĉ -- done as three plain calls of the same BLAS
-// in the same process, so the ratio compares like with like. With --sample-rate r < 1
+// z = f ĉᵀ (M x K_r x D), Gᵀ f and G ĉ -- done as plain calls of the same BLAS in the
+// same process, over chunks of the head's width (CPU), so the ratio compares like
+// with like. With --sample-rate r < 1
 // the head samples classes and the floor is the same three GEMMs at ceil(r K_r)
 // classes. The line also gives the rank's bytes per step through each collective
 // (one untimed step) and which softmax shift ran.
@@ -256,14 +257,20 @@ double time_cpu(Communicator& comm, Head& h, const HeadBenchOptions& o, int64_t 
     if (r > 0) *head = std::min(*head, dt);
   }
   const double rss = peak_rss_mb();
-  // The floor: the three GEMMs at this rank's shard (global M rows).
-  std::vector<float> f(M * D, 0.1f), c(Kr * D, 0.2f), z(M * Kr), gc(Kr * D), gf(M * D);
+  // The floor: the three GEMMs at this rank's shard (global M rows), over chunks of
+  // the head's width (the same FLOPs; an M x K_r array at millions of classes would
+  // not fit the machine the head itself fits).
+  const int64_t T = o.chunk > 0 ? std::min<int64_t>(o.chunk, Kr) : Kr;
+  std::vector<float> f(M * D, 0.1f), c(T * D, 0.2f), z(M * T), gc(T * D), gf(M * D);
   *floor = 1e30;
   for (int r = 0; r < o.repeats + 1; ++r) {
     const auto t0 = Clock::now();
-    cpu_gemm(Trans::kNo, Trans::kYes, M, Kr, D, 1.f, f.data(), c.data(), 0.f, z.data());
-    cpu_gemm(Trans::kYes, Trans::kNo, Kr, D, M, 1.f, z.data(), f.data(), 0.f, gc.data());
-    cpu_gemm(Trans::kNo, Trans::kNo, M, D, Kr, 1.f, z.data(), c.data(), 0.f, gf.data());
+    for (int64_t c0 = 0; c0 < Kr; c0 += T) {
+      const int64_t t = std::min(T, Kr - c0);
+      cpu_gemm(Trans::kNo, Trans::kYes, M, t, D, 1.f, f.data(), c.data(), 0.f, z.data());
+      cpu_gemm(Trans::kYes, Trans::kNo, t, D, M, 1.f, z.data(), f.data(), 0.f, gc.data());
+      cpu_gemm(Trans::kNo, Trans::kNo, M, D, t, 1.f, z.data(), c.data(), c0 == 0 ? 0.f : 1.f, gf.data());
+    }
     if (r > 0) *floor = std::min(*floor, since(t0));
   }
   return rss;
