@@ -490,11 +490,15 @@ void Net::copy_from(const proto::NetParameter& in, const std::string& origin, bo
   }
 }
 
-std::string Net::describe() const {
+std::string Net::describe(const DescribeAs& as) const {
   std::vector<std::string> shapes(layers_.size());
   size_t name_w = 5, type_w = 4, shape_w = 9;
   for (size_t i = 0; i < layers_.size(); ++i) {
-    for (auto* t : tops_[i]) shapes[i] += (shapes[i].empty() ? "" : " ") + shape_str(t->shape());
+    for (auto* t : tops_[i]) {
+      Shape s = t->shape();
+      if (as.built_batch > 0 && !s.empty() && s[0] == as.built_batch) s[0] = as.shown_batch;
+      shapes[i] += (shapes[i].empty() ? "" : " ") + shape_str(s);
+    }
     name_w = std::max(name_w, layers_[i]->name().size());
     type_w = std::max(type_w, std::string(layers_[i]->type()).size());
     shape_w = std::max(shape_w, shapes[i].size());
@@ -502,15 +506,20 @@ std::string Net::describe() const {
   std::ostringstream os;
   os << std::left << std::setw(name_w + 2) << "layer" << std::setw(type_w + 2) << "type" << std::setw(shape_w + 2)
      << "top shape" << "params\n";
-  int64_t total = 0;
+  int64_t total = 0, learnable = num_learnable_values();
   for (size_t i = 0; i < layers_.size(); ++i) {
     int64_t n = 0;
     for (auto& b : layers_[i]->blobs()) n += b->count();
+    const auto shown = as.param_counts.find(layers_[i]->name());
+    if (shown != as.param_counts.end()) {
+      learnable += shown->second - n;
+      n = shown->second;
+    }
     total += n;
     os << std::setw(name_w + 2) << layers_[i]->name() << std::setw(type_w + 2) << layers_[i]->type()
        << std::setw(shape_w + 2) << shapes[i] << n << "\n";
   }
-  os << layers_.size() << " layers, " << total << " parameters (" << num_learnable_values() << " learnable)\n";
+  os << layers_.size() << " layers, " << total << " parameters (" << learnable << " learnable)\n";
   return os.str();
 }
 

@@ -129,7 +129,15 @@ class Net {
   // mismatch or (with require_all) a layer here missing from `in` is an error.
   void copy_from(const proto::NetParameter& in, const std::string& origin, bool require_all);
   // One line per layer: name, type, top shapes, parameter count; then totals.
-  std::string describe() const;
+  std::string describe() const { return describe(DescribeAs{}); }
+  // The same table for a net built smaller than the one it stands for (the memory
+  // plan's): a top whose first axis is built_batch is shown at shown_batch, and a
+  // layer named in param_counts is shown with that many (learnable) parameters.
+  struct DescribeAs {
+    int64_t built_batch = 0, shown_batch = 0;
+    std::map<std::string, int64_t> param_counts;
+  };
+  std::string describe(const DescribeAs& as) const;
 
  private:
   // Construction in steps (Caffe's AppendTop / AppendBottom / AppendParam).

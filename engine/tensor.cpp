@@ -1,6 +1,7 @@
 #include "engine/tensor.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 
 #include "engine/common.h"
@@ -49,6 +50,12 @@ int64_t shape_count(const Shape& s, int begin, int end) {
   return c;
 }
 
+namespace {
+std::atomic<int64_t> g_host_tensor_bytes{0};
+}  // namespace
+
+int64_t live_host_tensor_bytes() { return g_host_tensor_bytes.load(); }
+
 Tensor::Tensor(const Shape& shape, Device dev) : device_(dev) { reshape(shape); }
 
 void Tensor::reshape(const Shape& shape) {
@@ -59,8 +66,13 @@ void Tensor::reshape(const Shape& shape) {
     if (count_ > INT64_MAX / static_cast<int64_t>(sizeof(float)))
       COCO_THROW("shape ", shape_str(shape), " has more elements than memory can hold");
     Device dev = device_;
+    const int64_t host_bytes = dev == Device::kCPU ? count_ * static_cast<int64_t>(sizeof(float)) : 0;
     float* p = static_cast<float*>(device_alloc(dev, static_cast<size_t>(count_) * sizeof(float)));
-    data_.reset(p, [dev](float* q) { device_free(dev, q); });
+    g_host_tensor_bytes += host_bytes;
+    data_.reset(p, [dev, host_bytes](float* q) {
+      g_host_tensor_bytes -= host_bytes;
+      device_free(dev, q);
+    });
     device_memset_zero(p, dev, static_cast<size_t>(count_) * sizeof(float));
     capacity_ = count_;
   }

@@ -67,6 +67,10 @@ class Tensor {
   std::shared_ptr<float> data_;
 };
 
+// The bytes of every CPU tensor alive in this process (the memory planner measures
+// a net's build with it: engine/memory_plan.h).
+int64_t live_host_tensor_bytes();
+
 // A network value: its data and the gradient of the loss with respect to it.
 class Blob {
  public:

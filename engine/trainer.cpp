@@ -15,6 +15,7 @@
 #include "engine/training_checkpoint.h"
 #include "engine/common.h"
 #include "engine/logging.h"
+#include "engine/memory_plan.h"
 #include "engine/math.h"
 #include "engine/rank_agreement.h"
 #include "engine/loss_window.h"
@@ -129,10 +130,14 @@ Trainer::Trainer(const TrainOptions& opt, Communicator* comm, Communicator* host
     train_net_ = std::make_unique<Net>(cfg_.net, Phase::kTrain, comm_, seed_, cfg_.net_origin);
     return;
   }
+  ranks_ = opt.dry_run && opt.plan_ranks > 0 ? opt.plan_ranks : comm_->size();
   read_solver_settings();
   require_ranks_agree(settings_ranks_share(), *host_comm_);
+  if (opt.dry_run) {
+    plan_dry_run();
+    return;
+  }
   build_train_net();
-  if (opt.dry_run) return;
   open_data_and_test_net();
   solver_ = std::make_unique<SgdSolver>(s, train_net_.get(), host_comm_);
   reducer_ = std::make_unique<GradientReducer>(*train_net_, *comm_);
@@ -162,8 +167,8 @@ void Trainer::read_solver_settings() {
   if (!s.has_train_data() && !opt_.dry_run)
     COCO_THROW(opt_.config, ": the solver has no train_data { source: ... } (e.g. \"mnist:data/mnist\")");
   batch_ = opt_.batch_size > 0            ? opt_.batch_size
-           : opt_.batch_size_per_rank > 0 ? opt_.batch_size_per_rank * comm_->size()
-                                          : global_batch_size(s.train_data(), comm_->size());
+           : opt_.batch_size_per_rank > 0 ? opt_.batch_size_per_rank * ranks_
+                                          : global_batch_size(s.train_data(), ranks_);
   if (batch_ <= 0) COCO_THROW(opt_.config, ": batch size must be positive");
   snapshot_prefix_ = !opt_.snapshot_prefix.empty() ? opt_.snapshot_prefix
                      : s.has_snapshot_prefix()     ? s.snapshot_prefix()
@@ -360,7 +365,18 @@ Trainer::NonfiniteFinding Trainer::agree_on_finding(const Net::ScanFinding& foun
 
 std::string Trainer::describe() const {
   if (cfg_.net_only) return train_net_->describe();
-  return describe_batch(batch_, comm_->size(), iter_size()) + " (the shapes below are this rank's share)\n" + train_net_->describe();
+  return plan_;
+}
+
+// What a run would hold, planned without building it at its batch: the net is built
+// small (engine/memory_plan.h), so a dry run of a million-class head or a large batch
+// fits any machine.
+void Trainer::plan_dry_run() {
+  if (batch_ < ranks_)
+    COCO_THROW(opt_.config, ": the batch of ", batch_, " has fewer samples than the ", ranks_, " ranks");
+  const MemoryPlan plan = plan_memory(cfg_.net, cfg_.net_origin, ranks_, batch_, seed_);
+  plan_ = describe_batch(batch_, ranks_, iter_size()) + " (the shapes below are rank 0's share)\n" + plan.layers +
+          describe_memory_plan(plan);
 }
 
 std::string Trainer::snapshot(int64_t iter) {
@@ -647,9 +663,12 @@ void Trainer::finish_run() {
   if (test_net_ && max_iter_ > start_iter_) run_test_pass(max_iter_);
   if (cfg_.solver.snapshot_after_train() && max_iter_ > start_iter_) result.last_snapshot = snapshot(max_iter_);
   result.images_per_s = run_->throughput.run_images_per_s();
+  float peak_mib = static_cast<float>(peak_resident_bytes()) / (1 << 20);  // to compare with --dry-run's plan
+  host_comm_->all_reduce(&peak_mib, 1, ReduceOp::kMax);
   if (run_->lead)
-    spdlog::info("done: {} iterations, {:.1f} images/s (training steps only, all ranks)", result.iterations,
-                 result.images_per_s);
+    spdlog::info("done: {} iterations, {:.1f} images/s (training steps only, all ranks), peak resident memory "
+                 "{:.0f} MiB (the largest rank)",
+                 result.iterations, result.images_per_s, peak_mib);
 }
 
 }  // namespace coco

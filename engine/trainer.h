@@ -39,7 +39,11 @@ struct TrainOptions {
   // their filler initialisation (fine-tuning a new head); any other such layer is an error.
   std::vector<std::string> weights_keep_fillers;
   int64_t seed = -1;            // overrides random_seed
+  // A dry run builds nothing at the real batch: it prints the batch line, the layer
+  // table and the memory plan (engine/memory_plan.h) for plan_ranks ranks (0: the
+  // ranks it runs on).
   bool dry_run = false;
+  int plan_ranks = 0;
   bool quiet = false;           // no per-display log lines (tests)
   Device device = Device::kCPU; // where the nets run (the CUDA device is selected by the caller)
   // Debug mode: a NaN/Inf scan after every layer (Net::set_debug), deterministic
@@ -69,7 +73,8 @@ class Trainer {
   // `host_comm` the host-side scalars (losses, test sums): MPI, or `comm` when null.
   Trainer(const TrainOptions& opt, Communicator* comm, Communicator* host_comm = nullptr);
   ~Trainer();
-  // Builds the net and prints its layers (dry run).
+  // A dry run's report: the batch line, the layers at this rank's share and the
+  // memory plan (a net-only config: its layers as built).
   std::string describe() const;
   TrainResult run();
 
@@ -113,6 +118,7 @@ class Trainer {
   int iter_size() const { return cfg_.solver.iter_size(); }
   int64_t batch_start(int64_t iter, int b) const;
   void refuse_what_class_sampling_cannot_do() const;
+  void plan_dry_run();
   void skip_or_stop_nonfinite(int64_t iter, double loss);
   void record_step(int64_t iter, const StepOutcome& step);
   void finish_run();
@@ -148,6 +154,8 @@ class Trainer {
   std::string snapshot_prefix_;
   std::string run_id_;  // marks this run's checkpoint files: a hash of its settings
   std::string last_snapshot_;  // the last checkpoint this run wrote (all of it finite)
+  std::string plan_;  // a dry run's report
+  int ranks_ = 1;     // the ranks the batch is split over (plan_ranks in a dry run)
   std::unique_ptr<RunState> run_;  // made by run()
 };
 

@@ -67,7 +67,11 @@ void add_train_flags(CLI::App& app, TrainFlags& flags) {
   app.add_option("--config", opt.config, "solver config (or, with --dry-run, a net prototxt)")
       ->type_name("FILE")->required();
   app.add_flag("--dry-run", opt.dry_run,
-               "build the net, print every layer's top shapes and\nparameter count, and exit");
+               "print every layer's top shapes and parameter count at\nrank 0's share, and the memory plan per rank "
+               "(parameters,\ngradients, momentum, activations, the head's shard,\nlogits cache and buffers) and the "
+               "bytes each\ncollective moves per step; allocates no run (a small\nnet is built and measured), and exit");
+  coco::add_int_option(app, "--ranks", opt.plan_ranks, 1, "with --dry-run: plan for N ranks (no mpirun needed)")
+      ->type_name("N");
   app.add_option("--data-root", opt.data_root,
                  "read the data from DIR instead of the folder named in\nthe config's sources (e.g. the MNIST folder)")
       ->type_name("DIR");
@@ -142,6 +146,7 @@ void check_train_flags(const TrainFlags& flags) {
     throw coco::UsageError{"--resume and --weights exclude each other"};
   if (!opt.weights_keep_fillers.empty() && opt.weights.empty())
     throw coco::UsageError{"--weights-keep-fillers goes with --weights"};
+  if (opt.plan_ranks > 0 && !opt.dry_run) throw coco::UsageError{"--ranks goes with --dry-run"};
 }
 
 }  // namespace
