@@ -117,6 +117,25 @@ TEST(Pack, ListFileSortsByLabelAndRejectsMixedSizes) {
   }
   std::ofstream(dir / "badlabel.txt") << "a.jpg zero\n";
   EXPECT_THROW(pack_items_from_list(dir / "badlabel.txt"), Error);
+  // 16777217 has no float32: it was packed as 16777216 and "verified bit for bit".
+  std::ofstream(dir / "huge.txt") << "a.jpg 0\nb.jpg 16777217\n";
+  try {
+    pack_items_from_list(dir / "huge.txt");
+    FAIL() << "a label past 2^24 was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("huge.txt:2: the label 16777217 is not below 16777216"), std::string::npos)
+        << e.what();
+  }
+  std::ofstream(dir / "top.txt") << "a.jpg 16777215\n";  // the largest float-exact class id
+  pack_records(pack_items_from_list(dir / "top.txt"), dir / "out/top", PackLayout::kPlain);
+  verify_pack(pack_items_from_list(dir / "top.txt"), dir / "out/top", PackLayout::kPlain);
+  // The identity layout's key ranges would pass 2^24 (one image, 16777216 identities).
+  try {
+    pack_records(pack_items_from_list(dir / "top.txt"), dir / "out/top_ids", PackLayout::kInsightface);
+    FAIL() << "identity records past 2^24 keys were written";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("pack with --plain"), std::string::npos) << e.what();
+  }
 }
 
 std::string file_text(const std::string& path) {

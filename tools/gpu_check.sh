@@ -10,7 +10,8 @@
 #   1. every gpu-labelled test binary (test_cuda_*, test_nccl_*): parity of every layer
 #   2. coco-bench BM_TrainStepCuda/128,/512 beside BM_TrainStep/128 (images/s)
 #   3. coco-bench head --device cuda at (512,512,100000) and (1024,512,1000000),
-#      head time against its three cuBLAS GEMMs measured in the same process
+#      head time against its three cuBLAS GEMMs measured in the same process; the
+#      running maximum at 100000 and class sampling (0.1) at 1000000 beside them
 #   4. coco-train --device cuda:0 on MNIST for 500 iterations, when data/mnist exists
 # Each step has its own time limit, so one hang does not eat the whole budget.
 set -u
@@ -36,6 +37,9 @@ if [ -n "$b" ]; then
   step bench_train_step 180 "$b" --benchmark_filter='TrainStep' --benchmark_min_time=2s
   step bench_head_100k 120 "$b" head --device cuda:0 --M 512 --D 512 --K 100000
   step bench_head_1m 180 "$b" head --device cuda:0 --M 1024 --D 512 --K 1000000
+  # The running maximum beside the fixed shift, and class sampling at a million classes.
+  step bench_head_100k_running 120 "$b" head --device cuda:0 --M 512 --D 512 --K 100000 --softmax-shift RUNNING_MAX
+  step bench_head_1m_sampled 120 "$b" head --device cuda:0 --M 1024 --D 512 --K 1000000 --sample-rate 0.1
 fi
 b=$(find_bin coco-train)
 if [ -n "$b" ] && [ -d data/mnist ]; then

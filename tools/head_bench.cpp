@@ -144,7 +144,10 @@ struct Head {
     // set up on host blobs, move the centroids, reshape on the device blobs.
     Blob hx({m, d}), hy({m}), hloss;
     layer->setup({&hx, &hy}, {&hloss}, &ctx, rng);
-    auto c = std::make_shared<Blob>(layer->blobs()[0]->shape(), dev);
+    auto c = std::make_shared<Blob>();
+    c->set_device(dev);
+    if (!layer->blobs()[0]->has_diff()) c->drop_diff();  // a sampling head's: no K_r x D diff
+    c->reshape(layer->blobs()[0]->shape());
     c->data().copy_from(layer->blobs()[0]->data());
     layer->blobs()[0] = c;
     layer->reshape({&x, &y}, {&loss});

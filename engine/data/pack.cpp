@@ -30,6 +30,11 @@ bool is_image_name(const fs::path& p) {
   return e == ".jpg" || e == ".jpeg";
 }
 
+// Record headers hold labels and the identity records' key ranges as float32
+// (insightface's layout), exact only below 2^24: a larger label would be written as
+// a neighbour of itself, so it is refused where it is read.
+constexpr int64_t kFloatExactIds = int64_t{1} << 24;
+
 // Stable by label; the order every writer and checker here uses.
 std::vector<PackItem> by_label(std::vector<PackItem> items) {
   std::stable_sort(items.begin(), items.end(), [](const PackItem& a, const PackItem& b) { return a.label < b.label; });
@@ -65,6 +70,9 @@ std::vector<PackItem> pack_items_from_folder(const std::string& dir) {
     for (const auto& f : files) items.push_back({f.string(), static_cast<int64_t>(k), f.string()});
   }
   if (items.empty()) COCO_THROW(dir, ": no identity sub-folders (expected DIR/<identity>/<image>.jpg)");
+  if (static_cast<int64_t>(ids.size()) > kFloatExactIds)
+    COCO_THROW(dir, ": ", ids.size(), " identity folders; record headers hold labels as float32 (insightface's "
+               "layout), exact for at most 16777216 identities");
   return items;
 }
 
@@ -89,6 +97,9 @@ std::vector<PackItem> pack_items_from_list(const std::string& list) {
     std::string rest;
     if (!(ls >> label) || label < 0 || (ls >> rest))
       COCO_THROW(where, ": the label '", line.substr(sep + 1, e - sep), "' is not a non-negative integer");
+    if (label >= kFloatExactIds)
+      COCO_THROW(where, ": the label ", label, " is not below 16777216: record headers hold labels as float32 "
+                 "(insightface's layout), which would store it as ", static_cast<int64_t>(static_cast<float>(label)));
     fs::path p(line.substr(b, line.find_last_not_of(" \t", sep) - b + 1));
     if (p.is_relative()) p = base / p;
     items.push_back({p.string(), label, where});
@@ -107,6 +118,10 @@ PackResult pack_records(std::vector<PackItem> items, const std::string& prefix, 
   RecordWriter w(out.aside(prefix + ".rec"));
   std::vector<std::pair<uint64_t, uint64_t>> index;
   const uint64_t n = items.size(), k = static_cast<uint64_t>(r.classes);
+  if (layout == PackLayout::kInsightface && n + 1 + k > static_cast<uint64_t>(kFloatExactIds))
+    COCO_THROW(prefix, ": ", n, " images and ", k, " identities: insightface's identity records hold record keys "
+               "up to images + identities + 1 as float32, exact only to 16777216; pack with --plain (no identity "
+               "records) or in parts");
   if (layout == PackLayout::kInsightface) {
     RecordHeader h;
     h.labels = {static_cast<float>(n + 1), static_cast<float>(n + 1 + k)};
@@ -175,7 +190,7 @@ void verify_pack(const std::vector<PackItem>& unsorted, const std::string& prefi
     const std::string where = rec.path() + ": record at byte " + std::to_string(off);
     const PayloadView v = parse_payload(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), where);
     const std::string jpeg = slurp(items[i].path, items[i].where);
-    if (v.header.class_label() != static_cast<float>(items[i].label))
+    if (static_cast<double>(v.header.class_label()) != static_cast<double>(items[i].label))
       COCO_THROW(where, ": label ", v.header.class_label(), " but ", items[i].where, " says ", items[i].label);
     if (v.body_bytes != jpeg.size() || std::memcmp(v.body, jpeg.data(), jpeg.size()) != 0)
       COCO_THROW(where, ": bytes differ from ", items[i].path);
