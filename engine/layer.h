@@ -30,6 +30,7 @@ enum class Phase { kTrain, kTest };
 struct LayerContext {
   Phase phase = Phase::kTrain;
   int64_t iter = 0;        // current training iteration (counter-based randomness)
+  int batch_in_iter = 0;   // which of the iteration's iter_size batches (gradient accumulation)
   uint64_t seed = 1;       // the run's seed
   Communicator* comm = nullptr;  // never null inside a Net (LocalCommunicator at size 1)
   // The pass's batch over all ranks, each holding shard_range(global_batch, r, N) of

@@ -30,10 +30,11 @@ int64_t resident_bytes() {
   return resident * sysconf(_SC_PAGESIZE);
 }
 
-// The net with every CocoLoss head at two classes and a plain scale (what follows
-// from the head is planned from its formulas); the real heads are returned.
+// The training net's layers with every CocoLoss head at two classes and a plain
+// scale (what follows from the head is planned from its formulas); the real heads
+// are returned, in net order (a head the train phase leaves out is not one).
 proto::NetParameter with_small_heads(const proto::NetParameter& net, std::vector<proto::LayerParameter>* heads) {
-  proto::NetParameter small = net;
+  proto::NetParameter small = layers_for_phase(net, Phase::kTrain);
   for (auto& l : *small.mutable_layer()) {
     if (l.type() != "CocoLoss") continue;
     heads->push_back(l);
@@ -155,6 +156,8 @@ MemoryPlan plan_memory(const proto::NetParameter& net, const std::string& origin
   // Built at 1 and 3 samples: the growth per sample, and a layer table whose batch
   // axis (3, unlike any other size of these nets' first axes) is shown at the real one.
   const BuiltNet one = build_and_count(small, origin, 1, seed);
+  COCO_CHECK(one.head_D.size() == heads.size(), origin, ": the plan found ", heads.size(), " CocoLoss heads, the net built ",
+             one.head_D.size());
   for (size_t i = 0; i < heads.size(); ++i) plan.heads.push_back(plan_head(heads[i], one.head_D[i], ranks, global_batch));
   Net::DescribeAs as;
   as.built_batch = 3;

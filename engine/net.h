@@ -54,6 +54,9 @@ class Net {
   double last_local_loss() const { return last_local_loss_; }
   double last_global_loss() const { return last_global_loss_; }
   void set_iter(int64_t iter) { ctx_.iter = iter; }
+  // Which of the iteration's iter_size batches runs next (gradient accumulation):
+  // per-batch randomness (Dropout's masks) draws anew for each.
+  void set_batch_in_iter(int b) { ctx_.batch_in_iter = b; }
   // The next passes' batch over all ranks (LayerContext::global_batch).
   void set_global_batch(int64_t n) { ctx_.global_batch = n; }
   Phase phase() const { return ctx_.phase; }

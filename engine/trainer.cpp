@@ -227,8 +227,9 @@ void Trainer::build_train_net() {
 // difference check over the whole blob cannot read.
 void Trainer::refuse_what_class_sampling_cannot_do() const {
   std::string sampled;
-  for (const ParamInfo& p : train_net_->params())
-    if (!p.blob->has_diff()) sampled = p.layer;
+  const proto::NetParameter train = layers_for_phase(cfg_.net, Phase::kTrain);
+  for (const auto& l : train.layer())
+    if (l.type() == "CocoLoss" && l.coco_loss_param().sample_rate() < 1) sampled = l.name();
   if (sampled.empty()) return;
   if (iter_size() > 1)
     COCO_THROW(opt_.config, ": iter_size = ", iter_size(), " with layer '", sampled, "' sampling classes "
@@ -334,12 +335,14 @@ Trainer::NonfiniteFinding Trainer::diagnose_nonfinite(int64_t iter) {
   Net::ScanFinding found;
   for (int b = 0; b < iter_size(); ++b) {
     fill_inputs(*train_net_, true, batch_start(iter, b), slice_.count);
+    train_net_->set_batch_in_iter(b);
     train_net_->forward_backward();
     found = train_net_->take_first_nonfinite();
     float any = found.step >= 0 ? 1.f : 0.f;
     host_comm_->all_reduce(&any, 1, ReduceOp::kSum);
     if (any > 0) break;
   }
+  train_net_->set_batch_in_iter(0);
   train_net_->set_debug(was);
   restore_state(*train_net_, state);
   return agree_on_finding(found);
@@ -374,6 +377,7 @@ std::string Trainer::describe() const {
 void Trainer::plan_dry_run() {
   if (batch_ < ranks_)
     COCO_THROW(opt_.config, ": the batch of ", batch_, " has fewer samples than the ", ranks_, " ranks");
+  refuse_what_class_sampling_cannot_do();
   const MemoryPlan plan = plan_memory(cfg_.net, cfg_.net_origin, ranks_, batch_, seed_);
   plan_ = describe_batch(batch_, ranks_, iter_size()) + " (the shapes below are rank 0's share)\n" + plan.layers +
           describe_memory_plan(plan);
@@ -591,10 +595,12 @@ Trainer::StepOutcome Trainer::train_step(int64_t it) {
   double local_loss = 0, global_loss = 0;
   for (int b = 0; b < iter_size(); ++b) {
     fill_inputs(*train_net_, true, batch_start(it, b), slice_.count);
+    train_net_->set_batch_in_iter(b);  // each batch its own dropout masks
     train_net_->forward_backward();
     local_loss += train_net_->last_local_loss() / iter_size();
     global_loss += train_net_->last_global_loss() / iter_size();
   }
+  train_net_->set_batch_in_iter(0);
   reducer_->all_reduce();
   // The global loss: local-mean losses weighted by each rank's share, plus global
   // ones; and whether every rank's loss and gradient are finite (the same verdict

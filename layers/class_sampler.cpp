@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <unordered_set>
 
 #include "engine/common.h"
 #include "engine/rng.h"
@@ -31,16 +30,21 @@ std::vector<int64_t> positive_rows(const float* labels, int64_t M, ShardRange sh
   return rows;
 }
 
-// m distinct values of [0, n), by Floyd's algorithm: m draws, whatever n.
+// m distinct values of [0, n), ascending, by Floyd's algorithm: m draws, marked in a
+// bitmap of n bits (n / 8 bytes; no hashing, and the marks read out in order).
 std::vector<int64_t> distinct_below(int64_t n, int64_t m, uint64_t seed, uint64_t stream) {
-  std::unordered_set<int64_t> chosen;
-  chosen.reserve(static_cast<size_t>(m) * 2);
+  std::vector<uint64_t> chosen(static_cast<size_t>((n + 63) / 64), 0);
+  const auto has = [&](int64_t v) { return (chosen[v >> 6] >> (v & 63)) & 1; };
   for (int64_t j = n - m; j < n; ++j) {
-    const int64_t t = uniform_below(hash3(seed, stream, static_cast<uint64_t>(j)), j + 1);
-    chosen.insert(chosen.count(t) ? j : t);
+    int64_t t = uniform_below(hash3(seed, stream, static_cast<uint64_t>(j)), j + 1);
+    if (has(t)) t = j;
+    chosen[t >> 6] |= uint64_t{1} << (t & 63);
   }
-  std::vector<int64_t> out(chosen.begin(), chosen.end());
-  std::sort(out.begin(), out.end());
+  std::vector<int64_t> out;
+  out.reserve(static_cast<size_t>(m));
+  for (size_t w = 0; w < chosen.size(); ++w)
+    for (uint64_t bits = chosen[w]; bits != 0; bits &= bits - 1)
+      out.push_back(static_cast<int64_t>(w * 64 + static_cast<size_t>(__builtin_ctzll(bits))));
   return out;
 }
 
@@ -48,9 +52,11 @@ std::vector<int64_t> distinct_below(int64_t n, int64_t m, uint64_t seed, uint64_
 
 int64_t sampled_class_count(int64_t shard_classes, double rate, int64_t positives) {
   // The rate is a float from the config (0.3 is 0.300000012): its last bits must not
-  // lift 0.3 x 40 to 13, so the product gives up one part in 2^23 before the ceiling.
-  const double product = rate * static_cast<double>(shard_classes) * (1.0 - 0x1p-23);
-  const int64_t want = static_cast<int64_t>(std::ceil(product));
+  // lift 0.3 x 40 to 13, so it is read back as the 7-digit decimal it was written as.
+  // Then rate x K_r is a multiple of 1e-7, and the product's double round-off (below
+  // 3e-8 for K_r up to 10^8) is taken off before the ceiling.
+  const double written = std::round(rate * 1e7) / 1e7;
+  const int64_t want = static_cast<int64_t>(std::ceil(written * static_cast<double>(shard_classes) - 5e-8));
   return std::max(positives, std::min(shard_classes, want));
 }
 

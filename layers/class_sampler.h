@@ -11,7 +11,9 @@
 namespace coco {
 
 // How many of a shard's K_r classes a step keeps: ceil(rate * K_r), at most K_r,
-// and never fewer than the positives (the batch's classes this rank owns).
+// and never fewer than the positives (the batch's classes this rank owns). The rate
+// counts as the decimal of at most 7 digits that a config writes (0.3, not the float
+// 0.300000012).
 int64_t sampled_class_count(int64_t shard_classes, double rate, int64_t positives);
 
 // The local rows (ascending, in [0, shard.count)) one step keeps on one rank: every

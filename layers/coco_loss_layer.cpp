@@ -59,10 +59,11 @@ void CocoLossLayer::init_centroids(const proto::CocoLossParameter& p, uint64_t b
                  shape_str({shard_.count, D_}));
     return;
   }
-  // A sampling head's blob never holds a diff: dropped before the shard is allocated,
-  // so not even the start-up touches a second K_r x D array.
+  // A sampling head's blob never holds a diff, and a test-phase head's needs none:
+  // dropped before the shard is allocated, so the start-up touches no K_r x D diff.
+  // (A test net still makes its own shard until share_params_from replaces it.)
   auto blob = std::make_shared<Blob>();
-  if (head_.samples()) blob->drop_diff();
+  if (head_.samples() || phase() == Phase::kTest) blob->drop_diff();
   blob->reshape({shard_.count, D_});
   blobs_.push_back(blob);
   proto::FillerParameter f;

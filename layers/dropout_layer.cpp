@@ -11,10 +11,12 @@
 
 namespace coco {
 
-uint64_t DropoutLayer::mask_stream(const std::string& layer_name, int64_t iter) {
+uint64_t DropoutLayer::mask_stream(const std::string& layer_name, int64_t iter, int batch_in_iter) {
   uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a 64: stable across compilers, unlike std::hash
   for (unsigned char ch : layer_name) h = (h ^ ch) * 0x100000001b3ull;
-  return mix64(h ^ mix64(static_cast<uint64_t>(iter)));
+  const uint64_t stream = mix64(h ^ mix64(static_cast<uint64_t>(iter)));
+  // The first batch of an iteration keeps the stream it had before iter_size existed.
+  return batch_in_iter == 0 ? stream : mix64(stream ^ static_cast<uint64_t>(batch_in_iter));
 }
 
 void DropoutLayer::layer_setup(const Blobs&, const Blobs&, Rng&) {
@@ -33,7 +35,7 @@ void DropoutLayer::apply(const float* in, int64_t n, float* out) const {
   }
   const float p = param_.dropout_param().dropout_ratio();
   const float scale = 1.0f / (1.0f - p);
-  const uint64_t seed = ctx().seed, stream = mask_stream(name(), ctx().iter);
+  const uint64_t seed = ctx().seed, stream = mask_stream(name(), ctx().iter, ctx().batch_in_iter);
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i)
     out[i] = uniform01(seed, stream, static_cast<uint64_t>(i)) >= p ? in[i] * scale : 0.0f;
@@ -57,7 +59,8 @@ void DropoutLayer::apply_cuda(const float* in, int64_t n, float* out) const {
   }
   const float p = param_.dropout_param().dropout_ratio();
   const float scale = 1.0f / (1.0f - p);
-  dropout_apply_cuda(out, in, n, ctx().seed, mask_stream(name(), ctx().iter), p, scale, cuda::stream());
+  dropout_apply_cuda(out, in, n, ctx().seed, mask_stream(name(), ctx().iter, ctx().batch_in_iter), p, scale,
+                     cuda::stream());
 }
 
 void DropoutLayer::forward_cuda(const Blobs& bottom, const Blobs& top) {

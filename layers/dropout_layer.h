@@ -21,7 +21,8 @@ class DropoutLayer final : public Layer {
   void reshape(const Blobs& bottom, const Blobs& top) override;
 
   // The mask's stream: mix64(fnv1a64(name) ^ mix64(iter)).
-  static uint64_t mask_stream(const std::string& layer_name, int64_t iter);
+  // batch_in_iter: which of the iteration's iter_size batches (each draws its own mask).
+  static uint64_t mask_stream(const std::string& layer_name, int64_t iter, int batch_in_iter = 0);
 
  protected:
   void layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) override;

@@ -16,6 +16,25 @@ static uint64_t expected_stream(const std::string& name, int64_t iter) {
   return mix64(h ^ mix64(static_cast<uint64_t>(iter)));
 }
 
+TEST(DropoutLayer, EachBatchOfAnIterationDrawsItsOwnMask) {
+  // Gradient accumulation (iter_size) runs several batches per iteration: the same
+  // mask for each would drop the same positions in every one of them. The first
+  // batch keeps the stream it always had.
+  EXPECT_EQ(DropoutLayer::mask_stream("d", 5, 0), expected_stream("d", 5));
+  EXPECT_NE(DropoutLayer::mask_stream("d", 5, 1), DropoutLayer::mask_stream("d", 5, 0));
+  EXPECT_NE(DropoutLayer::mask_stream("d", 5, 1), DropoutLayer::mask_stream("d", 5, 2));
+  DropoutLayer layer(layer_param(R"(name: "d" type: "Dropout" dropout_param { dropout_ratio: 0.5 })"));
+  Blob x({64}), y0, y1;
+  fill_uniform(x, 0.5, 1.5, 7);
+  LayerHarness h;
+  h.setup(layer, {&x}, {&y0});
+  layer.forward({&x}, {&y0});
+  h.ctx.batch_in_iter = 1;
+  layer.reshape({&x}, {&y1});
+  layer.forward({&x}, {&y1});
+  EXPECT_NE(y0.data().to_vector(), y1.data().to_vector());
+}
+
 TEST(DropoutLayer, TrainForwardMatchesCounterMask) {
   DropoutLayer layer(layer_param(R"(name: "drop7" type: "Dropout" dropout_param { dropout_ratio: 0.3 })"));
   Blob x({7, 11, 13}), y;
