@@ -28,8 +28,6 @@
 // order and the centroid gradient in class order and writes the same three files.
 #include "tools/head_bench.h"
 
-#include <sys/resource.h>
-
 #include <chrono>
 #include <cmath>
 #include <array>
@@ -44,6 +42,7 @@
 #include "engine/cuda_math.h"
 #include "engine/cuda_runtime.h"
 #include "engine/math.h"
+#include "engine/memory_plan.h"
 #include "engine/rng.h"
 #include "layers/class_sampler.h"
 #include "layers/coco_loss_layer.h"
@@ -62,11 +61,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-double peak_rss_mb() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_maxrss / 1024.0;  // kilobytes on Linux
-}
+double peak_rss_mb() { return static_cast<double>(peak_resident_bytes()) / (1 << 20); }
 
 proto::LayerParameter head_param(const HeadBenchOptions& o, int64_t K, float scale) {
   std::ostringstream s;
