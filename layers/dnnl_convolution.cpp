@@ -163,7 +163,10 @@ void DnnlConvolution::backward(const float* dy, const float* w, float* dw, float
   I.bwd_weights.execute(s, args);
   I.bw_diff_weights.flush(s);
   if (dx) {
-    dnnl::memory& ddst_d = I.bd_diff_dst.in(s, dy);
+    // Both backward passes usually want dy in the same blocked layout: reorder it once.
+    const bool same = I.bd_diff_dst.reordered && I.bw_diff_dst.reordered &&
+                      I.bd_diff_dst.inner.get_desc() == I.bw_diff_dst.inner.get_desc();
+    dnnl::memory& ddst_d = same ? ddst_w : I.bd_diff_dst.in(s, dy);
     I.bwd_data.execute(s, {{DNNL_ARG_DIFF_DST, ddst_d},
                            {DNNL_ARG_WEIGHTS, I.bd_weights.in(s, w)},
                            {DNNL_ARG_DIFF_SRC, I.bd_diff_src.out(dx)}});

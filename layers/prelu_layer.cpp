@@ -1,6 +1,7 @@
 #include "layers/prelu_layer.h"
 
 #include "engine/common.h"
+#include "engine/cpu_clones.h"
 #include "engine/filler.h"
 
 #if COCO_WITH_CUDA
@@ -8,6 +9,43 @@
 #endif
 
 namespace coco {
+
+namespace {
+// The per-plane loops, out of the OpenMP regions so that they are cloned for
+// AVX2 (engine/cpu_clones.h); this file is built with -fno-trapping-math so that
+// the selects vectorise (GCC keeps a float compare as a branch while it may trap).
+
+// y = x > 0 ? x : slope * x; keep (when not null) gets x, for an in-place backward.
+COCO_CPU_CLONES void prelu_plane(const float* x, float* y, float* keep, float slope, int64_t n) {
+  if (keep) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = x[i];
+      keep[i] = v;
+      y[i] = v > 0 ? v : slope * v;
+    }
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0 ? x[i] : slope * x[i];
+  }
+}
+
+// dx (=, when not null) = dy * (x > 0 ? 1 : slope); returns sum over x <= 0 of dy * x.
+COCO_CPU_CLONES float prelu_plane_backward(const float* x, const float* dy, float* dx, float slope, int64_t n) {
+  float acc = 0.f;
+  if (dx) {
+#pragma omp simd reduction(+ : acc)
+    for (int64_t i = 0; i < n; ++i) {
+      acc += x[i] <= 0 ? dy[i] * x[i] : 0.f;
+      dx[i] = x[i] > 0 ? dy[i] : slope * dy[i];
+    }
+  } else {
+#pragma omp simd reduction(+ : acc)
+    for (int64_t i = 0; i < n; ++i) acc += x[i] <= 0 ? dy[i] * x[i] : 0.f;
+  }
+  return acc;
+}
+}  // namespace
 
 void PReLULayer::layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng) {
   const auto& p = param_.prelu_param();
@@ -50,25 +88,9 @@ void PReLULayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
   const float* a = blobs_[0]->cdata();
   float* y = top[0]->mutable_data();
   float* keep = in_place ? bottom_copy_.data() : nullptr;
-  // One pass per (n, c) plane: keep x for backward when in place, write y.
 #pragma omp parallel for schedule(static)
-  for (int64_t nc = 0; nc < NC; ++nc) {
-    const float slope = a[shared ? 0 : nc % C];
-    const float* xp = x + nc * S;
-    float* yp = y + nc * S;
-    if (keep) {
-      float* kp = keep + nc * S;
-#pragma omp simd
-      for (int64_t i = 0; i < S; ++i) {
-        const float v = xp[i];
-        kp[i] = v;
-        yp[i] = v > 0 ? v : slope * v;
-      }
-    } else {
-#pragma omp simd
-      for (int64_t i = 0; i < S; ++i) yp[i] = xp[i] > 0 ? xp[i] : slope * xp[i];
-    }
-  }
+  for (int64_t nc = 0; nc < NC; ++nc)
+    prelu_plane(x + nc * S, y + nc * S, keep ? keep + nc * S : nullptr, a[shared ? 0 : nc % C], S);
 }
 
 // slope diff += sum over x <= 0 of dy * x; bottom diff (=) dy * (x > 0 ? 1 : a).
@@ -83,20 +105,9 @@ void PReLULayer::backward_cpu(const Blobs& top, const std::vector<bool>& propaga
   float* dx = propagate_down[0] ? bottom[0]->mutable_diff() : nullptr;
   plane_sums_.resize(NC);
 #pragma omp parallel for schedule(static)
-  for (int64_t nc = 0; nc < NC; ++nc) {
-    const float slope = a[shared ? 0 : nc % C];
-    const float* xp = x + nc * S;
-    const float* gp = dy + nc * S;
-    float acc = 0.f;
-#pragma omp simd reduction(+ : acc)
-    for (int64_t i = 0; i < S; ++i) acc += xp[i] <= 0 ? gp[i] * xp[i] : 0.f;
-    plane_sums_[nc] = acc;
-    if (dx) {
-      float* dp = dx + nc * S;
-#pragma omp simd
-      for (int64_t i = 0; i < S; ++i) dp[i] = xp[i] > 0 ? gp[i] : slope * gp[i];
-    }
-  }
+  for (int64_t nc = 0; nc < NC; ++nc)
+    plane_sums_[nc] =
+        prelu_plane_backward(x + nc * S, dy + nc * S, dx ? dx + nc * S : nullptr, a[shared ? 0 : nc % C], S);
   float* da = blobs_[0]->mutable_diff();
   double total = 0;
   for (int64_t c = 0; c < C; ++c) {
