@@ -12,6 +12,7 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -78,6 +79,35 @@ void train_step(benchmark::State& state, coco::Device dev) {
   }
   state.counters["images_per_s"] = benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
 }
+// The test phase's forward of the config's net at batch B (what coco-export and the
+// validation passes run); COCO_BENCH_LAYERS=1 adds the time per layer type.
+void BM_Inference(benchmark::State& state) {
+  const int64_t batch = state.range(0);
+  coco::TrainConfig cfg = coco::load_train_config(g_config);
+  coco::set_input_batch(&cfg.net, batch);
+  coco::LocalCommunicator comm;
+  coco::Net net(cfg.net, coco::Phase::kTest, &comm, 1, cfg.net_origin);
+  std::mt19937 g(7);
+  std::uniform_real_distribution<float> u(-0.5f, 0.5f);
+  coco::Blob* data = net.input_blobs()[0];
+  for (int64_t i = 0; i < data->count(); ++i) data->mutable_data()[i] = u(g);
+  if (net.input_blobs().size() > 1) {
+    coco::Blob* label = net.input_blobs()[1];
+    for (int64_t i = 0; i < label->count(); ++i) label->mutable_data()[i] = static_cast<float>(i % 2);
+  }
+  net.forward();
+  for (auto _ : state) benchmark::DoNotOptimize(net.forward());
+  if (std::getenv("COCO_BENCH_LAYERS")) {
+    net.enable_timing(true);
+    for (int i = 0; i < 5; ++i) net.forward();
+    std::map<std::string, double> by_type;
+    for (size_t l = 0; l < net.num_layers(); ++l) by_type[net.layer(l).type()] += net.forward_seconds()[l] * 200;
+    for (const auto& [type, ms] : by_type) std::fprintf(stderr, "%-14s fwd %8.2f ms\n", type.c_str(), ms);
+  }
+  state.counters["images_per_s"] = benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_Inference)->Arg(16)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
+
 void BM_TrainStep(benchmark::State& state) { train_step(state, coco::Device::kCPU); }
 BENCHMARK(BM_TrainStep)->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(5.0);
 // The same step on the GPU (registered in main() where a CUDA device is present).
@@ -103,6 +133,7 @@ const char* kUsage = R"(usage: coco-bench [--config SOLVER] [--threads N] [Googl
                   every element of every result (exit 1 on a wrong one)
                   (coco-bench comm --help)
   BM_TrainStep/B  a full training step of the config's net at batch B (images/s)
+  BM_Inference/B  the test phase's forward of the config's net at batch B (images/s)
   BM_TrainStepCuda/B  the same on cuda:0 (only where a CUDA device is present)
   BM_Sgemm/M/N/K  OpenBLAS SGEMM at LeNet++ convolution shapes (FLOP/s)
   e.g. coco-bench --benchmark_filter=TrainStep
