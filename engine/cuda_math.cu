@@ -166,6 +166,29 @@ void cuda_set(int64_t n, float value, float* x, Stream s) {
   cuda::check_launch("set_kernel");
 }
 
+__global__ void int32_to_float_kernel(const int32_t* x, float* y, int64_t n) {
+  COCO_KERNEL_LOOP(i, n) y[i] = static_cast<float>(x[i]);
+}
+
+__global__ void float_to_int32_kernel(const float* x, int32_t* y, int64_t n) {
+  COCO_KERNEL_LOOP(i, n) {
+    const float v = x[i];
+    y[i] = v >= 0.f && v < 2147483648.f && v == floorf(v) ? static_cast<int32_t>(v) : -1;
+  }
+}
+
+void cuda_int32_to_float(int64_t n, const int32_t* x, float* y, Stream s) {
+  if (n == 0) return;
+  int32_to_float_kernel<<<cuda::blocks_for(n), cuda::kThreads, 0, s>>>(x, y, n);
+  cuda::check_launch("int32_to_float_kernel");
+}
+
+void cuda_float_to_int32(int64_t n, const float* x, int32_t* y, Stream s) {
+  if (n == 0) return;
+  float_to_int32_kernel<<<cuda::blocks_for(n), cuda::kThreads, 0, s>>>(x, y, n);
+  cuda::check_launch("float_to_int32_kernel");
+}
+
 void cuda_copy(int64_t n, const float* x, float* y, Stream s) {
   if (n == 0 || x == y) return;
   COCO_CUDA_CHECK(cudaMemcpyAsync(y, x, n * sizeof(float), cudaMemcpyDeviceToDevice, s));

@@ -27,6 +27,10 @@ void cuda_set(int64_t n, float value, float* x, Stream s);                  // x
 void cuda_copy(int64_t n, const float* x, float* y, Stream s);  // y = x (device to device)
 double cuda_dot_double(int64_t n, const float* x, const float* y, Stream s);  // to the host, waits
 double cuda_asum_double(int64_t n, const float* x, Stream s);  // sum |x|, to the host, waits
+// Class ids between the two label types (engine/tensor.h, ElementType): y = x
+// (exact below 2^24); and y = x where x is an integer in [0, 2^31), else -1.
+void cuda_int32_to_float(int64_t n, const int32_t* x, float* y, Stream s);
+void cuda_float_to_int32(int64_t n, const float* x, int32_t* y, Stream s);
 // Number of NaN or +-Inf values, and the index of the first (-1 if none); waits.
 int64_t cuda_count_nonfinite(int64_t n, const float* x, int64_t* first, Stream s);
 

@@ -18,6 +18,8 @@ void cuda_copy(int64_t, const float*, float*, Stream) { no_cuda(); }
 double cuda_dot_double(int64_t, const float*, const float*, Stream) { no_cuda(); }
 double cuda_asum_double(int64_t, const float*, Stream) { no_cuda(); }
 int64_t cuda_count_nonfinite(int64_t, const float*, int64_t*, Stream) { no_cuda(); }
+void cuda_int32_to_float(int64_t, const int32_t*, float*, Stream) { no_cuda(); }
+void cuda_float_to_int32(int64_t, const float*, int32_t*, Stream) { no_cuda(); }
 void cuda_sgd_update(int64_t, float*, float*, const float*, float, float, float, bool, float, Stream) { no_cuda(); }
 void cuda_sgd_update_rows(int64_t, int64_t, const float*, float*, float*, const float*, float, float, float, bool,
                           float, Stream) {

@@ -346,7 +346,8 @@ void Net::debug_check(size_t i, bool forward) {
   };
   if (forward) {
     for (size_t t = 0; t < tops_[i].size(); ++t)
-      check(tops_[i][t]->data(), "top '" + l.param().top(static_cast<int>(t)) + "'");
+      if (tops_[i][t]->element_type() == ElementType::kFloat32)  // int32 class ids have no NaN
+        check(tops_[i][t]->data(), "top '" + l.param().top(static_cast<int>(t)) + "'");
     return;
   }
   for (size_t b = 0; b < bottoms_[i].size(); ++b)

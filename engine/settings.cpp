@@ -170,8 +170,8 @@ using Coco = proto::CocoLossParameter;
 constexpr double kMaxCacheMb = 1 << 20;
 
 const Rule<Coco> kCocoRules[] = {
-    {"num_output", [](const Coco& p) { return p.num_output() >= 2 && p.num_output() <= (1u << 24); },
-     "the number of classes, in [2, 16777216] (labels travel as float32)"},
+    {"num_output", [](const Coco& p) { return p.num_output() >= 2 && p.num_output() <= 2147483647u; },
+     "the number of classes, in [2, 2147483647] (class ids are int32; each rank holds at most 16777216 of them)"},
     {"scale", [](const Coco& p) { return !p.has_scale() || (finite(p.scale()) && p.scale() > 0); },
      "a finite number > 0 (or leave it out and set auto_scale: true)"},
     {"target_probability", [](const Coco& p) {

@@ -125,4 +125,16 @@ std::vector<float> Tensor::to_vector() const {
 }
 
 
+static_assert(sizeof(int32_t) == sizeof(float), "an int32 blob reuses the float storage");
+
+int32_t* Blob::mutable_data_int32() {
+  COCO_CHECK(type_ == ElementType::kInt32, "Blob::mutable_data_int32 on a float blob ", shape_str(shape()));
+  return reinterpret_cast<int32_t*>(data_.data());
+}
+
+const int32_t* Blob::cdata_int32() const {
+  COCO_CHECK(type_ == ElementType::kInt32, "Blob::cdata_int32 on a float blob ", shape_str(shape()));
+  return reinterpret_cast<const int32_t*>(data_.data());
+}
+
 }  // namespace coco

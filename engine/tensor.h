@@ -71,6 +71,12 @@ class Tensor {
 // a net's build with it: engine/memory_plan.h).
 int64_t live_host_tensor_bytes();
 
+// What a blob's elements hold. kInt32 is for class ids: the label input that
+// coco's sources fill, exact to 2^31 where float32 (Caffe's convention) is exact
+// only to 2^24. The storage is the same 4-byte elements, read through
+// data_int32(); layers that read labels take either type (layers/labels.h).
+enum class ElementType { kFloat32, kInt32 };
+
 // A network value: its data and the gradient of the loss with respect to it.
 class Blob {
  public:
@@ -93,6 +99,11 @@ class Blob {
     diff_ = Tensor(Shape{0}, device());
   }
   bool has_diff() const { return has_diff_; }
+  ElementType element_type() const { return type_; }
+  void set_element_type(ElementType t) { type_ = t; }
+  // The int32 view of a kInt32 blob's data; throws for a float blob.
+  int32_t* mutable_data_int32();
+  const int32_t* cdata_int32() const;
   const Shape& shape() const { return data_.shape(); }
   int64_t shape(int axis) const { return data_.shape(axis); }
   int num_axes() const { return data_.num_axes(); }
@@ -114,6 +125,7 @@ class Blob {
   Tensor data_;
   Tensor diff_;
   bool has_diff_ = true;
+  ElementType type_ = ElementType::kFloat32;
 };
 
 }  // namespace coco

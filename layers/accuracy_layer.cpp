@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "engine/common.h"
+#include "layers/labels.h"
 #if COCO_WITH_CUDA
 #include "layers/accuracy_cuda.h"
 #endif
@@ -42,7 +43,7 @@ void AccuracyLayer::reshape(const Blobs& bottom, const Blobs& top) {
 void AccuracyLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
   const auto& p = param_.accuracy_param();
   const float* score = bottom[0]->cdata();
-  const float* label = bottom[1]->cdata();
+  const float* label = float_labels(*bottom[1], label_floats_);
   const int64_t C = classes_, inner = inner_, top_k = p.top_k();
   std::vector<int64_t> seen(C, 0), hit(C, 0);  // (C) per true class
   int64_t counted = 0, correct = 0;
@@ -82,7 +83,7 @@ void AccuracyLayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
   const auto& p = param_.accuracy_param();
   static_assert(sizeof(float) == sizeof(uint32_t), "counters are stored in float tensors");
   accuracy_forward_cuda(top[0]->mutable_data(), top.size() > 1 ? top[1]->mutable_data() : nullptr,
-                        reinterpret_cast<uint32_t*>(counters_.data()), bottom[0]->cdata(), bottom[1]->cdata(), outer_,
+                        reinterpret_cast<uint32_t*>(counters_.data()), bottom[0]->cdata(), float_labels(*bottom[1], label_floats_), outer_,
                         classes_, inner_, static_cast<int>(p.top_k()), p.has_ignore_label(), p.ignore_label(),
                         cuda::stream());
 }

@@ -35,6 +35,7 @@ class AccuracyLayer final : public Layer {
   // The CUDA path's integer counters (uint32 in float storage): counted, correct,
   // bad labels, per class seen and hit (accuracy_counter_count(C) of them).
   Tensor counters_;
+  Tensor label_floats_;  // int32 labels as floats (layers/labels.h)
 };
 
 }  // namespace coco

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "engine/common.h"
+#include "layers/labels.h"
 #include "engine/filler.h"
 #if COCO_WITH_CUDA
 #include "layers/center_loss_cuda.h"
@@ -51,7 +52,7 @@ void CenterLossLayer::reshape(const Blobs& bottom, const Blobs& top) {
 void CenterLossLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
   const int64_t n = num_, d = dim_, k = num_classes_;
   const float* x = bottom[0]->cdata();      // (N, D)
-  const float* label = bottom[1]->cdata();  // (N)
+  const float* label = float_labels(*bottom[1], label_floats_);  // (N)
   const float* c = blobs_[0]->cdata();      // (K, D)
   float* dist = distance_.data();           // (N, D)
   for (int64_t i = 0; i < n; ++i) {
@@ -83,7 +84,7 @@ void CenterLossLayer::backward_cpu(const Blobs& top, const std::vector<bool>& pr
   const int64_t n = num_, d = dim_, k = num_classes_;
   if (n == 0) return;
   const float top_diff = top[0]->cdiff()[0];
-  const float* label = bottom[1]->cdata();  // (N)
+  const float* label = float_labels(*bottom[1], label_floats_);  // (N)
   const float* dist = distance_.data();     // (N, D): x_i - c_{y_i}
 
   // Centres (K, D) +=. Samples bucketed by class, in batch order, so each class's
@@ -123,7 +124,7 @@ void CenterLossLayer::backward_cpu(const Blobs& top, const std::vector<bool>& pr
 // sample gets zero gradient and moves no centre.
 void CenterLossLayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
   center_loss_forward_cuda(top[0]->mutable_data(), distance_.data(), reinterpret_cast<double*>(rows_dev_.data()),
-                           bottom[0]->cdata(), bottom[1]->cdata(), blobs_[0]->cdata(), num_, dim_, num_classes_,
+                           bottom[0]->cdata(), float_labels(*bottom[1], label_floats_), blobs_[0]->cdata(), num_, dim_, num_classes_,
                            cuda::stream());
 }
 
@@ -134,7 +135,7 @@ void CenterLossLayer::backward_cuda(const Blobs& top, const std::vector<bool>& p
   static_assert(sizeof(float) == sizeof(int32_t), "chains are stored in a float tensor");
   if (num_ > INT32_MAX) COCO_THROW(where(), "the CUDA path takes at most 2^31 - 1 samples, got ", num_);
   center_loss_backward_cuda(blobs_[0]->mutable_diff(), propagate_down[0] ? bottom[0]->mutable_diff() : nullptr,
-                            reinterpret_cast<int32_t*>(chain_dev_.data()), distance_.data(), bottom[1]->cdata(),
+                            reinterpret_cast<int32_t*>(chain_dev_.data()), distance_.data(), float_labels(*bottom[1], label_floats_),
                             top[0]->cdiff(), num_, dim_, num_classes_, update_ == CenterUpdate::kSeed,
                             cuda::stream());
 }

@@ -54,6 +54,7 @@ class CenterLossLayer final : public Layer {
   // CUDA scratch in float storage: per-sample squared distances (N doubles) and the
   // class chains of backward (2N int32).
   Tensor rows_dev_, chain_dev_;
+  Tensor label_floats_;  // int32 labels as floats (layers/labels.h)
 };
 
 }  // namespace coco

@@ -22,6 +22,7 @@ int64_t uniform_below(uint64_t h, int64_t n) {
 std::vector<int64_t> positive_rows(const float* labels, int64_t M, ShardRange shard) {
   std::vector<int64_t> rows;
   for (int64_t i = 0; i < M; ++i) {
+    if (!(labels[i] >= 0)) continue;  // another rank's class (-1), or none (NaN)
     const int64_t y = static_cast<int64_t>(labels[i]) - shard.start;
     if (y >= 0 && y < shard.count) rows.push_back(y);
   }
@@ -83,6 +84,7 @@ std::vector<int64_t> sample_shard_classes(const float* labels, int64_t M, ShardR
 std::vector<float> sampled_labels(const float* labels, int64_t M, ShardRange shard, const std::vector<int64_t>& rows) {
   std::vector<float> out(M, -1.f);
   for (int64_t i = 0; i < M; ++i) {
+    if (!(labels[i] >= 0)) continue;
     const int64_t y = static_cast<int64_t>(labels[i]) - shard.start;
     if (y < 0 || y >= shard.count) continue;
     const auto it = std::lower_bound(rows.begin(), rows.end(), y);

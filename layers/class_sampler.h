@@ -17,7 +17,8 @@ namespace coco {
 int64_t sampled_class_count(int64_t shard_classes, double rate, int64_t positives);
 
 // The local rows (ascending, in [0, shard.count)) one step keeps on one rank: every
-// class of `labels` (the gathered global batch, M floats) in this shard, and others
+// class of `labels` (the gathered global batch, M floats; negative or NaN ones are
+// in no shard) in this shard, and others
 // drawn uniformly without replacement from the rest of the shard until
 // sampled_class_count are kept. A pure function of its arguments: the draw depends
 // on (seed, iter, rank) only, so a resumed run draws the same sets.

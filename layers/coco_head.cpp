@@ -11,7 +11,7 @@
 namespace coco {
 
 void CocoHead::set_device(Device dev) {
-  for (Tensor* t : {&counts_, &x_inv_norm_, &f_all_, &labels_all_, &c_inv_norm_, &c_hat_, &logits_, &row_max_,
+  for (Tensor* t : {&counts_, &x_inv_norm_, &f_all_, &labels_all_, &local_labels_, &c_inv_norm_, &c_hat_, &logits_, &row_max_,
                     &local_max_, &sum_target_, &raw_target_, &flag_, &best_, &best_class_, &raw_max_, &cand_,
                     &grad_f_all_, &grad_x_, &grad_c_hat_, &sample_rows_, &sample_labels_, &sample_c_})
     t->set_device(dev);
@@ -33,11 +33,10 @@ CocoHeadGradient CocoHead::forward(const CocoHeadIo& given, Communicator& comm, 
   fixed_ = cfg_.fixed_shift && cfg_.cosine && fixed_shift_softmax(io, comm, ops, want_accuracy);
   if (!fixed_) running_max_softmax(io, comm, ops, want_accuracy);
   const float* row_sum = sum_target_.data();
-  ops.loss(io.loss, row_sum, row_max_.data(), row_sum + M, labels_all_.data(), M, cfg_.K);
+  ops.loss(io.loss, row_sum, row_max_.data(), row_sum + M, local_labels_.data(), M);
   if (want_accuracy) {
-    // The best class in the shard's numbering (the labels' own), not the sample's.
-    if (sampled_)
-      ops.rows_to_classes(best_class_.data(), sample_rows_.data(), cfg_.shard.start, plan_.shard.count, M);
+    // The best class as a column of the shard (as local_labels_), not of the sample.
+    if (sampled_) ops.rows_to_classes(best_class_.data(), sample_rows_.data(), 0, plan_.shard.count, M);
     accuracy(io, comm, ops);
   }
   if (!train) return {};
@@ -92,6 +91,7 @@ void CocoHead::size_batch_buffers(bool train) {
   x_inv_norm_.reshape({plan_.Ml});
   f_all_.reshape({M, D});
   labels_all_.reshape({M});
+  local_labels_.reshape({M});
   for (Tensor* t : {&row_max_, &local_max_, &best_, &best_class_}) t->reshape({M});
   sum_target_.reshape({2 * M});
   raw_target_.reshape({M});
@@ -113,19 +113,20 @@ void CocoHead::size_class_buffers(bool train) {
 // step (its classes of the gathered batch and uniformly drawn others: a pure
 // function of seed, iteration and rank), copied into a compact shard that the
 // backward turns into their gradient, and the labels renumbered to it. Re-plans the chunks over the S rows and
-// returns the io that every later step works on. The labels come to the host (M
-// floats) because the draw is made there.
+// returns the io that every later step works on. The labels (columns of the shard)
+// come to the host (M floats) because the draw is made there.
 CocoHeadIo CocoHead::sample_classes(const CocoHeadIo& io, const CocoHeadOps& ops, bool train, int rank) {
   const int64_t M = plan_.M, D = cfg_.D;
+  const ShardRange columns{0, cfg_.shard.count};
   host_labels_.reshape({M});
-  ops.read_to_host(host_labels_.data(), labels_all_.data(), M);
+  ops.read_to_host(host_labels_.data(), local_labels_.data(), M);
   sample_rows_host_ =
-      sample_shard_classes(host_labels_.data(), M, cfg_.shard, cfg_.sample_rate, io.seed, io.iter, rank);
+      sample_shard_classes(host_labels_.data(), M, columns, cfg_.sample_rate, io.seed, io.iter, rank);
   const int64_t S = static_cast<int64_t>(sample_rows_host_.size());
   Tensor rows({S});
   for (int64_t k = 0; k < S; ++k) rows.data()[k] = static_cast<float>(sample_rows_host_[k]);
   sample_rows_.copy_from(rows);
-  const std::vector<float> renumbered = sampled_labels(host_labels_.data(), M, cfg_.shard, sample_rows_host_);
+  const std::vector<float> renumbered = sampled_labels(host_labels_.data(), M, columns, sample_rows_host_);
   Tensor labels({M});
   std::copy(renumbered.begin(), renumbered.end(), labels.data());
   sample_labels_.copy_from(labels);
@@ -141,15 +142,20 @@ CocoHeadIo CocoHead::sample_classes(const CocoHeadIo& io, const CocoHeadOps& ops
   return view;
 }
 
-// f = alpha x̂ (or x) and the labels, written at this rank's offset and gathered in place.
+// f = alpha x̂ (or x) and the labels, written at this rank's offset and gathered in
+// place. The int32 ids travel in float buffers: copies and the all-gather move their
+// bits untouched. Then each becomes a column of this rank's shard, a float exact
+// below 2^24 (kMaxShardClasses), which every later step compares with.
 void CocoHead::gather(const CocoHeadIo& io, Communicator& comm, const CocoHeadOps& ops) {
   const int64_t D = cfg_.D, off = plan_.offset;
   float* f_all = f_all_.data();
   float* labels = labels_all_.data();
   ops.features(f_all + off * D, x_inv_norm_.data(), io.x, io.Ml, D, cfg_.alpha, cfg_.cosine);
-  ops.copy(io.Ml, io.labels, labels + off);
+  ops.copy(io.Ml, reinterpret_cast<const float*>(io.labels), labels + off);
   comm.all_gather(f_all + off * D, f_all, plan_.feature_counts());
   comm.all_gather(labels + off, labels, plan_.counts);
+  ops.shard_columns(local_labels_.data(), reinterpret_cast<const int32_t*>(labels), plan_.M, cfg_.shard.start,
+                    cfg_.shard.count, cfg_.K);
 }
 
 // RENORMALIZE rewrites the parameter itself, as the seed did. Unit centroids are
@@ -183,7 +189,7 @@ void CocoHead::chunk_stats(const CocoHeadIo& io, const CocoHeadOps& ops, int64_t
   const float* z = chunk_logits(ops, ch, chunk_centroids(io, ops, ch), true);
   float* row_sum = sum_target_.data();
   ops.chunk_stats(row_max_.data(), row_sum, row_sum + M, best_.data(), best_class_.data(), z, target_labels(), M,
-                  plan_.chunk_width(ch), plan_.shard.start + plan_.chunk_begin(ch), want_accuracy, cfg_.margin);
+                  plan_.chunk_width(ch), plan_.chunk_begin(ch), want_accuracy, cfg_.margin);
 }
 
 void CocoHead::running_max_softmax(const CocoHeadIo& io, Communicator& comm, const CocoHeadOps& ops,
@@ -216,7 +222,7 @@ bool CocoHead::fixed_shift_softmax(const CocoHeadIo& io, Communicator& comm, con
     const int64_t c0 = plan_.chunk_begin(ch);
     float* z = chunk_logits(ops, ch, io.centroids + c0 * D, true);
     ops.exp_stats(z, row_sum, row_sum + M, raw_target_.data(), best_.data(), best_class_.data(), column_scale(ch),
-                  target_labels(), M, plan_.chunk_width(ch), plan_.shard.start + c0, cfg_.alpha,
+                  target_labels(), M, plan_.chunk_width(ch), c0, cfg_.alpha,
                   ch < plan_.cached_chunks, want_accuracy, cfg_.margin);
   }
   comm.all_reduce(row_sum, 2 * M, ReduceOp::kSum);
@@ -250,16 +256,20 @@ void CocoHead::join_ranks(Communicator& comm, const CocoHeadOps& ops) {
   comm.all_reduce(sum_target_.data(), 2 * M, ReduceOp::kSum);
 }
 
-// Top-1 of the raw logits. The best rank names its class; ties go to the lowest.
+// Top-1 of the raw logits; ties go to the lowest class. A rank that holds a row's
+// best logit offers 2 rank + (its best class is not the label); the MIN over ranks
+// picks the lowest such rank (shards ascend with the rank), and the row is right
+// where that is even. Small integers: exact in float for any class count.
 void CocoHead::accuracy(const CocoHeadIo& io, Communicator& comm, const CocoHeadOps& ops) {
   const int64_t M = plan_.M;
   raw_max_.reshape({M});
   cand_.reshape({M});
   ops.copy(M, best_.data(), raw_max_.data());
   comm.all_reduce(raw_max_.data(), M, ReduceOp::kMax);
-  ops.accuracy_candidates(cand_.data(), best_.data(), raw_max_.data(), best_class_.data(), M);
+  ops.accuracy_candidates(cand_.data(), best_.data(), raw_max_.data(), best_class_.data(), local_labels_.data(),
+                          comm.rank(), M);
   comm.all_reduce(cand_.data(), M, ReduceOp::kMin);
-  ops.accuracy(io.accuracy, cand_.data(), labels_all_.data(), M);
+  ops.accuracy(io.accuracy, cand_.data(), M);
 }
 
 // G = (softmax - onehot)/M (times the margin's slope at the target) in place of
@@ -269,7 +279,7 @@ void CocoHead::backward_chunk(const CocoHeadIo& io, const CocoHeadOps& ops, int6
   const int64_t M = plan_.M, D = cfg_.D, c0 = plan_.chunk_begin(ch), t = plan_.chunk_width(ch);
   const float* u = chunk_centroids(io, ops, ch);
   float* z = chunk_logits(ops, ch, u, ch >= plan_.cached_chunks);
-  ops.softmax_grad(z, row_max_.data(), sum_target_.data(), target_labels(), M, t, plan_.shard.start + c0,
+  ops.softmax_grad(z, row_max_.data(), sum_target_.data(), target_labels(), M, t, c0,
                    1.0f / M, cfg_.margin);
   // (M, D) (+)= G (M, t) · ĉ (t, D); the first chunk writes. Before the centroid
   // gradient: a sampling head writes that into its copy of these rows.
@@ -291,7 +301,7 @@ void CocoHead::fixed_backward_chunk(const CocoHeadIo& io, const CocoHeadOps& ops
   const bool cached = ch < plan_.cached_chunks;
   float* z = chunk_logits(ops, ch, c, !cached);
   ops.fixed_shift_grad(z, sum_target_.data(), raw_target_.data(), column_scale(ch), target_labels(), M, t,
-                       plan_.shard.start + c0, cfg_.alpha, 1.0f / M, cached, cfg_.margin);
+                       c0, cfg_.alpha, 1.0f / M, cached, cfg_.margin);
   // dL/df first: a sampling head's gradient overwrites its copy of c (dc == c there,
   // each element read before it is written).
   ops.gemm(Trans::kNo, Trans::kNo, M, D, t, 1.f, z, c, ch == 0 ? 0.f : 1.f, grad_f_all_.data());

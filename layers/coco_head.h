@@ -5,7 +5,8 @@
 // centroids, each step a few calls into CocoHeadOps (the device's bodies) and the
 // communicator:
 //   plan          batch sizes of every rank -> CocoHeadPlan (chunks, cache slots)
-//   gather        f = alpha x̂ (or x) and the labels of every rank, in place
+//   gather        f = alpha x̂ (or x) and the labels of every rank, in place; the
+//                 labels (int32 ids) become columns of this rank's shard
 //   sample        (train, sample_rate < 1) this rank's classes of the batch plus
 //                 uniformly drawn others; their rows copied into a compact shard that
 //                 every later step works on, the labels renumbered to it
@@ -38,6 +39,10 @@
 
 namespace coco {
 
+// The most classes one rank's shard may hold: the head turns each label into a
+// column of its shard held as a float (the kernels' label type), exact to 2^24.
+constexpr int64_t kMaxShardClasses = int64_t{1} << 24;
+
 struct CocoHeadConfig {
   int64_t K = 0;             // classes, all ranks
   int64_t D = 0;             // feature size
@@ -56,7 +61,7 @@ struct CocoHeadConfig {
 // What one forward reads and writes. Pointers on the head's device.
 struct CocoHeadIo {
   const float* x = nullptr;       // (M_l, D) features
-  const float* labels = nullptr;  // (M_l)
+  const int32_t* labels = nullptr;  // (M_l) class ids
   int64_t Ml = 0;
   float* centroids = nullptr;      // (K_r, D); RENORMALIZE rewrites them
   float* centroid_diff = nullptr;  // (K_r, D), accumulated (+=) in a train forward
@@ -107,7 +112,9 @@ class CocoHead {
   void make_plan(const CocoHeadIo& io, Communicator& comm, const CocoHeadOps& ops, bool train);
   void size_class_buffers(bool train);
   CocoHeadIo sample_classes(const CocoHeadIo& io, const CocoHeadOps& ops, bool train, int rank);
-  const float* target_labels() const { return sampled_ ? sample_labels_.data() : labels_all_.data(); }
+  // Each row's target as a column of the classes this step computes (the shard, or
+  // the sampled rows): -1 where it is on another rank, NaN where it is no class.
+  const float* target_labels() const { return sampled_ ? sample_labels_.data() : local_labels_.data(); }
   std::vector<int64_t> batch_sizes(const CocoHeadIo& io, const Communicator& comm) const;
   std::vector<int64_t> gather_batch_sizes(int64_t Ml, Communicator& comm, const CocoHeadOps& ops);
   void size_batch_buffers(bool train);
@@ -136,7 +143,8 @@ class CocoHead {
   Tensor counts_;       // (N) per-rank batch sizes (more than one rank only)
   Tensor x_inv_norm_;   // (M_l)
   Tensor f_all_;        // (M, D) alpha x̂ of all ranks (gathered in place)
-  Tensor labels_all_;   // (M)
+  Tensor labels_all_;   // (M) int32 class ids of all ranks (gathered in place)
+  Tensor local_labels_; // (M) the same as columns of this rank's shard (target_labels)
   Tensor c_inv_norm_;   // (K_r)
   Tensor c_hat_;        // (t', D) unit centroids of the current chunk (EXACT only)
   Tensor logits_;       // plan_.slots slots of M x t', each padded to 64 floats
@@ -146,7 +154,7 @@ class CocoHead {
   Tensor raw_target_;   // (M) the target's logit before its margin (fixed shift; rows whose class is here)
   Tensor flag_;         // (1) count_below's scratch
   Tensor best_;         // (M) best local raw logit (accuracy)
-  Tensor best_class_;   // (M)
+  Tensor best_class_;   // (M) the best local raw logit's column of the shard
   Tensor raw_max_;      // (M)
   Tensor cand_;         // (M)
   Tensor grad_f_all_;   // (M, D) partial dL/df over this rank's classes
@@ -154,7 +162,7 @@ class CocoHead {
   Tensor grad_c_hat_;   // (t', D)
   // Class sampling (S = the step's sampled classes on this rank).
   std::vector<int64_t> sample_rows_host_;  // (S) local rows, ascending
-  Tensor host_labels_;    // (M) the gathered labels, on the host
+  Tensor host_labels_;    // (M) local_labels_ on the host
   Tensor sample_rows_;    // (S) the same rows as floats, on the head's device
   Tensor sample_labels_;  // (M) labels renumbered to the sampled rows (-1: not here)
   Tensor sample_c_;       // (S, D) the sampled centroid rows; after the backward, their gradient

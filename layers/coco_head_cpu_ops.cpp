@@ -45,7 +45,6 @@ inline float exp_nonpositive(float x_in) {
   return p * scale;
 }
 
-bool is_class(float v, int64_t K) { return v >= 0 && v < K && v == std::floor(v); }
 
 // The column of a row's label within the chunk [first_class, first_class + t), or -1.
 int64_t target_column(float label, int64_t first_class, int64_t t) {
@@ -225,10 +224,14 @@ COCO_CPU_CLONES void centroid_grad_scaled_row(float* g, const float* h, const fl
 
 class CpuHeadOps final : public CocoHeadOps {
  public:
-  int64_t first_bad_label(const float* labels, int64_t n, int64_t K) const override {
-    for (int64_t i = 0; i < n; ++i)
-      if (!is_class(labels[i], K)) return i;
-    return -1;
+  void shard_columns(float* columns, const int32_t* ids, int64_t M, int64_t shard_start, int64_t shard_count,
+                     int64_t K) const override {
+    for (int64_t i = 0; i < M; ++i) {
+      const int64_t y = ids[i], c = y - shard_start;
+      columns[i] = y < 0 || y >= K ? std::numeric_limits<float>::quiet_NaN()
+                   : c >= 0 && c < shard_count ? static_cast<float>(c)
+                                               : -1.f;
+    }
   }
 
   void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, const float* B,
@@ -296,22 +299,26 @@ class CpuHeadOps final : public CocoHeadOps {
   }
 
   void loss(float* loss, const float* row_sum, const float* row_max, const float* target, const float* labels,
-            int64_t M, int64_t K) const override {
+            int64_t M) const override {
     double acc = 0;
-    for (int64_t i = 0; i < M; ++i) acc += std::log(static_cast<double>(row_sum[i])) + row_max[i] - target[i];
-    loss[0] = first_bad_label(labels, M, K) >= 0 ? std::numeric_limits<float>::quiet_NaN()
-                                                  : static_cast<float>(acc / M);
+    bool bad = false;
+    for (int64_t i = 0; i < M; ++i) {
+      acc += std::log(static_cast<double>(row_sum[i])) + row_max[i] - target[i];
+      bad = bad || std::isnan(labels[i]);
+    }
+    loss[0] = bad ? std::numeric_limits<float>::quiet_NaN() : static_cast<float>(acc / M);
   }
 
   void accuracy_candidates(float* cand, const float* best, const float* raw_max, const float* best_class,
-                           int64_t M) const override {
+                           const float* labels, int rank, int64_t M) const override {
     for (int64_t i = 0; i < M; ++i)
-      cand[i] = best[i] == raw_max[i] ? best_class[i] : std::numeric_limits<float>::infinity();
+      cand[i] = best[i] == raw_max[i] ? static_cast<float>(2 * rank + (best_class[i] == labels[i] ? 0 : 1))
+                                      : std::numeric_limits<float>::infinity();
   }
 
-  void accuracy(float* accuracy, const float* cand, const float* labels, int64_t M) const override {
+  void accuracy(float* accuracy, const float* cand, int64_t M) const override {
     int64_t correct = 0;
-    for (int64_t i = 0; i < M; ++i) correct += cand[i] == labels[i];
+    for (int64_t i = 0; i < M; ++i) correct += std::isfinite(cand[i]) && static_cast<int64_t>(cand[i]) % 2 == 0;
     accuracy[0] = static_cast<float>(correct) / M;
   }
 

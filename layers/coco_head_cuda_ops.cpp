@@ -15,7 +15,10 @@ class CudaHeadOps final : public CocoHeadOps {
  public:
   explicit CudaHeadOps(cuda::Stream stream) : st_(stream) {}
 
-  int64_t first_bad_label(const float*, int64_t, int64_t) const override { return -1; }
+  void shard_columns(float* columns, const int32_t* ids, int64_t M, int64_t shard_start, int64_t shard_count,
+                     int64_t K) const override {
+    coco_head_shard_columns(columns, ids, M, shard_start, shard_count, K, st_);
+  }
 
   void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, const float* B,
             float beta, float* C) const override {
@@ -54,15 +57,15 @@ class CudaHeadOps final : public CocoHeadOps {
     coco_head_rescale_sums(row_sum, local_max, row_max, M, st_);
   }
   void loss(float* loss, const float* row_sum, const float* row_max, const float* target, const float* labels,
-            int64_t M, int64_t K) const override {
-    coco_head_loss(loss, row_sum, row_max, target, labels, M, K, st_);
+            int64_t M) const override {
+    coco_head_loss(loss, row_sum, row_max, target, labels, M, st_);
   }
   void accuracy_candidates(float* cand, const float* best, const float* raw_max, const float* best_class,
-                           int64_t M) const override {
-    coco_head_accuracy_candidates(cand, best, raw_max, best_class, M, st_);
+                           const float* labels, int rank, int64_t M) const override {
+    coco_head_accuracy_candidates(cand, best, raw_max, best_class, labels, rank, M, st_);
   }
-  void accuracy(float* accuracy, const float* cand, const float* labels, int64_t M) const override {
-    coco_head_accuracy(accuracy, cand, labels, M, st_);
+  void accuracy(float* accuracy, const float* cand, int64_t M) const override {
+    coco_head_accuracy(accuracy, cand, M, st_);
   }
   void softmax_grad(float* z, const float* row_max, const float* row_sum, const float* labels, int64_t M, int64_t t,
                     int64_t first_class, float inv_m, const CocoMarginParams& margin) const override {

@@ -23,10 +23,11 @@ class CocoHeadOps {
  public:
   virtual ~CocoHeadOps() = default;
 
-  // The first of n samples whose label is not a class in [0, K), or -1. The CUDA
-  // body returns -1 without looking (that would cost a copy to the host every
-  // step): there coco_head_loss turns a bad label into a NaN loss instead.
-  virtual int64_t first_bad_label(const float* labels, int64_t n, int64_t K) const = 0;
+  // Labels as the steps below take them: each of the M int32 class ids as a column
+  // of this rank's shard (id - shard.start, a float), -1 where the id is another
+  // rank's class, NaN where it is no class in [0, K) (the loss turns NaN).
+  virtual void shard_columns(float* columns, const int32_t* ids, int64_t M, int64_t shard_start,
+                             int64_t shard_count, int64_t K) const = 0;
 
   virtual void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                     const float* B, float beta, float* C) const = 0;
@@ -45,11 +46,15 @@ class CocoHeadOps {
                            const float* z, const float* labels, int64_t M, int64_t t, int64_t first_class,
                            bool want_accuracy, const CocoMarginParams& margin) const = 0;
   virtual void rescale_sums(float* row_sum, const float* local_max, const float* row_max, int64_t M) const = 0;
+  // mean(log s + m - target); NaN if any label (a shard column) is NaN.
   virtual void loss(float* loss, const float* row_sum, const float* row_max, const float* target,
-                    const float* labels, int64_t M, int64_t K) const = 0;
+                    const float* labels, int64_t M) const = 0;
+  // cand = 2 rank + (best_class != label) where this rank holds the row's best raw
+  // logit (best == raw_max), else +inf; accuracy = the share of even cand (the MIN
+  // over ranks of cand: CocoHead::accuracy).
   virtual void accuracy_candidates(float* cand, const float* best, const float* raw_max, const float* best_class,
-                                   int64_t M) const = 0;
-  virtual void accuracy(float* accuracy, const float* cand, const float* labels, int64_t M) const = 0;
+                                   const float* labels, int rank, int64_t M) const = 0;
+  virtual void accuracy(float* accuracy, const float* cand, int64_t M) const = 0;
   virtual void softmax_grad(float* z, const float* row_max, const float* row_sum, const float* labels, int64_t M,
                             int64_t t, int64_t first_class, float inv_m, const CocoMarginParams& margin) const = 0;
   virtual void centroid_grad(float* dc, const float* h, const float* u, const float* c_inv_norm, int64_t t,

@@ -48,17 +48,23 @@ void coco_head_chunk_stats(float* row_max, float* row_sum, float* target, float*
 void coco_head_rescale_sums(float* row_sum, const float* local_max, const float* row_max, int64_t M,
                             cuda::Stream stream);
 
-// loss (1) = mean_i(log row_sum_i + row_max_i - target_i) (=); NaN when a label is
-// not a class in [0, K) (the host cannot be told without a copy; the NaN loss is
-// what the trainer's non-finite check reports).
-void coco_head_loss(float* loss, const float* row_sum, const float* row_max, const float* target,
-                    const float* labels, int64_t M, int64_t K, cuda::Stream stream);
+// columns (M) = ids - shard_start as floats where the id is in the shard, -1 where
+// it is another rank's class, NaN where it is no class in [0, K) (=).
+void coco_head_shard_columns(float* columns, const int32_t* ids, int64_t M, int64_t shard_start,
+                             int64_t shard_count, int64_t K, cuda::Stream stream);
 
-// cand (M) = best_class where best equals the global raw_max, else +inf (=).
+// loss (1) = mean_i(log row_sum_i + row_max_i - target_i) (=); NaN when a label
+// (a shard column) is NaN, i.e. no class (the host cannot be told without a copy;
+// the NaN loss is what the trainer's non-finite check reports).
+void coco_head_loss(float* loss, const float* row_sum, const float* row_max, const float* target,
+                    const float* labels, int64_t M, cuda::Stream stream);
+
+// cand (M) = 2 rank + (best_class != label) where best equals the global raw_max,
+// else +inf (=).
 void coco_head_accuracy_candidates(float* cand, const float* best, const float* raw_max, const float* best_class,
-                                   int64_t M, cuda::Stream stream);
-// accuracy (1) = mean_i(cand_i == label_i) (=).
-void coco_head_accuracy(float* accuracy, const float* cand, const float* labels, int64_t M, cuda::Stream stream);
+                                   const float* labels, int rank, int64_t M, cuda::Stream stream);
+// accuracy (1) = the share of cand that is even (=).
+void coco_head_accuracy(float* accuracy, const float* cand, int64_t M, cuda::Stream stream);
 
 // z (M, t) = G = (softmax - onehot) / M in place, the target entry times the
 // margin's slope: softmax = exp(z - row_max) / row_sum with row_max, row_sum global.

@@ -7,6 +7,7 @@
 #include "engine/filler.h"
 #include "engine/settings.h"
 #include "layers/coco_head_ops.h"
+#include "layers/labels.h"
 
 namespace coco {
 
@@ -95,6 +96,11 @@ void CocoLossLayer::layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng)
   const Communicator* comm = ctx().comm;
   COCO_CHECK(comm != nullptr, "CocoLoss needs a communicator");
   shard_ = shard_range(K_, comm->rank(), comm->size());
+  // Inside the head a label is a column of this rank's shard, held as a float.
+  if (shard_.count > kMaxShardClasses)
+    COCO_THROW(where(), K_, " classes on ", comm->size(), " rank(s) give rank ", comm->rank(), " ", shard_.count,
+               " classes; one rank holds at most ", kMaxShardClasses, ": run on at least ",
+               (K_ + kMaxShardClasses - 1) / kMaxShardClasses, " ranks");
 
   CocoHeadConfig cfg;
   cfg.K = K_;
@@ -137,12 +143,17 @@ void CocoLossLayer::forward_with(const CocoHeadOps& ops, const Blobs& bottom, co
   if (blobs_[0]->device() != bottom[0]->device())
     COCO_THROW(where(), "centroids and features are on different devices");
   const int64_t Ml = bottom[0]->shape(0);
-  const int64_t bad = ops.first_bad_label(bottom[1]->cdata(), Ml, K_);
-  if (bad >= 0)
-    COCO_THROW(where(), "label ", bottom[1]->cdata()[bad], " of sample ", bad, " is not a class in [0, ", K_, ")");
+  // On the GPU a bad label makes the loss NaN instead: looking would cost a copy to
+  // the host every step.
+  if (bottom[1]->device() == Device::kCPU) {
+    const int64_t bad = first_label_outside(*bottom[1], Ml, K_);
+    if (bad >= 0)
+      COCO_THROW(where(), "label ", label_str(*bottom[1], bad), " of sample ", bad, " is not a class in [0, ", K_,
+                 ")");
+  }
   CocoHeadIo io;
   io.x = bottom[0]->cdata();
-  io.labels = bottom[1]->cdata();
+  io.labels = int32_labels(*bottom[1], label_ids_);
   io.Ml = Ml;
   io.M = ctx().global_batch;
   io.centroids = blobs_[0]->mutable_data();

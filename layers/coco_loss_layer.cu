@@ -207,17 +207,24 @@ __global__ void rescale_sums_kernel(float* row_sum, const float* local_max, cons
   }
 }
 
-// One block: loss = mean(log s + m - target), NaN for a label outside [0, K).
+__global__ void shard_columns_kernel(float* columns, const int32_t* ids, int64_t M, int64_t shard_start,
+                                     int64_t shard_count, int64_t K) {
+  COCO_KERNEL_LOOP(i, M) {
+    const int64_t y = ids[i], c = y - shard_start;
+    columns[i] = y < 0 || y >= K ? NAN : c >= 0 && c < shard_count ? static_cast<float>(c) : -1.f;
+  }
+}
+
+// One block: loss = mean(log s + m - target), NaN for a NaN label (no class).
 __global__ void loss_kernel(float* loss, const float* row_sum, const float* row_max, const float* target,
-                            const float* labels, int64_t M, int64_t K) {
+                            const float* labels, int64_t M) {
   __shared__ double sh_d[32];
   __shared__ int sh_i[32];
   double acc = 0;
   int bad = 0;
   for (int64_t i = threadIdx.x; i < M; i += blockDim.x) {
     acc += log(static_cast<double>(row_sum[i])) + row_max[i] - target[i];
-    const float y = labels[i];
-    if (!(y >= 0.f && y < static_cast<float>(K)) || y != floorf(y)) bad = 1;
+    if (isnan(labels[i])) bad = 1;
   }
   acc = block_reduce(acc, SumOp(), sh_d);
   bad = block_reduce(bad, MaxOp(), sh_i);
@@ -225,14 +232,17 @@ __global__ void loss_kernel(float* loss, const float* row_sum, const float* row_
 }
 
 __global__ void accuracy_candidates_kernel(float* cand, const float* best, const float* raw_max,
-                                           const float* best_class, int64_t M) {
-  COCO_KERNEL_LOOP(i, M) cand[i] = best[i] == raw_max[i] ? best_class[i] : INFINITY;
+                                           const float* best_class, const float* labels, int rank, int64_t M) {
+  COCO_KERNEL_LOOP(i, M) {
+    cand[i] = best[i] == raw_max[i] ? static_cast<float>(2 * rank + (best_class[i] == labels[i] ? 0 : 1)) : INFINITY;
+  }
 }
 
-__global__ void accuracy_kernel(float* accuracy, const float* cand, const float* labels, int64_t M) {
+__global__ void accuracy_kernel(float* accuracy, const float* cand, int64_t M) {
   __shared__ int sh_i[32];
   int correct = 0;
-  for (int64_t i = threadIdx.x; i < M; i += blockDim.x) correct += cand[i] == labels[i];
+  for (int64_t i = threadIdx.x; i < M; i += blockDim.x)
+    correct += isfinite(cand[i]) && static_cast<int64_t>(cand[i]) % 2 == 0;
   correct = block_reduce(correct, SumOp(), sh_i);
   if (threadIdx.x == 0) accuracy[0] = static_cast<float>(correct) / static_cast<float>(M);
 }
@@ -466,21 +476,30 @@ void coco_head_rescale_sums(float* row_sum, const float* local_max, const float*
   cuda::check_launch("coco_head rescale_sums_kernel");
 }
 
+void coco_head_shard_columns(float* columns, const int32_t* ids, int64_t M, int64_t shard_start,
+                             int64_t shard_count, int64_t K, cuda::Stream stream) {
+  if (M == 0) return;
+  shard_columns_kernel<<<cuda::blocks_for(M), cuda::kThreads, 0, stream>>>(columns, ids, M, shard_start,
+                                                                            shard_count, K);
+  cuda::check_launch("coco_head shard_columns_kernel");
+}
+
 void coco_head_loss(float* loss, const float* row_sum, const float* row_max, const float* target,
-                    const float* labels, int64_t M, int64_t K, cuda::Stream stream) {
-  loss_kernel<<<1, cuda::kThreads, 0, stream>>>(loss, row_sum, row_max, target, labels, M, K);
+                    const float* labels, int64_t M, cuda::Stream stream) {
+  loss_kernel<<<1, cuda::kThreads, 0, stream>>>(loss, row_sum, row_max, target, labels, M);
   cuda::check_launch("coco_head loss_kernel");
 }
 
 void coco_head_accuracy_candidates(float* cand, const float* best, const float* raw_max, const float* best_class,
-                                   int64_t M, cuda::Stream stream) {
+                                   const float* labels, int rank, int64_t M, cuda::Stream stream) {
   if (M == 0) return;
-  accuracy_candidates_kernel<<<cuda::blocks_for(M), cuda::kThreads, 0, stream>>>(cand, best, raw_max, best_class, M);
+  accuracy_candidates_kernel<<<cuda::blocks_for(M), cuda::kThreads, 0, stream>>>(cand, best, raw_max, best_class,
+                                                                                  labels, rank, M);
   cuda::check_launch("coco_head accuracy_candidates_kernel");
 }
 
-void coco_head_accuracy(float* accuracy, const float* cand, const float* labels, int64_t M, cuda::Stream stream) {
-  accuracy_kernel<<<1, cuda::kThreads, 0, stream>>>(accuracy, cand, labels, M);
+void coco_head_accuracy(float* accuracy, const float* cand, int64_t M, cuda::Stream stream) {
+  accuracy_kernel<<<1, cuda::kThreads, 0, stream>>>(accuracy, cand, M);
   cuda::check_launch("coco_head accuracy_kernel");
 }
 

@@ -3,7 +3,10 @@
 // The same machinery serves the plain softmax loss (logit_type INNER_PRODUCT: z = x.c,
 // nothing normalised) and the CosFace / ArcFace margins on the target logit.
 //
-// Bottoms: features x (M_local, D...) flattened from axis 1, labels (M_local).
+// Bottoms: features x (M_local, D...) flattened from axis 1, labels (M_local):
+// int32 class ids (coco's sources) or float ones (Caffe-style inputs; layers/labels.h).
+// K may pass float's 2^24 as long as each rank's shard stays within it
+// (kMaxShardClasses): inside the head a label is a column of the shard.
 // Tops: loss (1) [, accuracy (1): top-1 of the cosine logits].
 // Parameter: centroids c, this rank's shard (K_r, D) of the K classes; rank r owns
 // [start_r, start_r + K_r) with K_r = K/N + (r < K % N).
@@ -75,6 +78,7 @@ class CocoLossLayer final : public Layer {
   ShardRange shard_;
   CocoHead head_;
   CocoHeadGradient grad_;  // the last train forward's handoff to backward
+  Tensor label_ids_;       // float labels converted to int32 ids (layers/labels.h)
 };
 
 }  // namespace coco

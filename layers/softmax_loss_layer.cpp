@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "engine/common.h"
+#include "layers/labels.h"
 #if COCO_WITH_CUDA
 #include "engine/cuda_math.h"
 #include "layers/softmax_loss_cuda.h"
@@ -69,7 +70,7 @@ double SoftmaxWithLossLayer::normalizer(int64_t valid_count) const {
 
 void SoftmaxWithLossLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
   const float* z = bottom[0]->cdata();      // (outer, C, inner)
-  const float* label = bottom[1]->cdata();  // (outer * inner)
+  const float* label = float_labels(*bottom[1], label_floats_);  // (outer * inner)
   float* p = prob_.data();                  // (outer, C, inner)
   const int64_t c = classes_, inner = inner_, positions = outer_ * inner_;
 
@@ -112,7 +113,7 @@ void SoftmaxWithLossLayer::backward_cpu(const Blobs& top, const std::vector<bool
     COCO_THROW(where(), "cannot backpropagate to the labels (bottom 1)");
   if (!propagate_down[0]) return;
   const float* p = prob_.data();            // (outer, C, inner)
-  const float* label = bottom[1]->cdata();  // (outer * inner)
+  const float* label = float_labels(*bottom[1], label_floats_);  // (outer * inner)
   float* dz = bottom[0]->mutable_diff();    // (outer, C, inner)
   const int64_t c = classes_, inner = inner_, positions = outer_ * inner_;
   const float w = static_cast<float>(top[0]->cdiff()[0] / normalizer(valid_count_));
@@ -141,7 +142,7 @@ void SoftmaxWithLossLayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
   // normalizer() for the other modes depends on shapes only (the count is unused).
   softmax_loss_forward_cuda(top[0]->mutable_data(), prob_.data(), state + 1,
                             reinterpret_cast<int32_t*>(status_dev_.data()), state, bottom[0]->cdata(),
-                            bottom[1]->cdata(), outer_, classes_, inner_, has_ignore_label_, ignore_label_, valid,
+                            float_labels(*bottom[1], label_floats_), outer_, classes_, inner_, has_ignore_label_, ignore_label_, valid,
                             valid ? 1.0 : normalizer(0), cuda::stream());
   if (top.size() > 1) cuda_copy(prob_.count(), prob_.data(), top[1]->mutable_data(), cuda::stream());
 }
@@ -151,7 +152,7 @@ void SoftmaxWithLossLayer::backward_cuda(const Blobs& top, const std::vector<boo
   if (propagate_down.size() > 1 && propagate_down[1])
     COCO_THROW(where(), "cannot backpropagate to the labels (bottom 1)");
   if (!propagate_down[0]) return;
-  softmax_loss_backward_cuda(bottom[0]->mutable_diff(), prob_.data(), bottom[1]->cdata(),
+  softmax_loss_backward_cuda(bottom[0]->mutable_diff(), prob_.data(), float_labels(*bottom[1], label_floats_),
                              reinterpret_cast<const int32_t*>(status_dev_.data()), top[0]->cdiff(),
                              reinterpret_cast<const double*>(losses_dev_.data()), outer_, classes_, inner_,
                              cuda::stream());

@@ -53,6 +53,7 @@ class SoftmaxWithLossLayer final : public Layer {
   // [normalizer, per-position loss...] as 1 + outer*inner doubles, and the
   // per-position status (int32) -- valid_count_ and losses_ on the device.
   Tensor losses_dev_, status_dev_;
+  Tensor label_floats_;  // int32 labels as floats (layers/labels.h)
 };
 
 }  // namespace coco

@@ -58,7 +58,9 @@ class RecordingOps final : public CocoHeadOps {
   const CocoHeadOps& cpu = cpu_head_ops();
   void note(const char* s) const { calls.emplace_back(s); }
 
-  int64_t first_bad_label(const float* l, int64_t n, int64_t K) const override { return cpu.first_bad_label(l, n, K); }
+  void shard_columns(float* c, const int32_t* ids, int64_t M, int64_t s0, int64_t n, int64_t K) const override {
+    cpu.shard_columns(c, ids, M, s0, n, K);
+  }
   void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float a, const float* A, const float* B, float b,
             float* C) const override {
     note(b == 0.f ? "gemm" : "gemm+=");
@@ -89,15 +91,15 @@ class RecordingOps final : public CocoHeadOps {
     note("rescale");
     cpu.rescale_sums(s, lm, m, M);
   }
-  void loss(float* o, const float* s, const float* m, const float* t, const float* l, int64_t M,
-            int64_t K) const override {
+  void loss(float* o, const float* s, const float* m, const float* t, const float* l, int64_t M) const override {
     note("loss");
-    cpu.loss(o, s, m, t, l, M, K);
+    cpu.loss(o, s, m, t, l, M);
   }
-  void accuracy_candidates(float* c, const float* b, const float* r, const float* bc, int64_t M) const override {
-    cpu.accuracy_candidates(c, b, r, bc, M);
+  void accuracy_candidates(float* c, const float* b, const float* r, const float* bc, const float* l, int rank,
+                           int64_t M) const override {
+    cpu.accuracy_candidates(c, b, r, bc, l, rank, M);
   }
-  void accuracy(float* a, const float* c, const float* l, int64_t M) const override { cpu.accuracy(a, c, l, M); }
+  void accuracy(float* a, const float* c, int64_t M) const override { cpu.accuracy(a, c, M); }
   void softmax_grad(float* z, const float* m, const float* s, const float* l, int64_t M, int64_t t, int64_t f,
                     float im, const CocoMarginParams& mp) const override {
     note("softmax_grad");
@@ -158,7 +160,8 @@ std::vector<std::string> run_head(float cache_mb, int64_t global_batch = 0, bool
   cfg.shard = ShardRange{0, K};
   cfg.fixed_shift = fixed_shift;
   CocoHead head(cfg, "test head: ");
-  std::vector<float> x(M * D), c(K * D), dc(K * D, 0.f), labels{0, 4, 2};
+  std::vector<float> x(M * D), c(K * D), dc(K * D, 0.f);
+  std::vector<int32_t> labels{0, 4, 2};
   for (size_t i = 0; i < x.size(); ++i) x[i] = 0.1f * static_cast<float>(i % 7) - 0.3f;
   for (size_t i = 0; i < c.size(); ++i) c[i] = 0.2f * static_cast<float>(i % 5) - 0.4f;
   float loss = 0;

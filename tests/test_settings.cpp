@@ -146,7 +146,7 @@ TEST(Settings, CocoLossFieldsAreCheckedWhenTheNetIsBuilt) {
       {"num_output: 5 scale: 4 margin_type: ARCFACE margin: nan", "margin"},
       {"num_output: 5 scale: 4 margin: 0.3", "margin"},  // a margin with margin_type NONE does nothing
       {"num_output: 1 scale: 4", "num_output"},
-      {"num_output: 16777217 scale: 4", "num_output"},
+      {"num_output: 2147483648 scale: 4", "num_output"},  // past int32 class ids
       {"num_output: 5 scale: 4 chunk_size: 4000000000", "chunk_size"},
   };
   for (const auto& c : cases) {

@@ -369,6 +369,69 @@ TEST(MpiTraining, SampledHeadOnNRanksEqualsOneRankOverTheSameClasses) {
   for (int64_t i = 0; i < total * D; ++i) EXPECT_NEAR(grads[i], sub.params()[0].blob->cdiff()[i], 2e-6) << "dc " << i;
 }
 
+// Class ids past float's 2^24 reach their own centroids. K = 2^24 + 3 over the N
+// ranks (each shard within 2^24), labels as int32 ids, among them the top class and
+// 2^24 + 1, which float32 would read as 2^24. Every centroid points at (-1, 0) but
+// five, each its own direction; each sample's feature points at its label's
+// centroid. The loss equals the closed form over all K classes, in double, and
+// every sample is classified right: with a label read as a neighbour the target
+// logit would be another class's and the accuracy would fall.
+TEST(MpiTraining, ClassIdsPastTwoToThe24thReachTheirOwnCentroids) {
+  const int me = g_comm->rank(), n = g_comm->size();
+  const int64_t K = (int64_t{1} << 24) + 3, mine = 2 + me;
+  const double alpha = 8;
+  const std::vector<int64_t> special{5, K - 3, K - 2, K - 1, 9000001};  // K - 2 = 2^24 + 1
+  const auto angle = [](size_t j) { return 0.9 * static_cast<double>(j + 1); };  // none near pi
+  proto::NetParameter np;
+  parse_text(R"(
+    input: "x" input_shape { dim: 1 dim: 2 }
+    input: "y" input_shape { dim: 1 }
+    layer { name: "head" type: "CocoLoss" bottom: "x" bottom: "y" top: "loss" top: "accuracy"
+            coco_loss_param { num_output: 16777219 scale: 8
+                              centroid_filler { type: "constant" value: 0 } } })",
+             "<net>", &np);
+  set_input_batch(&np, mine);
+  Net net(np, Phase::kTest, g_comm, 1);
+  const auto& head = dynamic_cast<const CocoLossLayer&>(net.layer(net.num_layers() - 1));
+  const ShardRange shard = head.shard();
+  ASSERT_LE(shard.count, int64_t{1} << 24);
+  float* c = net.params()[0].blob->mutable_data();
+  for (int64_t k = 0; k < shard.count; ++k) {
+    c[2 * k] = -1.f;
+    c[2 * k + 1] = 0.f;
+  }
+  for (size_t j = 0; j < special.size(); ++j) {
+    const int64_t k = special[j] - shard.start;
+    if (k < 0 || k >= shard.count) continue;
+    c[2 * k] = static_cast<float>(std::cos(angle(j)));
+    c[2 * k + 1] = static_cast<float>(std::sin(angle(j)));
+  }
+  Blob* y = net.input_blobs()[1];
+  y->set_element_type(ElementType::kInt32);
+  float* x = net.input_blobs()[0]->mutable_data();
+  for (int64_t i = 0; i < mine; ++i) {
+    const size_t j = static_cast<size_t>(i + me) % special.size();
+    y->mutable_data_int32()[i] = static_cast<int32_t>(special[j]);
+    x[2 * i] = static_cast<float>(std::cos(angle(j)));
+    x[2 * i + 1] = static_cast<float>(std::sin(angle(j)));
+  }
+  net.forward();
+  // Every sample's logits: alpha at its own class, alpha cos(theta - theta_s) at
+  // the other four, alpha cos(theta - pi) at the K - 5 others.
+  double want = 0;
+  int64_t M = 0;
+  for (int r = 0; r < n; ++r)
+    for (int64_t i = 0; i < 2 + r; ++i, ++M) {
+      const double t = angle(static_cast<size_t>(i + r) % special.size());
+      double sum = static_cast<double>(K - 5) * std::exp(alpha * std::cos(t - std::acos(-1.0)));
+      for (size_t j = 0; j < special.size(); ++j) sum += std::exp(alpha * std::cos(t - angle(j)));
+      want += std::log(sum) - alpha;
+    }
+  want /= static_cast<double>(M);
+  EXPECT_NEAR(net.blob("loss")->cdata()[0], want, 1e-4 * want);
+  EXPECT_EQ(net.blob("accuracy")->cdata()[0], 1.f);
+}
+
 // Sampled training on N ranks resumes exactly: the draw is a function of (seed,
 // iteration, rank), the momentum travels with each shard, so 2 iterations + resume
 // to 3 equal 3 iterations bit for bit. iter_size > 1 with sampling is refused.
