@@ -110,9 +110,9 @@ HeadMemoryPlan plan_head(const proto::LayerParameter& l, int64_t D, int ranks, i
   h.logits_cache = plan.logits_floats() * kFloat;
   // f and its gradient (M x D), this rank's dx (Ml x D), the chunk's centroid
   // gradient (t x D; unit rows too with the running maximum), the norms, and the
-  // M-long row statistics.
+  // M-long row statistics and labels (ids and shard columns).
   const bool unit_rows = exact && !h.fixed_shift;
-  h.scratch = (2 * M * D + Ml * D + Ml + (unit_rows ? 2 : 1) * plan.t_max * D + h.computed + 10 * M) * kFloat;
+  h.scratch = (2 * M * D + Ml * D + Ml + (unit_rows ? 2 : 1) * plan.t_max * D + h.computed + 11 * M) * kFloat;
   // The sampled rows' indices and the renumbered labels.
   h.sampling = h.sampled ? (3 * h.computed + 3 * M) * kFloat : 0;
   h.all_gather = (M * D + M) * kFloat;

@@ -27,6 +27,12 @@
 namespace coco {
 
 namespace {
+
+// The label input (the net's second) holds int32 class ids, as the data sources
+// write them: exact past float32's 2^24 (layers/labels.h).
+void take_class_ids(Net& net) {
+  if (net.input_blobs().size() > 1) net.input_blobs()[1]->set_element_type(ElementType::kInt32);
+}
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
@@ -217,6 +223,7 @@ void Trainer::build_train_net() {
   proto::NetParameter train_param = cfg_.net;
   set_input_batch(&train_param, slice_.count);
   train_net_ = std::make_unique<Net>(train_param, Phase::kTrain, comm_, seed_, cfg_.net_origin);
+  take_class_ids(*train_net_);
   train_net_->set_local_fraction(static_cast<double>(slice_.count) / batch_);
   train_net_->set_global_batch(batch_);
   refuse_what_class_sampling_cannot_do();
@@ -261,6 +268,7 @@ void Trainer::open_data_and_test_net() {
   proto::NetParameter test_param = cfg_.net;
   set_input_batch(&test_param, test_batch_);
   test_net_ = std::make_unique<Net>(test_param, Phase::kTest, comm_, seed_, cfg_.net_origin + " (test)");
+  take_class_ids(*test_net_);
   test_net_->share_params_from(*train_net_);
 }
 
@@ -304,17 +312,18 @@ void Trainer::fill_inputs(Net& net, bool train, int64_t first, int64_t count) {
   DataSource& src = train ? *train_data_ : *test_data_;
   if (net.device() == Device::kCPU) {
     if (train)
-      src.fill_train(first, count, data->mutable_data(), label->mutable_data());
+      src.fill_train(first, count, data->mutable_data(), label->mutable_data_int32());
     else
-      src.fill_range(first, count, data->mutable_data(), label->mutable_data());
+      src.fill_range(first, count, data->mutable_data(), label->mutable_data_int32());
     return;
   }
   host_data_.reshape(data->shape());
+  host_label_.set_element_type(ElementType::kInt32);
   host_label_.reshape(label->shape());
   if (train)
-    src.fill_train(first, count, host_data_.mutable_data(), host_label_.mutable_data());
+    src.fill_train(first, count, host_data_.mutable_data(), host_label_.mutable_data_int32());
   else
-    src.fill_range(first, count, host_data_.mutable_data(), host_label_.mutable_data());
+    src.fill_range(first, count, host_data_.mutable_data(), host_label_.mutable_data_int32());
   data->data().copy_from(host_data_.data());
   label->data().copy_from(host_label_.data());
 }

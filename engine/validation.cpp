@@ -79,7 +79,7 @@ void Validator::embed(const Set& set, int64_t start, int64_t n, std::vector<floa
   data->reshape(shape);
   if (net_->input_blobs().size() > 1) net_->input_blobs()[1]->reshape({n});  // labels: not read
   host_data_.reshape(shape);
-  std::vector<float> labels(static_cast<size_t>(n));
+  std::vector<int32_t> labels(static_cast<size_t>(n));
   set.data->fill_range(start, n, host_data_.mutable_data(), labels.data());
   auto forward = [&] {
     data->data().copy_from(host_data_.data());

@@ -42,7 +42,9 @@ int main(int argc, char** argv) try {
   coco::set_input_batch(&np, n);
   coco::Net net(np, coco::Phase::kTest, &comm, seed, config);
   net.share_params_from(trainer.train_net());
-  data->fill_range(0, n, net.input_blobs()[0]->mutable_data(), net.input_blobs()[1]->mutable_data());
+  // The label input takes int32 class ids, as coco's sources write them.
+  net.input_blobs()[1]->set_element_type(coco::ElementType::kInt32);
+  data->fill_range(0, n, net.input_blobs()[0]->mutable_data(), net.input_blobs()[1]->mutable_data_int32());
   net.forward();
 
   const coco::Blob* emb = net.blob("embedding");
@@ -50,7 +52,7 @@ int main(int argc, char** argv) try {
   const int64_t dim = emb->count(1);
   std::ofstream f(out);
   for (int64_t i = 0; i < n; ++i) {
-    f << static_cast<int64_t>(label->cdata()[i]);
+    f << label->cdata_int32()[i];
     for (int64_t j = 0; j < dim; ++j) f << '\t' << emb->cdata()[i * dim + j];
     f << '\n';
   }

@@ -16,11 +16,15 @@ void SplitLayer::reshape(const Blobs& bottom, const Blobs& top) {
   for (auto* t : top) {
     if (t == bottom[0]) COCO_THROW(where(), "a split cannot be in place");
     t->reshape_like(*bottom[0]);
+    t->set_element_type(bottom[0]->element_type());  // a split label input stays int32 ids
   }
 }
 
 void SplitLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
-  for (auto* t : top) t->data().copy_from(bottom[0]->data());
+  for (auto* t : top) {
+    t->set_element_type(bottom[0]->element_type());  // the input's type may be set after the net is built
+    t->data().copy_from(bottom[0]->data());
+  }
 }
 
 // bottom diff = sum of the tops' diffs.
@@ -36,7 +40,10 @@ void SplitLayer::backward_cpu(const Blobs& top, const std::vector<bool>& propaga
 // Device-to-device copies on the compute stream (Tensor::copy_from would be a
 // synchronous copy outside that stream).
 void SplitLayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
-  for (auto* t : top) cuda_copy(bottom[0]->count(), bottom[0]->cdata(), t->mutable_data(), cuda::stream());
+  for (auto* t : top) {
+    t->set_element_type(bottom[0]->element_type());
+    cuda_copy(bottom[0]->count(), bottom[0]->cdata(), t->mutable_data(), cuda::stream());
+  }
 }
 
 void SplitLayer::backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down, const Blobs& bottom) {

@@ -42,7 +42,8 @@ TEST(BadInput, RecordWhoseJpegHeaderClaims60000x60000IsRefusedBeforeDecoding) {
   p.set_source("rec:" + (d / "train"));
   p.set_threads(0);
   auto src = open_data_source(p, "", 1, "test");
-  std::vector<float> x(3 * 8 * 8 * 3), y(3);
+  std::vector<float> x(3 * 8 * 8 * 3);
+  std::vector<int32_t> y(3);
   const auto t0 = std::chrono::steady_clock::now();
   const std::string m = error_of([&] { src->fill_range(0, 3, x.data(), y.data()); });
   EXPECT_NE(m.find("train.rec: record at byte"), std::string::npos) << m;

@@ -117,13 +117,25 @@ TEST(Pack, ListFileSortsByLabelAndRejectsMixedSizes) {
   }
   std::ofstream(dir / "badlabel.txt") << "a.jpg zero\n";
   EXPECT_THROW(pack_items_from_list(dir / "badlabel.txt"), Error);
-  // 16777217 has no float32: it was packed as 16777216 and "verified bit for bit".
-  std::ofstream(dir / "huge.txt") << "a.jpg 0\nb.jpg 16777217\n";
+  // Class ids past float32's 2^24 (it has no 16777217) pack and read back exactly:
+  // each record's id2 carries its id (once packed as 16777216 and "verified").
+  std::ofstream(dir / "huge.txt") << "a.jpg 16777216\nb.jpg 16777217\n";
+  pack_records(pack_items_from_list(dir / "huge.txt"), dir / "out/huge", PackLayout::kPlain);
+  verify_pack(pack_items_from_list(dir / "huge.txt"), dir / "out/huge", PackLayout::kPlain);
+  proto::DataSourceParameter hp;
+  hp.set_source("rec:" + (dir / "out/huge"));
+  hp.set_threads(0);
+  const auto huge = open_data_source(hp, "", 1, "test");
+  std::vector<float> hd(static_cast<size_t>(2 * shape_count(huge->sample_shape())));
+  std::vector<int32_t> hl(2);
+  huge->fill_range(0, 2, hd.data(), hl.data());
+  EXPECT_EQ(hl, (std::vector<int32_t>{16777216, 16777217}));
+  std::ofstream(dir / "past.txt") << "a.jpg 2147483647\n";
   try {
-    pack_items_from_list(dir / "huge.txt");
-    FAIL() << "a label past 2^24 was accepted";
+    pack_items_from_list(dir / "past.txt");
+    FAIL() << "a label past int32's class ids was accepted";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("huge.txt:2: the label 16777217 is not below 16777216"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("past.txt:1: the label 2147483647 is past 2147483646"), std::string::npos)
         << e.what();
   }
   std::ofstream(dir / "top.txt") << "a.jpg 16777215\n";  // the largest float-exact class id
@@ -176,7 +188,8 @@ TEST(RecordSource, DecodesToNormalisedChwFloats) {
   auto src = open_image(pkg.param());
   EXPECT_EQ(src->sample_shape(), (Shape{3, kSide, kSide}));
   const int64_t n = src->size(), fl = 3 * kSide * kSide;
-  std::vector<float> data(n * fl), labels(n);
+  std::vector<float> data(n * fl);
+  std::vector<int32_t> labels(n);
   src->fill_range(0, n, data.data(), labels.data());
   for (int i = 0; i < n; i += 7) {
     ImageU8 img;
@@ -204,7 +217,8 @@ TEST(ListSource, ReadsTheSameImagesAsTheRecordSource) {
   ASSERT_EQ(lst->size(), rec->size());
   EXPECT_EQ(lst->num_classes(), kIds);
   const int64_t n = rec->size(), fl = 3 * kSide * kSide;
-  std::vector<float> a(n * fl), b(n * fl), la(n), lb(n);
+  std::vector<float> a(n * fl), b(n * fl);
+  std::vector<int32_t> la(n), lb(n);
   lst->fill_range(0, n, a.data(), la.data());
   rec->fill_range(0, n, b.data(), lb.data());
   EXPECT_EQ(a, b);
@@ -327,7 +341,8 @@ TEST(RecordSource, TrainingBatchesArePureAndPrefetchEqualsSynchronous) {
   auto pre = open_image(p);
   const int64_t b = 6, fl = 3 * 20 * 20;
   auto batch = [&](ImageSource& s, int64_t first) {
-    std::vector<float> d(b * fl), l(b);
+    std::vector<float> d(b * fl);
+    std::vector<int32_t> l(b);
     s.fill_train(first, b, d.data(), l.data());
     d.insert(d.end(), l.begin(), l.end());
     return d;
@@ -340,7 +355,8 @@ TEST(RecordSource, TrainingBatchesArePureAndPrefetchEqualsSynchronous) {
   firsts.push_back(7 + b);
   for (int64_t f : firsts) ASSERT_EQ(batch(*pre, f), batch(*sync, f)) << "positions from " << f;
   // Two epochs of 20 images: different orders, each covering every label kPer times.
-  std::vector<float> d(20 * fl), l1(20), l2(20);
+  std::vector<float> d(20 * fl);
+  std::vector<int32_t> l1(20), l2(20);
   sync->fill_train(0, 20, d.data(), l1.data());
   std::vector<float> d2(20 * fl);
   sync->fill_train(20, 20, d2.data(), l2.data());
@@ -351,13 +367,17 @@ TEST(RecordSource, TrainingBatchesArePureAndPrefetchEqualsSynchronous) {
 TEST(Prefetcher, ServesPredictedRequestsFromTheQueueAndRethrowsErrors) {
   std::atomic<int> calls{0};
   BatchPrefetcher pf(
-      [&](int64_t first, int64_t count, float* data, float* labels) {
+      [&](int64_t first, int64_t count, float* data, int32_t* labels) {
         ++calls;
         if (first == 666) throw Error("bad batch at 666");
-        for (int64_t i = 0; i < count; ++i) data[i] = labels[i] = static_cast<float>(first + i);
+        for (int64_t i = 0; i < count; ++i) {
+          data[i] = static_cast<float>(first + i);
+          labels[i] = static_cast<int32_t>(first + i);
+        }
       },
       1, 2, 3);
-  std::vector<float> d(4), l(4);
+  std::vector<float> d(4);
+  std::vector<int32_t> l(4);
   for (int64_t it = 0; it < 10; ++it) {
     pf.fill(it * 16 + 4, 4, d.data(), l.data());  // rank 1 of 4, batch 4
     for (int i = 0; i < 4; ++i) ASSERT_EQ(d[i], it * 16 + 4 + i);
@@ -384,7 +404,8 @@ TEST(RecordSource, CorruptMagicIsAnErrorWithItsOffsetOrSkipped) {
   }
   auto src = open_image(pkg.param());
   const int64_t fl = 3 * kSide * kSide;
-  std::vector<float> d(20 * fl), l(20);
+  std::vector<float> d(20 * fl);
+  std::vector<int32_t> l(20);
   try {
     src->fill_range(0, 20, d.data(), l.data());
     FAIL() << "no error";
@@ -428,7 +449,8 @@ TEST(RecordSource, TruncatedFileIsAnErrorAtOpen) {
   proto::DataSourceParameter p = pkg.param();
   p.set_on_corrupt(proto::DataSourceParameter::SKIP);
   auto skip = open_image(p);  // warns, and reads on
-  std::vector<float> d(3 * kSide * kSide * 2), l(2);
+  std::vector<float> d(3 * kSide * kSide * 2);
+  std::vector<int32_t> l(2);
   skip->fill_range(kIds * kPer - 2, 2, d.data(), l.data());
   EXPECT_EQ(l[1], 0.0f);  // the stand-in is the next record in the file: image 0
 }

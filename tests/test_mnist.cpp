@@ -171,7 +171,8 @@ TEST_F(MnistFiles, IterationBatchesWrapEpochsAndResume) {
   MnistDataset d;
   d.load(dir_.string(), "train");
   const int64_t B = 3;
-  std::vector<float> img(B * 784), lab(B), one(784);
+  std::vector<float> img(B * 784), one(784);
+  std::vector<int32_t> lab(B);
   MnistBatches walk(d, 9, SampleOrder::kShuffled);
   BatchSampler order(7, 9, SampleOrder::kShuffled);
   for (int64_t it = 0; it < 10; ++it) {  // 30 positions: epochs 0..4, batches straddling epochs
@@ -186,14 +187,16 @@ TEST_F(MnistFiles, IterationBatchesWrapEpochsAndResume) {
   }
   // Resume: a new reader at iteration 8 reads what the walking one read there.
   MnistBatches walked(d, 9, SampleOrder::kShuffled), resumed(d, 9, SampleOrder::kShuffled);
-  std::vector<float> img2(B * 784), lab2(B);
+  std::vector<float> img2(B * 784);
+  std::vector<int32_t> lab2(B);
   for (int64_t it = 0; it <= 8; ++it) walked.fill_batch(it, B, img.data(), lab.data());
   resumed.fill_batch(8, B, img2.data(), lab2.data());
   EXPECT_EQ(img, img2);
   EXPECT_EQ(lab, lab2);
   // Within one epoch, every sample exactly once.
   MnistBatches e(d, 9, SampleOrder::kShuffled);
-  std::vector<float> all(7 * 784), all_lab(7);
+  std::vector<float> all(7 * 784);
+  std::vector<int32_t> all_lab(7);
   e.fill_range(7, 7, all.data(), all_lab.data());  // epoch 1 exactly
   std::multiset<float> got(all_lab.begin(), all_lab.end()), want(kLabels.begin(), kLabels.end());
   EXPECT_EQ(got, want);

@@ -133,9 +133,10 @@ TEST(VerificationBin, BinSourceServesTheImagesInFileOrder) {
     ASSERT_EQ(src->size(), 6);
     EXPECT_EQ(src->sample_shape(), (Shape{3, 20, 16}));
     EXPECT_NE(src->describe().find("6 images, 3 pairs"), std::string::npos) << src->describe();
-    std::vector<float> data(6 * 3 * 20 * 16), labels(6);
+    std::vector<float> data(6 * 3 * 20 * 16);
+    std::vector<int32_t> labels(6);
     src->fill_range(0, 6, data.data(), labels.data());
-    EXPECT_EQ(labels, (std::vector<float>{0, 0, 1, 1, 2, 2}));
+    EXPECT_EQ(labels, (std::vector<int32_t>{0, 0, 1, 1, 2, 2}));
     // Image 4, pixel (row 3, col 5), red: (value - 127.5) / 128 as the source scales it.
     ImageU8 img;
     decode_jpeg(jpegs[4].data(), jpegs[4].size(), "img4", &img, 20, 16);

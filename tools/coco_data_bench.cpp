@@ -170,7 +170,8 @@ void reader_rank(const coco::proto::DataSourceParameter& p, const BenchFlags& f,
     q.set_threads(static_cast<uint32_t>(f.threads));
     q.set_prefetch(static_cast<uint32_t>(std::max<int64_t>(f.threads * 2, 2)));
     auto src = coco::open_data_source(q, "", 1, "bench rank " + std::to_string(r));
-    std::vector<float> d(f.batch * floats), l(f.batch);
+    std::vector<float> d(f.batch * floats);
+    std::vector<int32_t> l(f.batch);
     const auto start = Clock::now();
     uint64_t first_sum = 0;
     for (int64_t it = 0; it < f.iters; ++it) {
@@ -227,7 +228,8 @@ bool bench_readers(const coco::proto::DataSourceParameter& p, coco::ImageSource&
     for (int64_t r = 1; r < f.ranks; ++r) shared += blocks[r].count(b);
   std::vector<uint64_t> want(f.ranks);
   {
-    std::vector<float> d(f.batch * floats), l(f.batch);
+    std::vector<float> d(f.batch * floats);
+    std::vector<int32_t> l(f.batch);
     for (int64_t r = 0; r < f.ranks; ++r) {
       sync.fill_train(r * f.batch, f.batch, d.data(), l.data());
       want[r] = checksum(d);

@@ -86,8 +86,8 @@ void add_export_flags(CLI::App& app, ExportFlags& f) {
   app.add_flag("--quiet", f.quiet, "no progress line");
 }
 
-// Every rank's slice, joined in dataset order (labels travel as float32: exact
-// below 2^24 classes).
+// Every rank's slice, joined in dataset order. The labels travel as int32 class ids
+// in float buffers (the communicator's type): the all-gather moves their bits.
 coco::Embeddings gather_on_every_rank(coco::Communicator& comm, coco::Embeddings mine) {
   const int n = comm.size();
   std::vector<float> rows_f{static_cast<float>(mine.rows())}, all_rows(n);
@@ -99,9 +99,10 @@ coco::Embeddings gather_on_every_rank(coco::Communicator& comm, coco::Embeddings
     values[r] = rows[r] * mine.dim;
     total += rows[r];
   }
-  std::vector<float> v(total * mine.dim), labels(total), my_labels(mine.labels.begin(), mine.labels.end());
+  std::vector<float> v(total * mine.dim);
+  std::vector<int32_t> labels(total), my_labels(mine.labels.begin(), mine.labels.end());
   comm.all_gather(mine.values.data(), v.data(), values);
-  comm.all_gather(my_labels.data(), labels.data(), rows);
+  comm.all_gather(reinterpret_cast<float*>(my_labels.data()), reinterpret_cast<float*>(labels.data()), rows);
   std::vector<coco::Embeddings> slices(n, mine);
   int64_t begin = 0;
   for (int r = 0; r < n; ++r) {

@@ -56,7 +56,7 @@ void ImageSource::finish_setup(int64_t n, int height, int width, int64_t num_cla
   if (threads_ > 0) {
     const int64_t floats = 3ll * out_h_ * out_w_;
     prefetch_ = std::make_unique<BatchPrefetcher>(
-        [this](int64_t first, int64_t count, float* data, float* labels) {
+        [this](int64_t first, int64_t count, float* data, int32_t* labels) {
           produce(order_->records(first, count), first, AugmentMode::kTrain, data, labels);
         },
         floats, threads_, std::max(depth_, threads_));
@@ -71,9 +71,9 @@ void ImageSource::warn_once(int64_t index, const std::string& message) const {
 std::string ImageSource::convert(const EncodedSample& s, AugmentMode mode, uint64_t position, ImageU8* img,
                                  float* out) const {
   if (!s.error.empty()) return s.error;
-  if (!std::isfinite(s.label) || s.label < 0 || s.label >= num_classes_ || s.label != std::floor(s.label))
-    return s.where + ": label " + std::to_string(s.label) + " is not a class index in [0, " +
-           std::to_string(num_classes_) + ")";
+  if (!std::isfinite(s.label) || s.label < 0 || s.label >= static_cast<double>(num_classes_) ||
+      s.label != std::floor(s.label))
+    return detail::concat(s.where, ": label ", s.label, " is not a class index in [0, ", num_classes_, ")");
   try {
     decode_jpeg(reinterpret_cast<const uint8_t*>(s.buffer.data()) + s.body_offset, s.body_bytes, s.where, img,
                 height_, width_);
@@ -88,7 +88,7 @@ std::string ImageSource::convert(const EncodedSample& s, AugmentMode mode, uint6
 }
 
 void ImageSource::produce(const std::vector<int64_t>& indices, int64_t first_position, AugmentMode mode, float* data,
-                          float* labels) const {
+                          int32_t* labels) const {
   std::vector<EncodedSample> enc;
   read_encoded(indices, &enc);
   ImageU8 img;
@@ -97,8 +97,10 @@ void ImageSource::produce(const std::vector<int64_t>& indices, int64_t first_pos
     const uint64_t position = static_cast<uint64_t>(first_position) + i;
     float* out = data + i * floats;
     std::string err = convert(enc[i], mode, position, &img, out);
-    labels[i] = enc[i].label;
-    if (err.empty()) continue;
+    if (err.empty()) {
+      labels[i] = static_cast<int32_t>(enc[i].label);  // checked by convert: an id in [0, classes)
+      continue;
+    }
     if (policy_ == CorruptPolicy::kFail)
       COCO_THROW(err, " (set on_corrupt: SKIP in the data source to skip bad records)");
     // Skip: the next good sample in file order stands in; a pure function of the data.
@@ -110,12 +112,12 @@ void ImageSource::produce(const std::vector<int64_t>& indices, int64_t first_pos
       std::vector<EncodedSample> one;
       read_encoded({j}, &one);
       err = convert(one[0], mode, position, &img, out);
-      labels[i] = one[0].label;
+      if (err.empty()) labels[i] = static_cast<int32_t>(one[0].label);
     }
   }
 }
 
-void ImageSource::fill_train(int64_t first, int64_t count, float* data, float* labels) const {
+void ImageSource::fill_train(int64_t first, int64_t count, float* data, int32_t* labels) const {
   if (prefetch_) {
     prefetch_->fill(first, count, data, labels);
     return;
@@ -123,7 +125,7 @@ void ImageSource::fill_train(int64_t first, int64_t count, float* data, float* l
   produce(order_->records(first, count), first, AugmentMode::kTrain, data, labels);
 }
 
-void ImageSource::fill_range(int64_t start, int64_t n, float* data, float* labels) const {
+void ImageSource::fill_range(int64_t start, int64_t n, float* data, int32_t* labels) const {
   if (start < 0 || start + n > n_) COCO_THROW(describe(), ": samples [", start, ", ", start + n, ") out of range");
   std::vector<int64_t> idx(n);
   for (int64_t i = 0; i < n; ++i) idx[i] = start + i;
@@ -228,7 +230,7 @@ class RecordSource final : public ImageSource {
               parse_payload(reinterpret_cast<const uint8_t*>(e.buffer.data()), e.buffer.size(), e.where);
           e.body_offset = static_cast<size_t>(v.body - reinterpret_cast<const uint8_t*>(e.buffer.data()));
           e.body_bytes = v.body_bytes;
-          e.label = v.header.class_label();
+          e.label = v.header.class_id();
         } catch (const Error& err) {
           e.error = err.what();
         }
@@ -336,14 +338,14 @@ class ListSource final : public ImageSource {
       std::string rest;
       if (sep == std::string::npos || sep < first_char) COCO_THROW(path, ":", lineno, ": expected 'path label', found '", line, "'");
       std::istringstream ls(line.substr(sep + 1, end - sep));
-      if (!(ls >> label) || label < 0 || (ls >> rest))
+      if (!(ls >> label) || label < 0 || label > kMaxClassId || (ls >> rest))
         COCO_THROW(path, ":", lineno, ": the label '", line.substr(sep + 1, end - sep),
-                   "' is not a non-negative integer");
+                   "' is not an integer in [0, ", kMaxClassId, "]");
       std::string file = line.substr(first_char, line.find_last_not_of(" \t", sep) - first_char + 1);
       fs::path fp(file);
       if (fp.is_relative()) fp = base / fp;
       files_.push_back(fp.string());
-      labels_.push_back(static_cast<float>(label));
+      labels_.push_back(static_cast<int32_t>(label));
       lines_.push_back(lineno);
       max_label = std::max<int64_t>(max_label, label);
     }
@@ -385,7 +387,7 @@ class ListSource final : public ImageSource {
  private:
   std::string path_;
   std::vector<std::string> files_;
-  std::vector<float> labels_;
+  std::vector<int32_t> labels_;
   std::vector<int64_t> lines_;
 };
 

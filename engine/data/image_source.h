@@ -36,7 +36,7 @@ enum class CorruptPolicy { kFail, kSkip };
 struct EncodedSample {
   std::string buffer;                      // owns the bytes
   size_t body_offset = 0, body_bytes = 0;  // the JPEG inside buffer
-  float label = 0;
+  double label = 0;   // the class id as read (exact for any int32 id; may be no integer)
   std::string where;  // "train.rec: record at byte 123", "list.txt:5 (a.jpg)"
   std::string error;  // non-empty: unreadable (the message names the place)
 };
@@ -48,8 +48,8 @@ class ImageSource : public DataSource {
   int64_t size() const override { return n_; }
   Shape sample_shape() const override { return {3, out_h_, out_w_}; }
   int64_t num_classes() const { return num_classes_; }
-  void fill_train(int64_t first, int64_t count, float* data, float* labels) const override;
-  void fill_range(int64_t start, int64_t n, float* data, float* labels) const override;
+  void fill_train(int64_t first, int64_t count, float* data, int32_t* labels) const override;
+  void fill_range(int64_t start, int64_t n, float* data, int32_t* labels) const override;
   // Samples [start, start + n) in file order, encoded (tests and tools).
   std::vector<EncodedSample> encoded(int64_t start, int64_t n) const;
   const BlockShuffleOrder& order() const { return *order_; }
@@ -66,7 +66,7 @@ class ImageSource : public DataSource {
 
  private:
   void produce(const std::vector<int64_t>& indices, int64_t first_position, AugmentMode mode, float* data,
-               float* labels) const;
+               int32_t* labels) const;
   // Decodes and augments one sample; returns "" or the reason it is unusable.
   std::string convert(const EncodedSample& s, AugmentMode mode, uint64_t position, ImageU8* scratch, float* out) const;
 

@@ -167,18 +167,18 @@ int64_t BatchSampler::sample(int64_t epoch, int64_t position) const {
   return c.order[static_cast<size_t>(position)];
 }
 
-void MnistBatches::fill_batch(int64_t iteration, int64_t batch_size, float* images, float* labels) const {
+void MnistBatches::fill_batch(int64_t iteration, int64_t batch_size, float* images, int32_t* labels) const {
   COCO_CHECK(iteration >= 0 && batch_size >= 1, "iteration ", iteration, ", batch size ", batch_size);
   fill_range(iteration * batch_size, batch_size, images, labels);
 }
 
-void MnistBatches::fill_range(int64_t first_position, int64_t count, float* images, float* labels) const {
+void MnistBatches::fill_range(int64_t first_position, int64_t count, float* images, int32_t* labels) const {
   COCO_CHECK(first_position >= 0 && count >= 0, "first position ", first_position, ", count ", count);
   const int64_t pixels = data_->image_size();
   for (int64_t b = 0; b < count; ++b) {
     const int64_t s = sampler_.sample_at(first_position + b);
     data_->copy_image(s, images + b * pixels);  // (B, 1, rows, cols)
-    labels[b] = static_cast<float>(data_->label(s));
+    labels[b] = data_->label(s);
   }
 }
 

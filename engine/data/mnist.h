@@ -87,10 +87,10 @@ class MnistBatches {
   MnistBatches(const MnistDataset& data, uint64_t seed, SampleOrder order)
       : data_(&data), sampler_(data.size(), seed, order) {}
   // Iteration i reads positions [i*B, (i+1)*B) of the concatenated epochs.
-  void fill_batch(int64_t iteration, int64_t batch_size, float* images, float* labels) const;
+  void fill_batch(int64_t iteration, int64_t batch_size, float* images, int32_t* labels) const;
   // Positions [first, first + count) of the concatenated epochs (in the sampler's
   // order): e.g. a rank's slice of a global batch.
-  void fill_range(int64_t first_position, int64_t count, float* images, float* labels) const;
+  void fill_range(int64_t first_position, int64_t count, float* images, int32_t* labels) const;
   const BatchSampler& sampler() const { return sampler_; }
 
  private:

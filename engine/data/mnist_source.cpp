@@ -23,10 +23,10 @@ class MnistSource final : public DataSource {
   std::string describe() const override {
     return "mnist:" + dir_ + " (" + split_ + ", " + std::to_string(data_.size()) + " images)";
   }
-  void fill_train(int64_t first, int64_t count, float* data, float* labels) const override {
+  void fill_train(int64_t first, int64_t count, float* data, int32_t* labels) const override {
     train_order_->fill_range(first, count, data, labels);
   }
-  void fill_range(int64_t start, int64_t n, float* data, float* labels) const override {
+  void fill_range(int64_t start, int64_t n, float* data, int32_t* labels) const override {
     if (start < 0 || start + n > data_.size())
       COCO_THROW(describe(), ": samples [", start, ", ", start + n, ") out of range");
     file_order_->fill_range(start, n, data, labels);

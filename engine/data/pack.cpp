@@ -11,6 +11,7 @@
 #include "engine/common.h"
 #include "engine/data/jpeg.h"
 #include "engine/data/recordio.h"
+#include "engine/data/source.h"
 
 namespace coco {
 
@@ -30,9 +31,9 @@ bool is_image_name(const fs::path& p) {
   return e == ".jpg" || e == ".jpeg";
 }
 
-// Record headers hold labels and the identity records' key ranges as float32
-// (insightface's layout), exact only below 2^24: a larger label would be written as
-// a neighbour of itself, so it is refused where it is read.
+// Record headers hold the identity records' key ranges as float32 (insightface's
+// layout), exact only below 2^24. Image labels are exact at any int32 id: each
+// record also carries its id in id2 (RecordHeader::set_class_id).
 constexpr int64_t kFloatExactIds = int64_t{1} << 24;
 
 // Stable by label; the order every writer and checker here uses.
@@ -70,9 +71,9 @@ std::vector<PackItem> pack_items_from_folder(const std::string& dir) {
     for (const auto& f : files) items.push_back({f.string(), static_cast<int64_t>(k), f.string()});
   }
   if (items.empty()) COCO_THROW(dir, ": no identity sub-folders (expected DIR/<identity>/<image>.jpg)");
-  if (static_cast<int64_t>(ids.size()) > kFloatExactIds)
-    COCO_THROW(dir, ": ", ids.size(), " identity folders; record headers hold labels as float32 (insightface's "
-               "layout), exact for at most 16777216 identities");
+  if (static_cast<int64_t>(ids.size()) > kMaxClassId + 1)
+    COCO_THROW(dir, ": ", ids.size(), " identity folders; class ids are int32, at most ", kMaxClassId + 1,
+               " identities");
   return items;
 }
 
@@ -97,9 +98,8 @@ std::vector<PackItem> pack_items_from_list(const std::string& list) {
     std::string rest;
     if (!(ls >> label) || label < 0 || (ls >> rest))
       COCO_THROW(where, ": the label '", line.substr(sep + 1, e - sep), "' is not a non-negative integer");
-    if (label >= kFloatExactIds)
-      COCO_THROW(where, ": the label ", label, " is not below 16777216: record headers hold labels as float32 "
-                 "(insightface's layout), which would store it as ", static_cast<int64_t>(static_cast<float>(label)));
+    if (label > kMaxClassId)
+      COCO_THROW(where, ": the label ", label, " is past ", kMaxClassId, ", the largest class id (class ids are int32)");
     fs::path p(line.substr(b, line.find_last_not_of(" \t", sep) - b + 1));
     if (p.is_relative()) p = base / p;
     items.push_back({p.string(), label, where});
@@ -143,7 +143,7 @@ PackResult pack_records(std::vector<PackItem> items, const std::string& prefix, 
     }
     const uint64_t key = layout == PackLayout::kInsightface ? i + 1 : i;
     RecordHeader hd;
-    hd.label = static_cast<float>(it.label);
+    hd.set_class_id(it.label);  // float label for insightface's readers, the exact id in id2
     hd.id = key;
     const std::string p = pack_payload(hd, jpeg.data(), jpeg.size());
     index.emplace_back(key, w.write(p.data(), p.size()));
@@ -190,8 +190,8 @@ void verify_pack(const std::vector<PackItem>& unsorted, const std::string& prefi
     const std::string where = rec.path() + ": record at byte " + std::to_string(off);
     const PayloadView v = parse_payload(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), where);
     const std::string jpeg = slurp(items[i].path, items[i].where);
-    if (static_cast<double>(v.header.class_label()) != static_cast<double>(items[i].label))
-      COCO_THROW(where, ": label ", v.header.class_label(), " but ", items[i].where, " says ", items[i].label);
+    if (v.header.class_id() != static_cast<double>(items[i].label))
+      COCO_THROW(where, ": label ", v.header.class_id(), " but ", items[i].where, " says ", items[i].label);
     if (v.body_bytes != jpeg.size() || std::memcmp(v.body, jpeg.data(), jpeg.size()) != 0)
       COCO_THROW(where, ": bytes differ from ", items[i].path);
   }

@@ -69,7 +69,7 @@ void BatchPrefetcher::restart(int64_t first, int64_t count, int64_t stride, std:
   cv_.notify_all();
 }
 
-void BatchPrefetcher::fill(int64_t first, int64_t count, float* data, float* labels) {
+void BatchPrefetcher::fill(int64_t first, int64_t count, float* data, int32_t* labels) {
   std::unique_lock<std::mutex> lock(mu_);
   const bool predicted = active_ && count == count_ && first == base_ + next_seq_ * stride_;
   if (predicted) {
@@ -91,7 +91,7 @@ void BatchPrefetcher::fill(int64_t first, int64_t count, float* data, float* lab
   // No worker touches this slot until next_seq_ moves past it, so copy unlocked.
   lock.unlock();
   std::memcpy(data, slot.data.data(), sizeof(float) * count * sample_floats_);
-  std::memcpy(labels, slot.labels.data(), sizeof(float) * count);
+  std::memcpy(labels, slot.labels.data(), sizeof(int32_t) * count);
   lock.lock();
   slot.seq = -1;
   slot.ready = false;

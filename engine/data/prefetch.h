@@ -23,14 +23,14 @@ namespace coco {
 class BatchPrefetcher {
  public:
   // produce(first, count, data, labels): data (count, sample_floats), labels (count).
-  using Producer = std::function<void(int64_t first, int64_t count, float* data, float* labels)>;
+  using Producer = std::function<void(int64_t first, int64_t count, float* data, int32_t* labels)>;
   BatchPrefetcher(Producer produce, int64_t sample_floats, int threads, int depth);
   ~BatchPrefetcher();
   BatchPrefetcher(const BatchPrefetcher&) = delete;
   BatchPrefetcher& operator=(const BatchPrefetcher&) = delete;
 
   // Exactly what produce(first, count, ...) writes; blocks until it is ready.
-  void fill(int64_t first, int64_t count, float* data, float* labels);
+  void fill(int64_t first, int64_t count, float* data, int32_t* labels);
   // Requests that were served from the queue / that restarted it (for tests).
   int64_t hits() const { return hits_; }
   int64_t restarts() const { return restarts_; }
@@ -40,7 +40,8 @@ class BatchPrefetcher {
     int64_t seq = -1;  // which batch it holds (or is being filled with)
     bool ready = false;
     std::exception_ptr error;
-    std::vector<float> data, labels;
+    std::vector<float> data;
+    std::vector<int32_t> labels;
   };
   void worker();
   void restart(int64_t first, int64_t count, int64_t stride, std::unique_lock<std::mutex>& lock);

@@ -49,6 +49,17 @@ std::string hex32(uint32_t v) {
 
 }  // namespace
 
+double RecordHeader::class_id() const {
+  if ((id2 & ~uint64_t{0xFFFFFFFF}) == kClassIdTag) return static_cast<double>(id2 & 0xFFFFFFFF);
+  return class_label();
+}
+
+void RecordHeader::set_class_id(int64_t class_id) {
+  COCO_CHECK(class_id >= 0 && class_id <= 0xFFFFFFFF, "RecordHeader::set_class_id: ", class_id, " is out of range");
+  id2 = kClassIdTag | static_cast<uint64_t>(class_id);
+  label = static_cast<float>(class_id);  // the nearest float, for readers that know only label
+}
+
 std::string pack_payload(RecordHeader header, const void* body, size_t body_bytes) {
   std::string s;
   s.reserve(kRecordHeaderBytes + 4 * header.labels.size() + body_bytes);

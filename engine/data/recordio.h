@@ -41,9 +41,17 @@ struct RecordHeader {
   float label = 0;
   uint64_t id = 0, id2 = 0;
   std::vector<float> labels;
-  // The class label of an image record: labels[0] when present, else label.
+  // The class label of an image record as float32: labels[0] when present, else label.
   float class_label() const { return labels.empty() ? label : labels[0]; }
+  // The class id: exact from id2 where coco-pack tagged it there (float32 labels
+  // are exact only to 2^24; insightface's own files leave id2 0), else class_label().
+  double class_id() const;
+  // Tags id2 with an exact class id (coco-pack's image records).
+  void set_class_id(int64_t id);
 };
+
+// The tag in id2's high 32 bits that marks its low 32 as the class id ("COCO").
+constexpr uint64_t kClassIdTag = uint64_t{0x434F434F} << 32;
 
 // header + labels + body, as MXNet's recordio.pack (flag is set from labels).
 std::string pack_payload(RecordHeader header, const void* body, size_t body_bytes);

@@ -21,6 +21,9 @@
 
 namespace coco {
 
+// The largest class id a label may hold: labels travel as int32 (layers/labels.h).
+constexpr int64_t kMaxClassId = 2147483646;  // K <= 2^31 - 1 (num_output)
+
 class DataSource {
  public:
   virtual ~DataSource() = default;
@@ -29,9 +32,9 @@ class DataSource {
   virtual std::string describe() const = 0;
   // Positions [first, first + count) of the training sequence.
   // data: (count, sample_shape...), labels: (count).
-  virtual void fill_train(int64_t first, int64_t count, float* data, float* labels) const = 0;
+  virtual void fill_train(int64_t first, int64_t count, float* data, int32_t* labels) const = 0;
   // Source order: samples [start, start + n), for evaluation passes.
-  virtual void fill_range(int64_t start, int64_t n, float* data, float* labels) const = 0;
+  virtual void fill_range(int64_t start, int64_t n, float* data, int32_t* labels) const = 0;
 };
 
 // Opens `p.source`. A relative directory is resolved against `data_root` if given

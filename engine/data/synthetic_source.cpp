@@ -64,7 +64,7 @@ class SyntheticSource final : public DataSource {
     return "synthetic:" + std::to_string(k_) + " (" + (test_ ? "test" : "train") + ", " + std::to_string(size()) +
            " samples)";
   }
-  void fill_train(int64_t first, int64_t count, float* data, float* labels) const override {
+  void fill_train(int64_t first, int64_t count, float* data, int32_t* labels) const override {
     const int64_t n = size();
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < count; ++i) {
@@ -73,7 +73,7 @@ class SyntheticSource final : public DataSource {
       make(s, data + i * dim_, labels + i);
     }
   }
-  void fill_range(int64_t start, int64_t n, float* data, float* labels) const override {
+  void fill_range(int64_t start, int64_t n, float* data, int32_t* labels) const override {
     if (start < 0 || start + n > size()) COCO_THROW(describe(), ": samples [", start, ", ", start + n, ") out of range");
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; ++i) make(start + i, data + i * dim_, labels + i);
@@ -81,13 +81,13 @@ class SyntheticSource final : public DataSource {
 
  private:
   // Sample s = identity s / per_id, index first_j + s % per_id.
-  void make(int64_t s, float* out, float* label) const {
+  void make(int64_t s, float* out, int32_t* label) const {
     const int64_t k = s / per_id_, j = first_j_ + s % per_id_;
     const uint64_t proto_stream = mix64(static_cast<uint64_t>(k) * 2 + 1);
     const uint64_t noise_stream = hash3(static_cast<uint64_t>(k), static_cast<uint64_t>(j), 7);
     for (int64_t d = 0; d < dim_; ++d)
       out[d] = gaussian(seed_, proto_stream, d) + noise_ * gaussian(seed_, noise_stream, d);
-    *label = static_cast<float>(k);
+    *label = static_cast<int32_t>(k);
   }
 
   int64_t k_;
@@ -112,6 +112,8 @@ std::unique_ptr<DataSource> open_synthetic_source(const std::string& what, const
   } catch (const std::exception&) {
     COCO_THROW(origin, ": synthetic source needs a positive identity count, got 'synthetic:", what, "'");
   }
+  if (k > kMaxClassId + 1)
+    COCO_THROW(origin, ": synthetic:", k, " has more identities than int32 class ids name (", kMaxClassId + 1, ")");
   return std::make_unique<SyntheticSource>(k, p, seed, origin);
 }
 

@@ -21,7 +21,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   MnistDataset ds;
   if (!fuzz::expect_clean([&] { ds.load_files(images.string(), labels.string()); })) return 0;
   const int64_t batch = std::min<int64_t>(ds.size(), 3);
-  std::vector<float> x(static_cast<size_t>(batch * ds.image_size())), y(static_cast<size_t>(batch));
+  std::vector<float> x(static_cast<size_t>(batch * ds.image_size()));
+  std::vector<int32_t> y(static_cast<size_t>(batch));
   for (SampleOrder order : {SampleOrder::kSequential, SampleOrder::kShuffled}) {
     fuzz::expect_clean([&] {
       MnistBatches b(ds, 7, order);

@@ -62,7 +62,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const int64_t floats = shape_count(src->sample_shape());
   if (floats <= 0 || floats > (1 << 20)) return 0;
   const int64_t n = std::min<int64_t>(src->size(), 2);
-  std::vector<float> x(static_cast<size_t>(2 * floats)), y(2);
+  std::vector<float> x(static_cast<size_t>(2 * floats));
+  std::vector<int32_t> y(2);
   fuzz::expect_clean([&] { src->fill_range(0, n, x.data(), y.data()); });
   fuzz::expect_clean([&] { src->fill_train(0, 2, x.data(), y.data()); });
   fuzz::expect_clean([&] { src->fill_train(src->size() - 1, 2, x.data(), y.data()); });

@@ -27,7 +27,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const auto src = open_data_source(p, "", 1, "fuzz");
     if (shape_count(src->sample_shape()) > (1 << 20)) return;  // a header may claim 65535 x 65535
     const int64_t n = std::min<int64_t>(src->size(), 2);
-    std::vector<float> x(static_cast<size_t>(n * shape_count(src->sample_shape()))), y(static_cast<size_t>(n));
+    std::vector<float> x(static_cast<size_t>(n * shape_count(src->sample_shape())));
+    std::vector<int32_t> y(static_cast<size_t>(n));
     src->fill_range(0, n, x.data(), y.data());
   });
   return 0;

@@ -90,7 +90,8 @@ Embeddings export_embeddings(const ExportOptions& opt, int rank, int size, const
 
   // Samples are read into host memory and copied to the net's input (a device copy
   // on CUDA); the blob is read back with to_vector either way.
-  std::vector<float> labels_f(static_cast<size_t>(batch)), x_host(static_cast<size_t>(batch * sample_count));
+  std::vector<int32_t> labels_f(static_cast<size_t>(batch));
+  std::vector<float> x_host(static_cast<size_t>(batch * sample_count));
   const int64_t width = sample.empty() ? 1 : sample.back();
   std::unique_ptr<Net> tail;
   for (int64_t done = 0; done < rows;) {
@@ -110,8 +111,10 @@ Embeddings export_embeddings(const ExportOptions& opt, int rank, int size, const
       copy_bytes(cur->input_blobs()[data_in]->mutable_data(), x, static_cast<size_t>(n * sample_count) * sizeof(float));
     };
     upload();
-    if (label_in >= 0)
-      copy_bytes(cur->input_blobs()[label_in]->mutable_data(), labels_f.data(), static_cast<size_t>(n) * sizeof(float));
+    if (label_in >= 0) {
+      cur->input_blobs()[label_in]->set_element_type(ElementType::kInt32);
+      copy_bytes(cur->input_blobs()[label_in]->mutable_data(), labels_f.data(), static_cast<size_t>(n) * sizeof(int32_t));
+    }
 
     auto read_blob = [&](bool add) {
       const Blob* b = cur->blob(e.blob);
@@ -141,10 +144,9 @@ Embeddings export_embeddings(const ExportOptions& opt, int rank, int size, const
       read_blob(true);
     }
     for (int64_t i = 0; i < n; ++i) {
-      const float l = labels_f[i];
-      if (!(l >= 0) || l != std::floor(l)) COCO_THROW(src->describe(), ": sample ", range.start + done + i,
-                                                      " has label ", l, ", not a non-negative integer");
-      e.labels.push_back(static_cast<int64_t>(l));
+      if (labels_f[i] < 0)
+        COCO_THROW(src->describe(), ": sample ", range.start + done + i, " has label ", labels_f[i], ", not a class id");
+      e.labels.push_back(labels_f[i]);
     }
     done += n;
     if (progress) progress(done, rows);

@@ -130,7 +130,8 @@ std::vector<float> read_samples(const ExportOptions& opt, int64_t count, Shape* 
   count = std::min(count, src->size());
   *shape = src->sample_shape();
   shape->insert(shape->begin(), count);
-  std::vector<float> x(static_cast<size_t>(shape_count(*shape))), labels(static_cast<size_t>(count));
+  std::vector<float> x(static_cast<size_t>(shape_count(*shape)));
+  std::vector<int32_t> labels(static_cast<size_t>(count));
   src->fill_range(0, count, x.data(), labels.data());
   return x;
 }
