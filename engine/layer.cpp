@@ -45,6 +45,11 @@ static bool on_cuda(const Blobs& a, const Blobs& b) {
 }
 
 void Layer::forward(const Blobs& bottom, const Blobs& top) {
+  for (size_t b = 0; b < bottom.size(); ++b)
+    if (bottom[b]->element_type() == ElementType::kInt32 && !reads_class_ids(static_cast<int>(b)))
+      COCO_THROW(where(), "bottom ", b, (static_cast<int>(b) < param_.bottom_size() ? " '" + param_.bottom(static_cast<int>(b)) + "'" : std::string()),
+                 " holds int32 class ids (the label input), which this layer does not read; give the labels to a "
+                 "loss or Accuracy layer directly");
   if (on_cuda(bottom, top))
     forward_cuda(bottom, top);
   else

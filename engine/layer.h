@@ -58,6 +58,9 @@ class Layer {
   virtual bool can_backward_to(int bottom_index) const { return true; }
   // Loss layers get loss_weight 1 on top 0 unless the config says otherwise.
   virtual bool is_loss() const { return false; }
+  // Whether bottom i may hold int32 class ids (an int32 blob: the label input);
+  // forward refuses them elsewhere, where the bits would be read as floats.
+  virtual bool reads_class_ids(int bottom_index) const { return false; }
   // Layers whose top may be its bottom (in-place) say so.
   virtual bool allows_in_place() const { return false; }
   // False for parameter blobs that are state, not weights (BatchNorm's running

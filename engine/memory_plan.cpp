@@ -14,6 +14,7 @@
 #include "engine/config.h"
 #include "engine/net.h"
 #include "layers/class_sampler.h"
+#include "layers/coco_head.h"
 #include "layers/coco_head_plan.h"
 
 namespace coco {
@@ -91,6 +92,7 @@ HeadMemoryPlan plan_head(const proto::LayerParameter& l, int64_t D, int ranks, i
   h.layer = l.name();
   h.K = p.num_output();
   h.D = D;
+  check_shard_fits(h.K, ranks, "layer '" + l.name() + "' (CocoLoss): ");
   h.Kr = shard_range(h.K, 0, ranks).count;
   const std::vector<int64_t> counts = shard_counts(global_batch, ranks);
   const int64_t M = global_batch, Ml = counts[0];

@@ -31,6 +31,7 @@ class CenterLossLayer final : public Layer {
  public:
   using Layer::Layer;
   const char* type() const override { return "CenterLoss"; }
+  bool reads_class_ids(int i) const override { return i == 1; }
   int min_bottoms() const override { return 2; }
   int max_bottoms() const override { return 2; }
   bool is_loss() const override { return true; }

@@ -88,7 +88,7 @@ std::vector<float> sampled_labels(const float* labels, int64_t M, ShardRange sha
     const int64_t y = static_cast<int64_t>(labels[i]) - shard.start;
     if (y < 0 || y >= shard.count) continue;
     const auto it = std::lower_bound(rows.begin(), rows.end(), y);
-    COCO_CHECK(it != rows.end() && *it == y, "sampled_labels: class ", y + shard.start, " of sample ", i,
+    COCO_CHECK(it != rows.end() && *it == y, "sampled_labels: row ", y + shard.start, " of sample ", i,
                " is not among the sampled rows");
     out[i] = static_cast<float>(it - rows.begin());
   }

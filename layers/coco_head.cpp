@@ -10,6 +10,13 @@
 
 namespace coco {
 
+void check_shard_fits(int64_t K, int ranks, const std::string& where) {
+  const int64_t largest = shard_range(K, 0, ranks).count;
+  if (largest > kMaxShardClasses)
+    COCO_THROW(where, K, " classes on ", ranks, " rank(s) give rank 0 ", largest, " classes; one rank holds at most ",
+               kMaxShardClasses, ": run on at least ", (K + kMaxShardClasses - 1) / kMaxShardClasses, " ranks");
+}
+
 void CocoHead::set_device(Device dev) {
   for (Tensor* t : {&counts_, &x_inv_norm_, &f_all_, &labels_all_, &local_labels_, &c_inv_norm_, &c_hat_, &logits_, &row_max_,
                     &local_max_, &sum_target_, &raw_target_, &flag_, &best_, &best_class_, &raw_max_, &cand_,

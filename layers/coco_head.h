@@ -42,6 +42,9 @@ namespace coco {
 // The most classes one rank's shard may hold: the head turns each label into a
 // column of its shard held as a float (the kernels' label type), exact to 2^24.
 constexpr int64_t kMaxShardClasses = int64_t{1} << 24;
+// Throws (where: the layer) if K classes over `ranks` ranks give rank 0, the
+// largest shard, more than kMaxShardClasses, naming the ranks that would do.
+void check_shard_fits(int64_t K, int ranks, const std::string& where);
 
 struct CocoHeadConfig {
   int64_t K = 0;             // classes, all ranks

@@ -48,6 +48,7 @@ inline float exp_nonpositive(float x_in) {
 
 // The column of a row's label within the chunk [first_class, first_class + t), or -1.
 int64_t target_column(float label, int64_t first_class, int64_t t) {
+  if (!(label >= 0)) return -1;  // another rank's class (-1), or none (NaN)
   const int64_t yl = static_cast<int64_t>(label) - first_class;
   return yl >= 0 && yl < t ? yl : -1;
 }

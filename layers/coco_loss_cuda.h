@@ -6,7 +6,8 @@
 // pointer; every launcher returns without waiting, except coco_head_read_to_host.
 // Arguments: outputs, inputs, sizes, then the stream. Shapes: M global batch, M_l
 // local batch, D feature size, t classes of a chunk, K_r classes of this rank's
-// shard, K all classes. Labels travel as float32.
+// shard, K all classes. Labels are int32 class ids until coco_head_shard_columns
+// makes them float columns of this rank's shard (-1: another rank's; NaN: no class).
 #pragma once
 
 #include <cstdint>

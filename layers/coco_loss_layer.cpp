@@ -97,10 +97,7 @@ void CocoLossLayer::layer_setup(const Blobs& bottom, const Blobs& top, Rng& rng)
   COCO_CHECK(comm != nullptr, "CocoLoss needs a communicator");
   shard_ = shard_range(K_, comm->rank(), comm->size());
   // Inside the head a label is a column of this rank's shard, held as a float.
-  if (shard_.count > kMaxShardClasses)
-    COCO_THROW(where(), K_, " classes on ", comm->size(), " rank(s) give rank ", comm->rank(), " ", shard_.count,
-               " classes; one rank holds at most ", kMaxShardClasses, ": run on at least ",
-               (K_ + kMaxShardClasses - 1) / kMaxShardClasses, " ranks");
+  check_shard_fits(K_, comm->size(), where());
 
   CocoHeadConfig cfg;
   cfg.K = K_;

@@ -33,6 +33,7 @@ class CocoLossLayer final : public Layer {
  public:
   using Layer::Layer;
   const char* type() const override { return "CocoLoss"; }
+  bool reads_class_ids(int i) const override { return i == 1; }
   int min_bottoms() const override { return 2; }
   int max_bottoms() const override { return 2; }
   int max_tops() const override { return 2; }

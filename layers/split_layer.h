@@ -11,6 +11,7 @@ class SplitLayer final : public Layer {
  public:
   using Layer::Layer;
   const char* type() const override { return "Split"; }
+  bool reads_class_ids(int i) const override { return i == 0; }
   int max_tops() const override { return -1; }
   void reshape(const Blobs& bottom, const Blobs& top) override;
 

@@ -9,6 +9,7 @@
 
 #include "layers/accuracy_layer.h"
 #include "layers/coco_loss_layer.h"
+#include "layers/flatten_layer.h"
 #include "layers/softmax_loss_layer.h"
 #include "tests/coco_head_golden.h"
 #include "tests/error_of.h"
@@ -146,6 +147,19 @@ TEST(Labels, OneRankHoldsAtMostTwoToThe24thClasses) {
                    "run on at least 2 ranks"),
             std::string::npos)
       << e;
+}
+
+// A layer that would read the ids' bits as floats refuses them: only the label
+// readers (and Split, which copies them on) take an int32 bottom.
+TEST(Labels, OnlyTheLabelReadersTakeIds) {
+  FlattenLayer flatten(layer_param(R"(name: "flat" type: "Flatten" bottom: "label" top: "f")"));
+  Blob y, out;
+  set_int_labels(y, {1, 2});
+  y.reshape({2, 1});
+  LayerHarness h;
+  h.setup(flatten, {&y}, {&out});
+  const std::string e = error_of([&] { flatten.forward({&y}, {&out}); });
+  EXPECT_NE(e.find("layer 'flat' (Flatten): bottom 0 'label' holds int32 class ids"), std::string::npos) << e;
 }
 
 }  // namespace coco::testing

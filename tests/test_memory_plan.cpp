@@ -1,6 +1,7 @@
 // The memory plan (engine/memory_plan.h) against what a net really holds: the CPU
 // tensors of the full net at the planned batch, built and run once.
 #include "engine/memory_plan.h"
+#include "tests/error_of.h"
 
 #include <gtest/gtest.h>
 
@@ -58,6 +59,17 @@ TEST(MemoryPlan, MatchesTheTensorsOfTheNetItPlans) {
       const double got = static_cast<double>(planned_net_bytes(plan));
       EXPECT_NEAR(got, want, 0.02 * want) << describe_memory_plan(plan);
     }
+}
+
+// A rank holds at most 2^24 classes (layers/coco_head.h): the plan refuses what the
+// run would, and 40 million classes fit 3 ranks.
+TEST(MemoryPlan, RefusesAShardPastTwoToThe24thClasses) {
+  const std::string e = testing::error_of([] { plan_memory(lenet(40'000'000, ""), "<net>", 2, 1024, 1); });
+  EXPECT_NE(e.find("40000000 classes on 2 rank(s) give rank 0 20000000 classes; one rank holds at most 16777216: "
+                   "run on at least 3 ranks"),
+            std::string::npos)
+      << e;
+  EXPECT_EQ(plan_memory(lenet(40'000'000, ""), "<net>", 3, 1024, 1).heads[0].Kr, 13'333'334);
 }
 
 TEST(MemoryPlan, PlansTheLargestRankOfAnyCountWithoutBuildingIt) {

@@ -199,9 +199,17 @@ int check_mode(Communicator& comm, Communicator& head_comm, const HeadBenchOptio
   const ShardRange rows = shard_range(M, comm.rank(), comm.size());
   Head h(head_comm, head_param(o, K, o.scale), rows.count, M, D, o.device);
   set_data(h.x, rows_of(in.X.f32, rows, D));
-  std::vector<float> labels(rows.count);
-  for (int64_t i = 0; i < rows.count; ++i) labels[i] = static_cast<float>(in.Y.i64[rows.start + i]);
-  set_data(h.y, labels);
+  // The labels as int32 class ids (exact past 2^24), their bits moved in a float buffer.
+  std::vector<int32_t> ids(rows.count);
+  for (int64_t i = 0; i < rows.count; ++i) {
+    const int64_t y = in.Y.i64[rows.start + i];
+    if (y < 0 || y >= K) COCO_THROW(o.labels, ": label ", y, " of row ", rows.start + i, " is not a class in [0, ", K, ")");
+    ids[i] = static_cast<int32_t>(y);
+  }
+  std::vector<float> bits(ids.size());
+  std::memcpy(bits.data(), ids.data(), ids.size() * sizeof(int32_t));
+  h.y.set_element_type(ElementType::kInt32);
+  set_data(h.y, bits);
   const ShardRange classes = h.layer->shard();
   if (classes.count != shard_range(K, comm.rank(), comm.size()).count)
     COCO_THROW("coco-bench head: rank ", comm.rank(), " holds ", classes.count, " classes, not its shard_range share");
