@@ -154,13 +154,21 @@ struct CudaRun {
   int64_t cached = -1;
 };
 
+// With ids, the labels go in as int32 class ids (what coco's sources write).
 CudaRun run_cuda_head(const std::string& text, int64_t M, int64_t D, int64_t K, const std::vector<double>& x,
-                      const std::vector<double>& labels, const std::vector<double>& centroids) {
+                      const std::vector<double>& labels, const std::vector<double>& centroids, bool ids = false) {
   CudaRun out;
   CocoLossLayer layer(layer_param(text));
   Blob bx({M, D}, Device::kCUDA), by({M}, Device::kCUDA), loss(Shape{}, Device::kCUDA);
   set_device_tensor(bx.data(), {M, D}, x);
-  set_device_tensor(by.data(), {M}, labels);
+  if (ids) {
+    by.set_element_type(ElementType::kInt32);
+    Tensor h({M});
+    for (int64_t i = 0; i < M; ++i) reinterpret_cast<int32_t*>(h.data())[i] = static_cast<int32_t>(labels[i]);
+    by.data().copy_from(h);
+  } else {
+    set_device_tensor(by.data(), {M}, labels);
+  }
   auto c = std::make_shared<Blob>(Shape{K, D}, Device::kCUDA);
   set_device_tensor(c->data(), {K, D}, centroids);
   c->diff().zero();
@@ -293,6 +301,29 @@ TEST(CudaCocoLoss, BadLabelGivesNanLossOnTheDevice) {
     SCOPED_TRACE(bad);
     const CudaRun r = run_cuda_head(head_text(4, 0, 0, "scale: 2", false), 2, 3, 4, x, {1.0, bad},
                                     std::vector<double>(12, 0.25));
+    EXPECT_TRUE(std::isnan(r.loss)) << r.loss;
+  }
+}
+
+// Labels as int32 ids give the float labels' results bit for bit on the device, and
+// an id outside [0, K) a NaN loss (layers/labels.h; the head's shard columns).
+TEST(CudaCocoLoss, IdLabelsEqualFloatLabels) {
+  COCO_REQUIRE_CUDA();
+  for (const auto& gc : read_golden()) {
+    SCOPED_TRACE(gc.name);
+    const std::string text = head_text(gc.K, 2, 64, golden_extra(gc), false);
+    const CudaRun f = run_cuda_head(text, gc.M, gc.D, gc.K, gc.v.at("x"), gc.v.at("labels"), gc.v.at("centroids"));
+    const CudaRun i =
+        run_cuda_head(text, gc.M, gc.D, gc.K, gc.v.at("x"), gc.v.at("labels"), gc.v.at("centroids"), true);
+    EXPECT_EQ(f.loss, i.loss);
+    EXPECT_EQ(f.grad_x, i.grad_x);
+    EXPECT_EQ(f.grad_c, i.grad_c);
+  }
+  const std::vector<double> x = {0.5, -0.2, 0.1, 0.3, 0.9, -0.4};
+  for (double bad : {4.0, -1.0}) {
+    SCOPED_TRACE(bad);
+    const CudaRun r = run_cuda_head(head_text(4, 0, 0, "scale: 2", false), 2, 3, 4, x, {1.0, bad},
+                                    std::vector<double>(12, 0.25), true);
     EXPECT_TRUE(std::isnan(r.loss)) << r.loss;
   }
 }
