@@ -309,21 +309,21 @@ void Trainer::load_starting_point() {
 void Trainer::fill_inputs(Net& net, bool train, int64_t first, int64_t count) {
   Blob* data = net.input_blobs()[0];
   Blob* label = net.input_blobs()[1];
-  DataSource& src = train ? *train_data_ : *test_data_;
-  if (net.device() == Device::kCPU) {
+  const DataSource& src = train ? *train_data_ : *test_data_;
+  const auto fill = [&](Blob& d, Blob& l) {
     if (train)
-      src.fill_train(first, count, data->mutable_data(), label->mutable_data_int32());
+      src.fill_train(first, count, d.mutable_data(), l.mutable_data_int32());
     else
-      src.fill_range(first, count, data->mutable_data(), label->mutable_data_int32());
+      src.fill_range(first, count, d.mutable_data(), l.mutable_data_int32());
+  };
+  if (net.device() == Device::kCPU) {
+    fill(*data, *label);
     return;
   }
   host_data_.reshape(data->shape());
   host_label_.set_element_type(ElementType::kInt32);
   host_label_.reshape(label->shape());
-  if (train)
-    src.fill_train(first, count, host_data_.mutable_data(), host_label_.mutable_data_int32());
-  else
-    src.fill_range(first, count, host_data_.mutable_data(), host_label_.mutable_data_int32());
+  fill(host_data_, host_label_);
   data->data().copy_from(host_data_.data());
   label->data().copy_from(host_label_.data());
 }

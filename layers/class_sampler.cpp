@@ -18,14 +18,18 @@ int64_t uniform_below(uint64_t h, int64_t n) {
   return static_cast<int64_t>((static_cast<unsigned __int128>(h) * static_cast<uint64_t>(n)) >> 64);
 }
 
+// The shard's local row of a label, or -1 (another shard's class, or none: NaN).
+int64_t shard_row(float label, ShardRange shard) {
+  if (!(label >= 0)) return -1;
+  const int64_t y = static_cast<int64_t>(label) - shard.start;
+  return y >= 0 && y < shard.count ? y : -1;
+}
+
 // The shard's classes that the batch holds (local rows, ascending, unique).
 std::vector<int64_t> positive_rows(const float* labels, int64_t M, ShardRange shard) {
   std::vector<int64_t> rows;
-  for (int64_t i = 0; i < M; ++i) {
-    if (!(labels[i] >= 0)) continue;  // another rank's class (-1), or none (NaN)
-    const int64_t y = static_cast<int64_t>(labels[i]) - shard.start;
-    if (y >= 0 && y < shard.count) rows.push_back(y);
-  }
+  for (int64_t i = 0; i < M; ++i)
+    if (const int64_t y = shard_row(labels[i], shard); y >= 0) rows.push_back(y);
   std::sort(rows.begin(), rows.end());
   rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
   return rows;
@@ -84,9 +88,8 @@ std::vector<int64_t> sample_shard_classes(const float* labels, int64_t M, ShardR
 std::vector<float> sampled_labels(const float* labels, int64_t M, ShardRange shard, const std::vector<int64_t>& rows) {
   std::vector<float> out(M, -1.f);
   for (int64_t i = 0; i < M; ++i) {
-    if (!(labels[i] >= 0)) continue;
-    const int64_t y = static_cast<int64_t>(labels[i]) - shard.start;
-    if (y < 0 || y >= shard.count) continue;
+    const int64_t y = shard_row(labels[i], shard);
+    if (y < 0) continue;
     const auto it = std::lower_bound(rows.begin(), rows.end(), y);
     COCO_CHECK(it != rows.end() && *it == y, "sampled_labels: row ", y + shard.start, " of sample ", i,
                " is not among the sampled rows");

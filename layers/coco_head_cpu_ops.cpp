@@ -45,7 +45,6 @@ inline float exp_nonpositive(float x_in) {
   return p * scale;
 }
 
-
 // The column of a row's label within the chunk [first_class, first_class + t), or -1.
 int64_t target_column(float label, int64_t first_class, int64_t t) {
   if (!(label >= 0)) return -1;  // another rank's class (-1), or none (NaN)

@@ -38,6 +38,17 @@ namespace {
 
 std::string g_config = std::string(COCO_SOURCE_DIR) + "/configs/mnist_coco.prototxt";
 
+// Fixed inputs for a benchmark: data uniform in [-0.5, 0.5), labels i mod classes.
+void fill_bench_inputs(coco::Net& net, int classes) {
+  std::mt19937 g(7);
+  std::uniform_real_distribution<float> u(-0.5f, 0.5f);
+  coco::Blob* data = net.input_blobs()[0];
+  for (int64_t i = 0; i < data->count(); ++i) data->mutable_data()[i] = u(g);
+  if (net.input_blobs().size() < 2) return;
+  coco::Blob* label = net.input_blobs()[1];
+  for (int64_t i = 0; i < label->count(); ++i) label->mutable_data()[i] = static_cast<float>(i % classes);
+}
+
 void train_step(benchmark::State& state, coco::Device dev) {
   const int64_t batch = state.range(0);
   coco::TrainConfig cfg = coco::load_train_config(g_config);
@@ -45,12 +56,7 @@ void train_step(benchmark::State& state, coco::Device dev) {
   coco::LocalCommunicator comm;
   coco::Net net(cfg.net, coco::Phase::kTrain, &comm, 1, cfg.net_origin);
   coco::SgdSolver solver(cfg.solver, &net);
-  std::mt19937 g(7);
-  std::uniform_real_distribution<float> u(-0.5f, 0.5f);
-  coco::Blob* data = net.input_blobs()[0];
-  coco::Blob* label = net.input_blobs()[1];
-  for (int64_t i = 0; i < data->count(); ++i) data->mutable_data()[i] = u(g);
-  for (int64_t i = 0; i < label->count(); ++i) label->mutable_data()[i] = static_cast<float>(i % 10);
+  fill_bench_inputs(net, 10);
   // On CUDA the inputs are moved once with the net; every step reads the loss back
   // to the host, as the trainer does, so the time includes the stream's completion.
   net.to_device(dev);
@@ -87,14 +93,7 @@ void BM_Inference(benchmark::State& state) {
   coco::set_input_batch(&cfg.net, batch);
   coco::LocalCommunicator comm;
   coco::Net net(cfg.net, coco::Phase::kTest, &comm, 1, cfg.net_origin);
-  std::mt19937 g(7);
-  std::uniform_real_distribution<float> u(-0.5f, 0.5f);
-  coco::Blob* data = net.input_blobs()[0];
-  for (int64_t i = 0; i < data->count(); ++i) data->mutable_data()[i] = u(g);
-  if (net.input_blobs().size() > 1) {
-    coco::Blob* label = net.input_blobs()[1];
-    for (int64_t i = 0; i < label->count(); ++i) label->mutable_data()[i] = static_cast<float>(i % 2);
-  }
+  fill_bench_inputs(net, 2);
   net.forward();
   for (auto _ : state) benchmark::DoNotOptimize(net.forward());
   if (std::getenv("COCO_BENCH_LAYERS")) {

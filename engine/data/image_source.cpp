@@ -68,14 +68,6 @@ void ImageSource::warn_once(int64_t index, const std::string& message) const {
   if (warned_.insert(index).second) spdlog::warn("{} (skipped: on_corrupt: SKIP)", message);
 }
 
-namespace {
-// A label as read, for messages: an integer in full (not 1.67772e+07), else as is.
-std::string label_text(double v) {
-  if (std::isfinite(v) && v == std::floor(v) && std::fabs(v) < 9e15) return std::to_string(static_cast<int64_t>(v));
-  return detail::concat(v);
-}
-}  // namespace
-
 std::string ImageSource::convert(const EncodedSample& s, AugmentMode mode, uint64_t position, ImageU8* img,
                                  float* out) const {
   if (!s.error.empty()) return s.error;
@@ -83,7 +75,7 @@ std::string ImageSource::convert(const EncodedSample& s, AugmentMode mode, uint6
   const int64_t classes = std::min<int64_t>(num_classes_, kMaxClassId + 1);
   if (!std::isfinite(s.label) || s.label < 0 || s.label >= static_cast<double>(classes) ||
       s.label != std::floor(s.label))
-    return detail::concat(s.where, ": label ", label_text(s.label), " is not a class index in [0, ", classes, ")");
+    return detail::concat(s.where, ": label ", class_id_text(s.label), " is not a class index in [0, ", classes, ")");
   try {
     decode_jpeg(reinterpret_cast<const uint8_t*>(s.buffer.data()) + s.body_offset, s.body_bytes, s.where, img,
                 height_, width_);

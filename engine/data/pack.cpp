@@ -191,7 +191,7 @@ void verify_pack(const std::vector<PackItem>& unsorted, const std::string& prefi
     const PayloadView v = parse_payload(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), where);
     const std::string jpeg = slurp(items[i].path, items[i].where);
     if (v.header.class_id() != static_cast<double>(items[i].label))
-      COCO_THROW(where, ": label ", v.header.class_id(), " but ", items[i].where, " says ", items[i].label);
+      COCO_THROW(where, ": label ", class_id_text(v.header.class_id()), " but ", items[i].where, " says ", items[i].label);
     if (v.body_bytes != jpeg.size() || std::memcmp(v.body, jpeg.data(), jpeg.size()) != 0)
       COCO_THROW(where, ": bytes differ from ", items[i].path);
   }

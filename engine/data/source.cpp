@@ -1,5 +1,7 @@
 #include "engine/data/source.h"
 
+#include <cmath>
+
 #include "engine/common.h"
 
 namespace coco {
@@ -41,6 +43,11 @@ std::unique_ptr<DataSource> open_data_source(const proto::DataSourceParameter& p
   if (kind == "bin") return open_bin_source(path, p, seed, origin);
   COCO_THROW(origin, ": unknown data source kind '", kind, "' in '", src,
              "' (known: mnist, synthetic, rec, list, bin)");
+}
+
+std::string class_id_text(double v) {
+  if (std::isfinite(v) && v == std::floor(v) && std::fabs(v) < 9e15) return std::to_string(static_cast<int64_t>(v));
+  return detail::concat(v);
 }
 
 }  // namespace coco

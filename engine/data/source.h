@@ -24,6 +24,10 @@ namespace coco {
 // The largest class id a label may hold: labels travel as int32 (layers/labels.h).
 constexpr int64_t kMaxClassId = 2147483646;  // K <= 2^31 - 1 (num_output)
 
+// A class id as read from a file, for messages: an integer in full (16777217, not
+// 1.67772e+07), anything else as it is.
+std::string class_id_text(double v);
+
 class DataSource {
  public:
   virtual ~DataSource() = default;
