@@ -25,6 +25,8 @@ insightface's shared `property` beside them is written too when PREFIX's name is
 The files are written aside and renamed into place at the end: a pack that fails
 leaves an earlier package under PREFIX as it was.
 The JPEG bytes are stored unchanged; all images must have the same size.
+Each record holds its label as float32 (insightface's header) and the exact
+class id in the header's id2, so labels up to 2147483646 read back exactly.
 )";
 
 }  // namespace
