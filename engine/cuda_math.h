@@ -12,6 +12,7 @@
 
 #include "engine/cuda_runtime.h"
 #include "engine/math.h"
+#include "engine/precision.h"
 
 namespace coco {
 
@@ -19,6 +20,30 @@ using cuda::Stream;
 
 void cuda_gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                const float* B, float beta, float* C, Stream s);
+// cuda_gemm with op(A) and op(B) rounded to p (BF16 or FP16, ties to even) and the
+// products summed in fp32 into fp32 C (cublasGemmEx, CUBLAS_COMPUTE_32F): what
+// cpu_gemm_at emulates. FP32 is cuda_gemm itself. The rounded copies come from the
+// caching allocator and go back to it when the call returns (stream-ordered).
+void cuda_gemm_at(Precision p, Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                  const float* B, float beta, float* C, Stream s);
+// 16-bit tensors (engine/cuda_half.cu), for cuDNN's half convolutions: y = x rounded
+// to p's format (2 bytes per value, bf16 or fp16); and back, y (=, or += when
+// accumulate) the 16-bit values as floats.
+void cuda_to_half(Precision p, int64_t n, const float* x, void* y, Stream s);
+void cuda_from_half(Precision p, int64_t n, const void* x, float* y, bool accumulate, Stream s);
+// A scratch of n 16-bit values on the current device (caching allocator), freed on
+// scope exit: the compute stream orders its reuse after the kernels that read it.
+class HalfScratch {
+ public:
+  explicit HalfScratch(int64_t n);
+  ~HalfScratch();
+  HalfScratch(const HalfScratch&) = delete;
+  HalfScratch& operator=(const HalfScratch&) = delete;
+  void* get() const { return p_; }
+
+ private:
+  void* p_ = nullptr;
+};
 void cuda_gemv(Trans ta, int64_t M, int64_t N, float alpha, const float* A, const float* x,
                float beta, float* y, Stream s);
 void cuda_axpy(int64_t n, float alpha, const float* x, float* y, Stream s);  // y += alpha x

@@ -10,6 +10,14 @@ namespace {
 [[noreturn]] void no_cuda() { COCO_THROW("this coco build has no CUDA backend (configure with COCO_WITH_CUDA=ON)"); }
 }  // namespace
 void cuda_gemm(Trans, Trans, int64_t, int64_t, int64_t, float, const float*, const float*, float, float*, Stream) { no_cuda(); }
+void cuda_gemm_at(Precision, Trans, Trans, int64_t, int64_t, int64_t, float, const float*, const float*, float, float*,
+                  Stream) {
+  no_cuda();
+}
+void cuda_to_half(Precision, int64_t, const float*, void*, Stream) { no_cuda(); }
+void cuda_from_half(Precision, int64_t, const void*, float*, bool, Stream) { no_cuda(); }
+HalfScratch::HalfScratch(int64_t) { no_cuda(); }
+HalfScratch::~HalfScratch() = default;
 void cuda_gemv(Trans, int64_t, int64_t, float, const float*, const float*, float, float*, Stream) { no_cuda(); }
 void cuda_axpy(int64_t, float, const float*, float*, Stream) { no_cuda(); }
 void cuda_scale(int64_t, float, float*, Stream) { no_cuda(); }

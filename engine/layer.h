@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "comm/communicator.h"
+#include "engine/precision.h"
 #include "engine/proto_fwd.h"
 #include "engine/rng.h"
 #include "engine/tensor.h"
@@ -36,6 +37,12 @@ struct LayerContext {
   // The pass's batch over all ranks, each holding shard_range(global_batch, r, N) of
   // it (the trainer's split); 0: not known (a net driven by hand).
   int64_t global_batch = 0;
+  // The precision of convolutions and GEMMs (engine/precision.h); each layer that
+  // runs one reads it. Everything else stays fp32.
+  Precision precision = Precision::kFP32;
+  // Dynamic loss scaling (FP16): backward starts from loss_weight * loss_scale, so
+  // every gradient is that many times larger until the solver divides it out.
+  float loss_scale = 1.f;
 };
 
 using Blobs = std::vector<Blob*>;

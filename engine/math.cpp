@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <vector>
 #if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>
 #endif
@@ -61,6 +62,21 @@ void cpu_gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, 
       }
     }
   }
+}
+
+void cpu_gemm_at(Precision p, Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                 const float* B, float beta, float* C) {
+  if (p == Precision::kFP32) {
+    cpu_gemm(ta, tb, M, N, K, alpha, A, B, beta, C);
+    return;
+  }
+  // Per thread: a GEMM inside another thread's parallel region keeps its own copies.
+  thread_local std::vector<float> a, b;
+  a.resize(static_cast<size_t>(M * K));
+  b.resize(static_cast<size_t>(K * N));
+  round_to(p, A, a.data(), M * K);
+  round_to(p, B, b.data(), K * N);
+  cpu_gemm(ta, tb, M, N, K, alpha, a.data(), b.data(), beta, C);
 }
 
 void cpu_gemv(Trans ta, int64_t M, int64_t N, float alpha, const float* A, const float* x,

@@ -6,12 +6,18 @@
 
 #include <cstdint>
 
+#include "engine/precision.h"
+
 namespace coco {
 
 enum class Trans { kNo, kYes };
 
 void cpu_gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
               const float* B, float beta, float* C);
+// cpu_gemm on op(A) and op(B) rounded to p first (engine/precision.h): the CPU's
+// emulation of cuda_gemm_at, fp32 products and sums. FP32 is cpu_gemm itself.
+void cpu_gemm_at(Precision p, Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                 const float* B, float beta, float* C);
 // y = alpha * op(A) x + beta * y, A is M x N.
 void cpu_gemv(Trans ta, int64_t M, int64_t N, float alpha, const float* A, const float* x,
               float beta, float* y);

@@ -280,7 +280,7 @@ double Net::forward() {
 
 void Net::backward() {
   for (auto& l : losses_)
-    l.blob->diff().fill(l.global ? l.weight : static_cast<float>(l.weight * local_fraction_));
+    l.blob->diff().fill((l.global ? l.weight : static_cast<float>(l.weight * local_fraction_)) * ctx_.loss_scale);
   backward_seconds_.resize(layers_.size(), 0.0);
   for (size_t i = layers_.size(); i-- > 0;) {
     if (!need_backward_[i]) continue;

@@ -54,6 +54,11 @@ class Net {
   double last_local_loss() const { return last_local_loss_; }
   double last_global_loss() const { return last_global_loss_; }
   void set_iter(int64_t iter) { ctx_.iter = iter; }
+  // Convolutions and GEMMs in this precision from the next pass (LayerContext).
+  void set_precision(Precision p) { ctx_.precision = p; }
+  Precision precision() const { return ctx_.precision; }
+  // The next backward's gradients come `s` times larger (LayerContext::loss_scale).
+  void set_loss_scale(float s) { ctx_.loss_scale = s; }
   // Which of the iteration's iter_size batches runs next (gradient accumulation):
   // per-batch randomness (Dropout's masks) draws anew for each.
   void set_batch_in_iter(int b) { ctx_.batch_in_iter = b; }

@@ -51,6 +51,11 @@ bool finite(double x) { return std::isfinite(x); }
 
 bool finite_in(double x, double lo, double hi) { return std::isfinite(x) && x >= lo && x <= hi; }
 
+bool power_of_two_in(double x, double lo, double hi) {
+  int e = 0;
+  return finite_in(x, lo, hi) && std::frexp(x, &e) == 0.5;
+}
+
 // ---- the solver ----
 
 using Solver = proto::SolverParameter;
@@ -128,6 +133,14 @@ const Rule<Solver> kSolverRules[] = {
      "0 without val_data { source: \"bin:FILE\" } (there is nothing to validate on)"},
     {"val_folds", [](const Solver& p) { return p.val_folds() >= 2 && p.val_folds() <= 100; }, "an integer in [2, 100]"},
     {"snapshot", [](const Solver& p) { return p.snapshot() >= 0; }, "an integer >= 0 (0: only the final snapshot)"},
+    {"loss_scale", [](const Solver& p) { return power_of_two_in(p.loss_scale(), 1, 0x1p64); },
+     "a power of two in [1, 2^64] (dividing it back out must be exact)"},
+    {"loss_scale", [](const Solver& p) { return !p.has_loss_scale() || p.precision() == Solver::FP16; },
+     "set only with precision: FP16 (FP32 and BF16 keep fp32's exponent range and need no scaling)"},
+    {"loss_scale_window", [](const Solver& p) { return p.loss_scale_window() >= 1; },
+     "an integer >= 1 (steps without an overflow before the scale doubles)"},
+    {"loss_scale_window", [](const Solver& p) { return !p.has_loss_scale_window() || p.precision() == Solver::FP16; },
+     "set only with precision: FP16"},
     {"snapshot_prefix", prefix_names_a_file,
      "a path whose last part names the files, e.g. \"snapshots/mnist\" (not empty, not ending in '/')"},
 };

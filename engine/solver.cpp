@@ -6,11 +6,14 @@
 #include "engine/common.h"
 #include "engine/cuda_math.h"
 #include "engine/math.h"
+#include "engine/proto/coco.pb.h"
 
 namespace coco {
 
 SgdSolver::SgdSolver(const proto::SolverParameter& param, Net* net, Communicator* host_comm)
     : param_(param), net_(net), host_comm_(host_comm) {
+  if (param_.precision() == proto::SolverParameter::FP16)
+    loss_scale_.emplace(param_.loss_scale(), param_.loss_scale_window());
   const auto& params = net_->params();
   for (size_t i = 0; i < params.size(); ++i) {
     if (!params[i].learnable) continue;
@@ -100,7 +103,7 @@ double SgdSolver::gradient_norm() const {
     host_comm_->all_reduce(&sum, 1, ReduceOp::kSum);
     sharded = sum;
   }
-  return std::sqrt(replicated + sharded) / param_.iter_size();
+  return std::sqrt(replicated + sharded) / param_.iter_size() / loss_scale();
 }
 
 void SgdSolver::apply_update(int64_t iter) {
@@ -111,8 +114,9 @@ void SgdSolver::apply_update(int64_t iter, double grad_norm) {
   const float lr = static_cast<float>(learning_rate(iter));
   const float momentum = param_.momentum(), wd = param_.weight_decay();
   const bool l1 = param_.regularization_type() == "L1";
-  // The clip factor, and 1/iter_size: the diffs hold the sum of iter_size batches.
-  float grad_scale = 1.f / static_cast<float>(param_.iter_size());
+  // The clip factor, and 1/iter_size: the diffs hold the sum of iter_size batches
+  // (and 1/loss_scale under FP16: a power of two, so the product is exact).
+  float grad_scale = 1.f / static_cast<float>(param_.iter_size()) / loss_scale();
   if (param_.clip_gradients() > 0 && grad_norm > param_.clip_gradients())
     grad_scale *= static_cast<float>(param_.clip_gradients() / grad_norm);
   for (size_t h = 0; h < learnable_.size(); ++h) {
@@ -165,6 +169,7 @@ Tensor* SgdSolver::history_of(size_t param_index) {
 }
 
 void SgdSolver::save_state(proto::SolverState* state) const {
+  if (loss_scale_) loss_scale_->save(state);
   state->clear_history();
   for (size_t i = 0; i < history_.size(); ++i) {
     if (net_->params()[learnable_[i]].sharded) continue;
@@ -177,6 +182,7 @@ void SgdSolver::save_state(proto::SolverState* state) const {
 }
 
 void SgdSolver::restore_state(const proto::SolverState& state, const std::string& origin) {
+  if (loss_scale_) loss_scale_->restore(state, origin);
   std::vector<size_t> replicated;
   for (size_t h = 0; h < history_.size(); ++h)
     if (!net_->params()[learnable_[h]].sharded) replicated.push_back(h);

@@ -4,13 +4,18 @@
 //   v   = momentum * v + lr * lr_mult * g
 //   w  -= v
 //
+// Under precision FP16 the gradients come loss_scale() times larger and are divided
+// back here (engine/loss_scale.h).
+//
 // Policies: fixed, step, multistep, exp, inv, poly, cosine, each optionally with a
 // linear warm-up over the first warmup_iter iterations from warmup_start_factor * lr.
 // Only learnable parameters are stepped (running statistics and lr_mult 0 are not).
 #pragma once
 
+#include <optional>
 #include <vector>
 
+#include "engine/loss_scale.h"
 #include "engine/net.h"
 #include "engine/proto_fwd.h"
 #include "engine/settings.h"  // validate_solver
@@ -51,12 +56,20 @@ class SgdSolver {
 
   const proto::SolverParameter& param() const { return param_; }
 
+  // FP16's dynamic loss scale (engine/loss_scale.h): the factor backward should
+  // start from (1 at other precisions); gradient_norm() and the update divide it
+  // out. Saved and restored with the momentum (save_state).
+  float loss_scale() const { return loss_scale_ ? loss_scale_->value() : 1.f; }
+  // Null unless precision is FP16.
+  DynamicLossScale* dynamic_loss_scale() { return loss_scale_ ? &*loss_scale_ : nullptr; }
+
  private:
   proto::SolverParameter param_;
   Net* net_;
   Communicator* host_comm_;
   std::vector<Tensor> history_;  // momentum, one per learnable parameter
   std::vector<int> learnable_;   // indices into net_->params()
+  std::optional<DynamicLossScale> loss_scale_;
 };
 
 }  // namespace coco

@@ -28,6 +28,14 @@ namespace coco {
 
 namespace {
 
+Precision solver_precision(const proto::SolverParameter& s) {
+  switch (s.precision()) {
+    case proto::SolverParameter::BF16: return Precision::kBF16;
+    case proto::SolverParameter::FP16: return Precision::kFP16;
+    default: return Precision::kFP32;
+  }
+}
+
 // The label input (the net's second) holds int32 class ids, as the data sources
 // write them: exact past float32's 2^24 (layers/labels.h).
 void take_class_ids(Net& net) {
@@ -226,6 +234,7 @@ void Trainer::build_train_net() {
   take_class_ids(*train_net_);
   train_net_->set_local_fraction(static_cast<double>(slice_.count) / batch_);
   train_net_->set_global_batch(batch_);
+  train_net_->set_precision(solver_precision(cfg_.solver));
   refuse_what_class_sampling_cannot_do();
 }
 
@@ -497,6 +506,7 @@ TrainResult Trainer::run() {
                static_cast<double>(max_iter_) * batch_ * iter_size() / train_data_->size(), train_data_->size(),
                describe_batch(batch_, comm_->size(), iter_size()),
                train_net_->num_learnable_values(), seed_, num_threads());
+  log_precision();
   if (opt_.debug_gradcheck && max_iter_ > start_iter_) check_gradients_on_first_batch();
   if (validator_ && cfg_.solver.val_initialization() && max_iter_ > start_iter_) run_validation(start_iter_);
   for (int64_t it = start_iter_; it < max_iter_; ++it) {
@@ -575,6 +585,16 @@ void Trainer::run_validation(int64_t done) {
 void Trainer::check_gradients_on_first_batch() {
   fill_inputs(*train_net_, true, batch_start(start_iter_, 0), slice_.count);
   train_net_->set_iter(start_iter_);
+  // Finite differences need the fp32 math: a 16-bit rounding step is far larger
+  // than their perturbation.
+  const Precision precision = train_net_->precision();
+  train_net_->set_precision(Precision::kFP32);
+  train_net_->set_loss_scale(1.f);
+  struct Restore {
+    Net& net;
+    Precision p;
+    ~Restore() { net.set_precision(p); }
+  } restore{*train_net_, precision};
   for (const auto& r : check_loss_gradients(*train_net_)) {
     if (run_->lead)
       spdlog::info("debug gradcheck {}: {} entries, {} outside tolerance, worst {:.3g} of tolerance ({})", r.layer,
@@ -600,7 +620,8 @@ Trainer::StepOutcome Trainer::train_step(int64_t it) {
   train_net_->clear_param_diffs();
   // A step that may be skipped must not leave its forward's state behind (running
   // statistics): keep a copy of the state blobs to put back.
-  if (opt_.skip_nonfinite) save_state(*train_net_, &run_->state_backup);
+  if (opt_.skip_nonfinite || solver_->dynamic_loss_scale()) save_state(*train_net_, &run_->state_backup);
+  train_net_->set_loss_scale(solver_->loss_scale());
   double local_loss = 0, global_loss = 0;
   for (int b = 0; b < iter_size(); ++b) {
     fill_inputs(*train_net_, true, batch_start(it, b), slice_.count);
@@ -623,11 +644,14 @@ Trainer::StepOutcome Trainer::train_step(int64_t it) {
   StepOutcome out;
   out.loss = agg[0] + global_loss;
   if (!std::isfinite(out.loss) || agg[1] != 0) {
-    skip_or_stop_nonfinite(it, out.loss);
     out.kind = StepOutcome::kSkipped;
+    // A finite loss with overflowing gradients is FP16's loss scale at work.
+    if (std::isfinite(out.loss) && lower_loss_scale(it)) return out;
+    skip_or_stop_nonfinite(it, out.loss);
     return out;
   }
   solver_->apply_update(it, grad_norm);
+  if (DynamicLossScale* scale = solver_->dynamic_loss_scale()) scale->grow();
   out.seconds = seconds_since(t0);
   return out;
 }
@@ -649,6 +673,40 @@ void Trainer::skip_or_stop_nonfinite(int64_t it, double loss) {
     spdlog::warn("iteration {}: non-finite loss or gradient, step skipped ({} so far): {}", it, result.skipped_steps,
                  why);
   run_->metrics.write({{"iter", it + 1}, {"skipped_nonfinite", result.skipped_steps}});
+}
+
+// BF16/FP16: what runs in the format, and on a CPU that it is an emulation.
+void Trainer::log_precision() {
+  const Precision p = train_net_->precision();
+  if (p == Precision::kFP32 || !run_->lead) return;
+  const DynamicLossScale* scale = solver_->dynamic_loss_scale();
+  spdlog::info("precision {}: convolutions and GEMMs on {} operands with fp32 sums; fp32 weights, momentum and "
+               "softmax statistics{}{}",
+               precision_name(p), precision_name(p),
+               scale ? fmt::format("; loss scale {} (x2 after {} steps without overflow)", scale->value(),
+                                   cfg_.solver.loss_scale_window())
+                     : std::string(),
+               opt_.device == Device::kCPU ? "; on the CPU the format is emulated (rounded operands): slower than FP32, "
+                                             "for checking numerics"
+                                           : "");
+  run_->result.loss_scale_skipped_steps = scale ? scale->skipped() : 0;
+}
+
+// FP16: gradients that overflowed at the loss scale; the step is undone and the scale
+// halved (every rank alike: the verdict was joined). False at a scale of 1, where
+// no scaling is left to blame.
+bool Trainer::lower_loss_scale(int64_t it) {
+  DynamicLossScale* scale = solver_->dynamic_loss_scale();
+  if (!scale) return false;
+  const float was = scale->value();
+  if (!scale->back_off()) return false;
+  restore_state(*train_net_, run_->state_backup);
+  run_->result.loss_scale_skipped_steps = scale->skipped();
+  if (run_->lead && !opt_.quiet)
+    spdlog::info("iteration {}: FP16 gradients overflowed at loss scale {}, step skipped ({} so far); scale now {}",
+                 it, was, scale->skipped(), scale->value());
+  run_->metrics.write({{"iter", it + 1}, {"loss_scale", scale->value()}, {"skipped_overflow", scale->skipped()}});
+  return true;
 }
 
 // After an update: the smoothed loss, the display line and metrics, a snapshot when due.

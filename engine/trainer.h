@@ -65,6 +65,7 @@ struct TrainResult {
   double images_per_s = 0;       // over the whole run, test passes excluded
   std::string last_snapshot;
   int64_t skipped_steps = 0;     // non-finite steps skipped (skip_nonfinite)
+  int64_t loss_scale_skipped_steps = 0;  // FP16 steps skipped for an overflow (the loss scale halved)
 };
 
 class Trainer {
@@ -120,6 +121,8 @@ class Trainer {
   void refuse_what_class_sampling_cannot_do() const;
   void plan_dry_run();
   void skip_or_stop_nonfinite(int64_t iter, double loss);
+  bool lower_loss_scale(int64_t iter);
+  void log_precision();
   void record_step(int64_t iter, const StepOutcome& step);
   void finish_run();
   // Fills a net's inputs (through host staging blobs when the net is on a device).

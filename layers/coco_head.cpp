@@ -26,6 +26,8 @@ void CocoHead::set_device(Device dev) {
 
 CocoHeadGradient CocoHead::forward(const CocoHeadIo& given, Communicator& comm, const CocoHeadOps& ops, bool train,
                                    float loss_weight) {
+  precision_ = given.precision;
+  grad_scale_ = given.loss_scale;
   make_plan(given, comm, ops, train);
   gather(given, comm, ops);
   // From here on the head works on the sampled rows, if it samples.
@@ -187,7 +189,8 @@ const float* CocoHead::chunk_centroids(const CocoHeadIo& io, const CocoHeadOps& 
 float* CocoHead::chunk_logits(const CocoHeadOps& ops, int64_t ch, const float* u, bool compute) {
   float* z = logits_.data() + plan_.slot_offset(ch);
   if (compute)
-    ops.gemm(Trans::kNo, Trans::kYes, plan_.M, plan_.chunk_width(ch), cfg_.D, 1.f, f_all_.data(), u, 0.f, z);
+    ops.gemm(precision_, Trans::kNo, Trans::kYes, plan_.M, plan_.chunk_width(ch), cfg_.D, 1.f, f_all_.data(), u, 0.f,
+             z);
   return z;
 }
 
@@ -287,12 +290,13 @@ void CocoHead::backward_chunk(const CocoHeadIo& io, const CocoHeadOps& ops, int6
   const float* u = chunk_centroids(io, ops, ch);
   float* z = chunk_logits(ops, ch, u, ch >= plan_.cached_chunks);
   ops.softmax_grad(z, row_max_.data(), sum_target_.data(), target_labels(), M, t, c0,
-                   1.0f / M, cfg_.margin);
+                   grad_scale_ / M, cfg_.margin);
+  const float unscale = 1.f / grad_scale_;
   // (M, D) (+)= G (M, t) · ĉ (t, D); the first chunk writes. Before the centroid
   // gradient: a sampling head writes that into its copy of these rows.
-  ops.gemm(Trans::kNo, Trans::kNo, M, D, t, 1.f, z, u, ch == 0 ? 0.f : 1.f, grad_f_all_.data());
+  ops.gemm(precision_, Trans::kNo, Trans::kNo, M, D, t, unscale, z, u, ch == 0 ? 0.f : 1.f, grad_f_all_.data());
   // (t, D) = Gᵀ (t, M) · f (M, D)
-  ops.gemm(Trans::kYes, Trans::kNo, t, D, M, 1.f, z, f_all_.data(), 0.f, grad_c_hat_.data());
+  ops.gemm(precision_, Trans::kYes, Trans::kNo, t, D, M, unscale, z, f_all_.data(), 0.f, grad_c_hat_.data());
   float* dc = io.centroid_diff + c0 * D;
   if (sampled_) ops.set(t * D, 0.f, dc);  // the copy of the rows, read for the last time above
   ops.centroid_grad(dc, grad_c_hat_.data(), u, c_inv_norm_.data() + c0, t, D, loss_weight, cfg_.exact());
@@ -308,17 +312,18 @@ void CocoHead::fixed_backward_chunk(const CocoHeadIo& io, const CocoHeadOps& ops
   const bool cached = ch < plan_.cached_chunks;
   float* z = chunk_logits(ops, ch, c, !cached);
   ops.fixed_shift_grad(z, sum_target_.data(), raw_target_.data(), column_scale(ch), target_labels(), M, t,
-                       c0, cfg_.alpha, 1.0f / M, cached, cfg_.margin);
+                       c0, cfg_.alpha, grad_scale_ / M, cached, cfg_.margin);
+  const float unscale = 1.f / grad_scale_;
   // dL/df first: a sampling head's gradient overwrites its copy of c (dc == c there,
   // each element read before it is written).
-  ops.gemm(Trans::kNo, Trans::kNo, M, D, t, 1.f, z, c, ch == 0 ? 0.f : 1.f, grad_f_all_.data());
+  ops.gemm(precision_, Trans::kNo, Trans::kNo, M, D, t, unscale, z, c, ch == 0 ? 0.f : 1.f, grad_f_all_.data());
   float* dc = io.centroid_diff + c0 * D;
   if (cfg_.exact()) {
-    ops.gemm(Trans::kYes, Trans::kNo, t, D, M, 1.f, z, f_all_.data(), 0.f, grad_c_hat_.data());
+    ops.gemm(precision_, Trans::kYes, Trans::kNo, t, D, M, unscale, z, f_all_.data(), 0.f, grad_c_hat_.data());
     ops.centroid_grad_scaled(dc, grad_c_hat_.data(), c, c_inv_norm_.data() + c0, t, D, loss_weight,
                              /*accumulate=*/!sampled_);
   } else {
-    ops.gemm(Trans::kYes, Trans::kNo, t, D, M, loss_weight, z, f_all_.data(), 1.f, dc);
+    ops.gemm(precision_, Trans::kYes, Trans::kNo, t, D, M, loss_weight * unscale, z, f_all_.data(), 1.f, dc);
   }
 }
 

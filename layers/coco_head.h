@@ -77,6 +77,12 @@ struct CocoHeadIo {
   // The step's randomness (class sampling): the run's seed and the iteration.
   uint64_t seed = 1;
   int64_t iter = 0;
+  // Solver precision: the logits GEMM and the two gradient GEMMs read operands
+  // rounded to it; the softmax statistics stay fp32. With a loss scale s (FP16) the
+  // softmax gradient enters its GEMMs as s G, so that small terms survive the
+  // rounding, and the GEMMs take 1/s back out (s: a power of two, exact).
+  Precision precision = Precision::kFP32;
+  float loss_scale = 1.f;
 };
 
 // The forward-to-backward handoff: the feature gradient at unit top weight, and
@@ -139,6 +145,8 @@ class CocoHead {
   std::string where_;  // the layer, for messages
   CocoHeadPlan plan_;
   bool fixed_ = false;     // the last forward's shift
+  Precision precision_ = Precision::kFP32;  // the forward's (CocoHeadIo)
+  float grad_scale_ = 1.f;                  // the forward's loss scale
   bool sampled_ = false;   // the last forward sampled classes
   int64_t fallbacks_ = 0;  // fixed-shift forwards redone with the running maximum
 

@@ -234,9 +234,9 @@ class CpuHeadOps final : public CocoHeadOps {
     }
   }
 
-  void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, const float* B,
-            float beta, float* C) const override {
-    cpu_gemm(ta, tb, M, N, K, alpha, A, B, beta, C);
+  void gemm(Precision p, Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+            const float* B, float beta, float* C) const override {
+    cpu_gemm_at(p, ta, tb, M, N, K, alpha, A, B, beta, C);
   }
   void copy(int64_t n, const float* x, float* y) const override {
     if (n > 0 && x != y) std::memmove(y, x, static_cast<size_t>(n) * sizeof(float));

@@ -20,9 +20,9 @@ class CudaHeadOps final : public CocoHeadOps {
     coco_head_shard_columns(columns, ids, M, shard_start, shard_count, K, st_);
   }
 
-  void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, const float* B,
-            float beta, float* C) const override {
-    cuda_gemm(ta, tb, M, N, K, alpha, A, B, beta, C, st_);
+  void gemm(Precision p, Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+            const float* B, float beta, float* C) const override {
+    cuda_gemm_at(p, ta, tb, M, N, K, alpha, A, B, beta, C, st_);
   }
   void copy(int64_t n, const float* x, float* y) const override {
     if (x != y) cuda_copy(n, x, y, st_);

@@ -29,7 +29,8 @@ class CocoHeadOps {
   virtual void shard_columns(float* columns, const int32_t* ids, int64_t M, int64_t shard_start,
                              int64_t shard_count, int64_t K) const = 0;
 
-  virtual void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+  // cpu_gemm_at / cuda_gemm_at: operands rounded to p, fp32 sums.
+  virtual void gemm(Precision p, Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                     const float* B, float beta, float* C) const = 0;
   virtual void copy(int64_t n, const float* x, float* y) const = 0;
   virtual void set(int64_t n, float value, float* x) const = 0;

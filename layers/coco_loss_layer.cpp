@@ -162,7 +162,11 @@ void CocoLossLayer::forward_with(const CocoHeadOps& ops, const Blobs& bottom, co
   io.iter = ctx().iter;
   io.loss = top[0]->mutable_data();
   io.accuracy = top.size() > 1 ? top[1]->mutable_data() : nullptr;
-  grad_ = head_.forward(io, *ctx().comm, ops, phase() == Phase::kTrain, loss_weight_);
+  io.precision = ctx().precision;
+  io.loss_scale = ctx().loss_scale;
+  // The top's diff will be loss_weight * loss_scale (Net::backward): the centroid
+  // gradient is scaled alike, and the solver divides both back.
+  grad_ = head_.forward(io, *ctx().comm, ops, phase() == Phase::kTrain, loss_weight_ * ctx().loss_scale);
 }
 
 // dx = w dx_unit with w the top's diff, which must be the loss_weight the centroid

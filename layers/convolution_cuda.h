@@ -14,7 +14,8 @@
 //
 // Math: CUDNN_FMA_MATH, i.e. plain FP32, never TF32 tensor cores -- the CPU layer is
 // the oracle and TF32's 10-bit mantissa would not match it (nor the CPU-trained
-// seed models). The bias is added and its gradient summed by coco's own kernels
+// seed models). Solver precision BF16/FP16 runs on 16-bit tensors with tensor-op
+// math, which the CPU layer emulates (engine/precision.h). The bias is added and its gradient summed by coco's own kernels
 // (the gradient as a deterministic per-channel reduction in double).
 //
 // Gradient contract as the CPU layer's: weight and bias diffs accumulate (+=, cuDNN
@@ -25,6 +26,7 @@
 #include <string>
 
 #include "engine/cuda_runtime.h"
+#include "engine/precision.h"
 #include "layers/dnnl_convolution.h"  // ConvGeometry (plain C++)
 
 namespace coco {
@@ -38,7 +40,9 @@ class CudnnConvolution {
 
   // Sets the descriptors for g and picks (or finds in the cache) the algorithms for
   // it under the current coco::cuda::deterministic(). Cheap when nothing changed.
-  void set_geometry(const ConvGeometry& g);
+  // BF16/FP16: the tensors cuDNN sees are 16-bit copies (x, w, dy rounded; y, dx
+  // and the weight gradient written in the format, then widened), summed in fp32.
+  void set_geometry(const ConvGeometry& g, Precision precision = Precision::kFP32);
   // y (N, OC, OH, OW) (=) = conv(x (N, C, H, W), w (OC, C/group, kh, kw)) + b (OC); b
   // may be null.
   void forward(float* y, const float* x, const float* w, const float* b, cuda::Stream stream);

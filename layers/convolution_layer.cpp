@@ -241,28 +241,60 @@ DnnlConvolution& ConvolutionLayer::dnnl_for_shape() {
 }
 
 void ConvolutionLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
-  const float* x = bottom[0]->cdata();
-  float* y = top[0]->mutable_data();
+  if (ctx().precision != Precision::kFP32) {
+    forward_reduced(bottom[0]->cdata(), top[0]->mutable_data());
+    return;
+  }
+  forward_fp32(bottom[0]->cdata(), blobs_[0]->cdata(), has_bias_ ? blobs_[1]->cdata() : nullptr,
+               top[0]->mutable_data());
+}
+
+void ConvolutionLayer::forward_fp32(const float* x, const float* w, const float* b, float* y) {
   if (use_dnnl_) {
-    dnnl_for_shape().forward(x, blobs_[0]->cdata(), has_bias_ ? blobs_[1]->cdata() : nullptr, y);
+    if (has_bias_ && !b) zeros_.assign(static_cast<size_t>(num_output_), 0.f);  // oneDNN's bias slot is fixed
+    dnnl_for_shape().forward(x, w, has_bias_ ? (b ? b : zeros_.data()) : nullptr, y);
     return;
   }
   const int slices = prepare(false);
   if (slices == 1) {
-    forward_range(x, y, 0, num_, ws_[0]);
+    forward_range(x, w, b, y, 0, num_, ws_[0]);
     return;
   }
   BlasThreadsScope one(1);
 #pragma omp parallel num_threads(slices)
   {
     const int t = omp_get_thread_num();
-    forward_range(x, y, num_ * t / slices, num_ * (t + 1) / slices, ws_[t]);
+    forward_range(x, w, b, y, num_ * t / slices, num_ * (t + 1) / slices, ws_[t]);
   }
 }
 
-void ConvolutionLayer::forward_range(const float* x, float* y, int64_t begin, int64_t end, Workspace& ws) const {
-  const float* weight = blobs_[0]->cdata();
-  const float* bias = has_bias_ ? blobs_[1]->cdata() : nullptr;
+namespace {
+// v = in rounded to p, resized to n.
+void rounded_copy(Precision p, const float* in, int64_t n, std::vector<float>* v) {
+  v->resize(static_cast<size_t>(n));
+  round_to(p, in, v->data(), n);
+}
+}  // namespace
+
+// cuDNN on 16-bit tensors reads x and w in the format, sums in fp32 and writes y
+// in the format; coco's kernel then adds the fp32 bias (layers/convolution_cuda.h).
+void ConvolutionLayer::forward_reduced(const float* x, float* y) {
+  const Precision p = ctx().precision;
+  rounded_copy(p, x, num_ * channels_ * height_ * width_, &x_round_);
+  rounded_copy(p, blobs_[0]->cdata(), blobs_[0]->count(), &w_round_);
+  forward_fp32(x_round_.data(), w_round_.data(), nullptr, y);
+  const int64_t hwo = out_h_ * out_w_;
+  round_to(p, y, y, num_ * num_output_ * hwo);
+  if (!has_bias_) return;
+  const float* b = blobs_[1]->cdata();
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t n = 0; n < num_; ++n)
+    for (int64_t c = 0; c < num_output_; ++c)
+      for (int64_t k = 0; k < hwo; ++k) y[(n * num_output_ + c) * hwo + k] += b[c];
+}
+
+void ConvolutionLayer::forward_range(const float* x, const float* weight, const float* bias, float* y, int64_t begin,
+                                     int64_t end, Workspace& ws) const {
   const int64_t C = channels_, HW = height_ * width_, hwo = out_h_ * out_w_;
   const int64_t Co = num_output_, Co_g = Co / group_, K_g = C / group_ * kh_ * kw_;
   float* col = ws.col.data();
@@ -297,18 +329,25 @@ void ConvolutionLayer::forward_range(const float* x, float* y, int64_t begin, in
 // weight diff += dY * col^T, bias diff += row sums of dY, bottom diff = col2im(W^T * dY).
 void ConvolutionLayer::backward_cpu(const Blobs& top, const std::vector<bool>& propagate_down,
                                     const Blobs& bottom) {
-  const float* x = bottom[0]->cdata();
-  const float* dy = top[0]->cdiff();
-  float* dweight = blobs_[0]->mutable_diff();
-  float* dbias = has_bias_ ? blobs_[1]->mutable_diff() : nullptr;
   float* dx = propagate_down[0] ? bottom[0]->mutable_diff() : nullptr;
+  if (ctx().precision != Precision::kFP32) {
+    backward_reduced(top[0]->cdiff(), dx);
+    return;
+  }
+  backward_fp32(bottom[0]->cdata(), top[0]->cdiff(), blobs_[0]->cdata(), blobs_[0]->mutable_diff(),
+                has_bias_ ? blobs_[1]->mutable_diff() : nullptr, dx);
+}
+
+void ConvolutionLayer::backward_fp32(const float* x, const float* dy, const float* w, float* dweight, float* dbias,
+                                     float* dx) {
   if (use_dnnl_) {
-    dnnl_for_shape().backward(dy, blobs_[0]->cdata(), dweight, dbias, dx);
+    if (has_bias_ && !dbias) zeros_.assign(static_cast<size_t>(num_output_), 0.f);  // a slot to discard
+    dnnl_for_shape().backward(dy, w, dweight, has_bias_ ? (dbias ? dbias : zeros_.data()) : nullptr, dx);
     return;
   }
   const int slices = prepare(true);
   if (slices == 1) {
-    backward_range(x, dy, dx, dweight, dbias, 0, num_, ws_[0]);
+    backward_range(x, dy, w, dx, dweight, dbias, 0, num_, ws_[0]);
     return;
   }
   {
@@ -317,7 +356,7 @@ void ConvolutionLayer::backward_cpu(const Blobs& top, const std::vector<bool>& p
     {
       const int t = omp_get_thread_num();
       Workspace& ws = ws_[t];
-      backward_range(x, dy, dx, ws.dweight.data(), dbias ? ws.dbias.data() : nullptr, num_ * t / slices,
+      backward_range(x, dy, w, dx, ws.dweight.data(), dbias ? ws.dbias.data() : nullptr, num_ * t / slices,
                      num_ * (t + 1) / slices, ws);
     }
   }
@@ -337,9 +376,35 @@ void ConvolutionLayer::backward_cpu(const Blobs& top, const std::vector<bool>& p
     }
 }
 
-void ConvolutionLayer::backward_range(const float* x, const float* dy, float* dx, float* dweight, float* dbias,
-                                      int64_t begin, int64_t end, Workspace& ws) const {
-  const float* weight = blobs_[0]->cdata();
+// As cuDNN on 16-bit tensors: dy and w (and the forward's x) in the format, dx and
+// the weight gradient written in it before the fp32 accumulation into the diff;
+// the bias gradient is coco's fp32 sum of the unrounded dy.
+void ConvolutionLayer::backward_reduced(const float* dy, float* dx) {
+  const Precision p = ctx().precision;
+  const int64_t hwo = out_h_ * out_w_, nw = blobs_[0]->count();
+  COCO_CHECK(static_cast<int64_t>(x_round_.size()) == num_ * channels_ * height_ * width_, where(),
+             "backward without a forward at this precision");
+  rounded_copy(p, dy, num_ * num_output_ * hwo, &dy_round_);
+  rounded_copy(p, blobs_[0]->cdata(), nw, &w_round_);
+  dw_round_.assign(static_cast<size_t>(nw), 0.f);
+  backward_fp32(x_round_.data(), dy_round_.data(), w_round_.data(), dw_round_.data(), nullptr, dx);
+  if (dx) round_to(p, dx, dx, num_ * channels_ * height_ * width_);
+  round_to(p, dw_round_.data(), dw_round_.data(), nw);
+  float* dweight = blobs_[0]->mutable_diff();
+  for (int64_t i = 0; i < nw; ++i) dweight[i] += dw_round_[i];
+  if (!has_bias_) return;
+  float* dbias = blobs_[1]->mutable_diff();
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < num_output_; ++c) {
+    double s = 0;
+    for (int64_t n = 0; n < num_; ++n)
+      for (int64_t k = 0; k < hwo; ++k) s += dy[(n * num_output_ + c) * hwo + k];
+    dbias[c] += static_cast<float>(s);
+  }
+}
+
+void ConvolutionLayer::backward_range(const float* x, const float* dy, const float* weight, float* dx, float* dweight,
+                                      float* dbias, int64_t begin, int64_t end, Workspace& ws) const {
   const int64_t C = channels_, HW = height_ * width_, hwo = out_h_ * out_w_;
   const int64_t Co = num_output_, Co_g = Co / group_, K_g = C / group_ * kh_ * kw_;
   float* col = ws.col.data();
@@ -382,7 +447,7 @@ void ConvolutionLayer::backward_range(const float* x, const float* dy, float* dx
 #if COCO_WITH_CUDA
 CudnnConvolution& ConvolutionLayer::cudnn_for_shape() {
   if (!cudnn_) cudnn_ = std::make_unique<CudnnConvolution>();
-  cudnn_->set_geometry(geometry());  // cheap when neither the shape nor the determinism changed
+  cudnn_->set_geometry(geometry(), ctx().precision);  // cheap when nothing changed
   return *cudnn_;
 }
 

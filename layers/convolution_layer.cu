@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/cuda_check.cuh"
+#include "engine/cuda_math.h"
 #include "layers/convolution_cuda.h"
 #include "layers/cudnn_check.cuh"
 
@@ -119,8 +120,10 @@ struct CudnnConvolution::Impl {
   ConvGeometry g;
   bool set = false;
   bool deterministic = false;
-  // Key: (N, C, H, W, deterministic); the rest of the geometry is fixed by the layer.
-  std::map<std::array<int64_t, 5>, Algos> cache;
+  Precision precision = Precision::kFP32;
+  // Key: (N, C, H, W, deterministic, precision); the rest of the geometry is fixed
+  // by the layer.
+  std::map<std::array<int64_t, 6>, Algos> cache;
   const Algos* cur = nullptr;
 
   Algos choose(cudnnHandle_t h) const;
@@ -190,23 +193,37 @@ Algos CudnnConvolution::Impl::choose(cudnnHandle_t h) const {
   return a;
 }
 
-void CudnnConvolution::set_geometry(const ConvGeometry& g) {
+namespace {
+cudnnDataType_t cudnn_type(Precision p) {
+  switch (p) {
+    case Precision::kFP32: return CUDNN_DATA_FLOAT;
+    case Precision::kBF16: return CUDNN_DATA_BFLOAT16;
+    case Precision::kFP16: return CUDNN_DATA_HALF;
+  }
+  return CUDNN_DATA_FLOAT;
+}
+}  // namespace
+
+void CudnnConvolution::set_geometry(const ConvGeometry& g, Precision precision) {
   Impl& m = *impl_;
   const bool det = cuda::deterministic();
-  if (m.set && m.g == g && m.deterministic == det) return;
+  if (m.set && m.g == g && m.deterministic == det && m.precision == precision) return;
   using cuda::cudnn_dim;
   COCO_CHECK(g.group > 0 && g.c % g.group == 0 && g.oc % g.group == 0, "bad convolution groups: ",
              geometry_str(g));
   COCO_CHECK(g.n * g.c * g.h * g.w <= 0x7fffffff && g.n * g.oc * g.oh * g.ow <= 0x7fffffff,
              "a convolution tensor has more than 2^31 values (", geometry_str(g), "); cuDNN's 4-D descriptors do not "
              "take it: use a smaller batch");
-  if (!(m.set && m.g == g)) {
-    COCO_CUDNN_CHECK(cudnnSetTensor4dDescriptor(m.x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, cudnn_dim(g.n, "N"),
+  if (!(m.set && m.g == g && m.precision == precision)) {
+    // 16-bit tensors, fp32 sums (cuDNN's PSEUDO_HALF / PSEUDO_BFLOAT16 configurations,
+    // on tensor cores); FP32 stays plain FMA math, never TF32.
+    const cudnnDataType_t t = cudnn_type(precision);
+    COCO_CUDNN_CHECK(cudnnSetTensor4dDescriptor(m.x, CUDNN_TENSOR_NCHW, t, cudnn_dim(g.n, "N"),
                                                 cudnn_dim(g.c, "C"), cudnn_dim(g.h, "H"), cudnn_dim(g.w, "W")));
-    COCO_CUDNN_CHECK(cudnnSetTensor4dDescriptor(m.y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, cudnn_dim(g.n, "N"),
+    COCO_CUDNN_CHECK(cudnnSetTensor4dDescriptor(m.y, CUDNN_TENSOR_NCHW, t, cudnn_dim(g.n, "N"),
                                                 cudnn_dim(g.oc, "num_output"), cudnn_dim(g.oh, "output height"),
                                                 cudnn_dim(g.ow, "output width")));
-    COCO_CUDNN_CHECK(cudnnSetFilter4dDescriptor(m.w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW,
+    COCO_CUDNN_CHECK(cudnnSetFilter4dDescriptor(m.w, t, CUDNN_TENSOR_NCHW,
                                                 cudnn_dim(g.oc, "num_output"), cudnn_dim(g.c / g.group, "C/group"),
                                                 cudnn_dim(g.kh, "kernel_h"), cudnn_dim(g.kw, "kernel_w")));
     COCO_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(m.conv, cudnn_dim(g.ph, "pad_h"), cudnn_dim(g.pw, "pad_w"),
@@ -214,16 +231,18 @@ void CudnnConvolution::set_geometry(const ConvGeometry& g) {
                                                      cudnn_dim(g.dh, "dilation_h"), cudnn_dim(g.dw, "dilation_w"),
                                                      CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     COCO_CUDNN_CHECK(cudnnSetConvolutionGroupCount(m.conv, cudnn_dim(g.group, "group")));
-    COCO_CUDNN_CHECK(cudnnSetConvolutionMathType(m.conv, CUDNN_FMA_MATH));
+    COCO_CUDNN_CHECK(cudnnSetConvolutionMathType(
+        m.conv, precision == Precision::kFP32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH));
     int n = 0, c = 0, h = 0, w = 0;
     COCO_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(m.conv, m.x, m.w, &n, &c, &h, &w));
     COCO_CHECK(n == g.n && c == g.oc && h == g.oh && w == g.ow, "cuDNN's convolution output ", n, "x", c, "x", h,
                "x", w, " differs from the layer's ", g.n, "x", g.oc, "x", g.oh, "x", g.ow, " (", geometry_str(g), ")");
     m.g = g;
+    m.precision = precision;
     m.set = true;
   }
   m.deterministic = det;
-  const std::array<int64_t, 5> key{g.n, g.c, g.h, g.w, det ? 1 : 0};
+  const std::array<int64_t, 6> key{g.n, g.c, g.h, g.w, det ? 1 : 0, static_cast<int64_t>(precision)};
   auto it = m.cache.find(key);
   if (it == m.cache.end()) it = m.cache.emplace(key, m.choose(cuda::cudnn())).first;
   m.cur = &it->second;
@@ -235,8 +254,20 @@ void CudnnConvolution::forward(float* y, const float* x, const float* w, const f
   const Algos& a = *m.cur;
   const float one = 1.f, zero = 0.f;
   void* ws = a.fwd_ws ? cuda::workspace(a.fwd_ws) : nullptr;
-  COCO_CUDNN_CHECK(cudnnConvolutionForward(cuda::cudnn(), &one, m.x, x, m.w, w, m.conv, a.fwd, ws, a.fwd_ws, &zero,
-                                           m.y, y));
+  const Precision p = m.precision;
+  if (p == Precision::kFP32) {
+    COCO_CUDNN_CHECK(cudnnConvolutionForward(cuda::cudnn(), &one, m.x, x, m.w, w, m.conv, a.fwd, ws, a.fwd_ws,
+                                             &zero, m.y, y));
+  } else {
+    const ConvGeometry& g = m.g;
+    const int64_t nx = g.n * g.c * g.h * g.w, nw = g.oc * (g.c / g.group) * g.kh * g.kw, ny = g.n * g.oc * g.oh * g.ow;
+    HalfScratch xh(nx), wh(nw), yh(ny);
+    cuda_to_half(p, nx, x, xh.get(), stream);
+    cuda_to_half(p, nw, w, wh.get(), stream);
+    COCO_CUDNN_CHECK(cudnnConvolutionForward(cuda::cudnn(), &one, m.x, xh.get(), m.w, wh.get(), m.conv, a.fwd, ws,
+                                             a.fwd_ws, &zero, m.y, yh.get()));
+    cuda_from_half(p, ny, yh.get(), y, /*accumulate=*/false, stream);
+  }
   if (b) add_bias(y, b, m.g.n, m.g.oc, m.g.oh * m.g.ow, stream);
 }
 
@@ -251,11 +282,30 @@ void CudnnConvolution::backward(float* dw, float* db, float* dx, const float* x,
   const size_t ws_bytes = std::max(a.bwd_filter_ws, dx ? a.bwd_data_ws : size_t{0});
   void* ws = ws_bytes ? cuda::workspace(ws_bytes) : nullptr;
   cudnnHandle_t h = cuda::cudnn();
-  COCO_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, m.x, x, m.y, dy, m.conv, a.bwd_filter, ws,
-                                                  a.bwd_filter_ws, &one, m.w, dw));
-  if (dx)
-    COCO_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, m.w, w, m.y, dy, m.conv, a.bwd_data, ws, a.bwd_data_ws,
-                                                  &zero, m.x, dx));
+  const Precision p = m.precision;
+  if (p == Precision::kFP32) {
+    COCO_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, m.x, x, m.y, dy, m.conv, a.bwd_filter, ws,
+                                                    a.bwd_filter_ws, &one, m.w, dw));
+    if (dx)
+      COCO_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, m.w, w, m.y, dy, m.conv, a.bwd_data, ws,
+                                                    a.bwd_data_ws, &zero, m.x, dx));
+    return;
+  }
+  // 16-bit operands and results; the weight gradient is added to the fp32 diff
+  // after its rounding (the emulation in ConvolutionLayer::backward_reduced).
+  const ConvGeometry& g = m.g;
+  const int64_t nx = g.n * g.c * g.h * g.w, nw = g.oc * (g.c / g.group) * g.kh * g.kw, ny = g.n * g.oc * g.oh * g.ow;
+  HalfScratch xh(nx), wh(nw), dyh(ny), dwh(nw);
+  cuda_to_half(p, nx, x, xh.get(), stream);
+  cuda_to_half(p, ny, dy, dyh.get(), stream);
+  COCO_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, m.x, xh.get(), m.y, dyh.get(), m.conv, a.bwd_filter, ws,
+                                                  a.bwd_filter_ws, &zero, m.w, dwh.get()));
+  cuda_from_half(p, nw, dwh.get(), dw, /*accumulate=*/true, stream);
+  if (!dx) return;
+  cuda_to_half(p, nw, w, wh.get(), stream);
+  COCO_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, m.w, wh.get(), m.y, dyh.get(), m.conv, a.bwd_data, ws,
+                                                a.bwd_data_ws, &zero, m.x, xh.get()));  // x's copy is spent: dx
+  cuda_from_half(p, nx, xh.get(), dx, /*accumulate=*/false, stream);
 }
 
 std::string CudnnConvolution::describe() const {
@@ -265,7 +315,8 @@ std::string CudnnConvolution::describe() const {
   std::ostringstream os;
   os << "fwd " << static_cast<int>(a.fwd) << " (" << a.fwd_ws << " B), bwd data " << static_cast<int>(a.bwd_data)
      << " (" << a.bwd_data_ws << " B), bwd filter " << static_cast<int>(a.bwd_filter) << " (" << a.bwd_filter_ws
-     << " B)" << (m.deterministic ? ", deterministic" : "");
+     << " B)" << (m.deterministic ? ", deterministic" : "")
+     << (m.precision == Precision::kFP32 ? "" : std::string(", ") + precision_name(m.precision));
   return os.str();
 }
 

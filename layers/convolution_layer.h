@@ -69,13 +69,21 @@ class ConvolutionLayer final : public Layer {
     std::vector<float> dbias;    // (C_out): this thread's bias gradient
   };
 
+  // The fp32 convolution with the given operands, by oneDNN or im2col + GEMM: y =
+  // conv(x, w) + b (b null: none); dw, db (+=, db null: none) and dx (=, null: none).
+  void forward_fp32(const float* x, const float* w, const float* b, float* y);
+  void backward_fp32(const float* x, const float* dy, const float* w, float* dw, float* db, float* dx);
+  // BF16/FP16 (engine/precision.h): the emulation of cuDNN on 16-bit tensors.
+  void forward_reduced(const float* x, float* y);
+  void backward_reduced(const float* dy, float* dx);
   // Threads to split the batch over (1: one slice, threaded BLAS); sizes chunk_ and
   // the workspaces for it.
   int prepare(bool backward);
   // Images [begin, end) of the batch, with one thread's workspace.
-  void forward_range(const float* x, float* y, int64_t begin, int64_t end, Workspace& ws) const;
+  void forward_range(const float* x, const float* w, const float* b, float* y, int64_t begin, int64_t end,
+                     Workspace& ws) const;
   // dweight/dbias (+=) and, if dx, dx (=) for images [begin, end).
-  void backward_range(const float* x, const float* dy, float* dx, float* dweight, float* dbias,
+  void backward_range(const float* x, const float* dy, const float* w, float* dx, float* dweight, float* dbias,
                       int64_t begin, int64_t end, Workspace& ws) const;
   // col (C_in*kh*kw, n_img*Ho*Wo) = unfolded x (n_img, C_in, H, W).
   void im2col(const float* x, int64_t n_img, float* col) const;
@@ -93,6 +101,9 @@ class ConvolutionLayer final : public Layer {
   int64_t col_limit_bytes_ = kDefaultColBufferBytes;
   std::vector<Workspace> ws_;  // one per thread
   bool use_dnnl_ = false;
+  // The reduced-precision emulation's rounded operands (x kept for the backward),
+  // the weight gradient before its rounding, and zeros for oneDNN's bias slots.
+  std::vector<float> x_round_, w_round_, dy_round_, dw_round_, zeros_;
   std::unique_ptr<DnnlConvolution> dnnl_;  // primitives for the current input shape
   DnnlConvolution& dnnl_for_shape();
   ConvGeometry geometry() const;  // of the current input shape

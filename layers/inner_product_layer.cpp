@@ -64,7 +64,7 @@ void InnerProductLayer::forward_cpu(const Blobs& bottom, const Blobs& top) {
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < M; ++i) std::copy(b, b + N, y + i * N);
   }
-  cpu_gemm(Trans::kNo, tw, M, N, k_, 1.f, x, wt, has_bias_ ? 1.f : 0.f, y);
+  cpu_gemm_at(ctx().precision, Trans::kNo, tw, M, N, k_, 1.f, x, wt, has_bias_ ? 1.f : 0.f, y);
 }
 
 // weight diff += dY^T X (or X^T dY), bias diff += column sums of dY, bottom diff = dY W.
@@ -73,11 +73,12 @@ void InnerProductLayer::backward_cpu(const Blobs& top, const std::vector<bool>& 
   const float* dy = top[0]->cdiff();
   const float* x = bottom[0]->cdata();
   const int64_t M = m_, N = num_output_, K = k_;
+  const Precision p = ctx().precision;  // the bias sums stay fp32 (as on cuDNN's and cuBLAS's side)
   float* dw = blobs_[0]->mutable_diff();
   if (layout_ == WeightLayout::kOutByIn)
-    cpu_gemm(Trans::kYes, Trans::kNo, N, K, M, 1.f, dy, x, 1.f, dw);  // (N, K)
+    cpu_gemm_at(p, Trans::kYes, Trans::kNo, N, K, M, 1.f, dy, x, 1.f, dw);  // (N, K)
   else
-    cpu_gemm(Trans::kYes, Trans::kNo, K, N, M, 1.f, x, dy, 1.f, dw);  // (K, N)
+    cpu_gemm_at(p, Trans::kYes, Trans::kNo, K, N, M, 1.f, x, dy, 1.f, dw);  // (K, N)
   if (has_bias_) {
     float* db = blobs_[1]->mutable_diff();
     // Each thread owns blocks of columns and sums their rows in order: deterministic.
@@ -93,7 +94,7 @@ void InnerProductLayer::backward_cpu(const Blobs& top, const std::vector<bool>& 
   }
   if (propagate_down[0]) {
     const Trans tw = layout_ == WeightLayout::kOutByIn ? Trans::kNo : Trans::kYes;
-    cpu_gemm(Trans::kNo, tw, M, K, N, 1.f, dy, blobs_[0]->cdata(), 0.f, bottom[0]->mutable_diff());
+    cpu_gemm_at(p, Trans::kNo, tw, M, K, N, 1.f, dy, blobs_[0]->cdata(), 0.f, bottom[0]->mutable_diff());
   }
 }
 
@@ -112,7 +113,8 @@ void InnerProductLayer::forward_cuda(const Blobs& bottom, const Blobs& top) {
   const int64_t M = m_, N = num_output_;
   float* y = top[0]->mutable_data();
   if (has_bias_) cuda_gemm(Trans::kNo, Trans::kNo, M, N, 1, 1.f, ones_cuda(), blobs_[1]->cdata(), 0.f, y, cuda::stream());
-  cuda_gemm(Trans::kNo, tw, M, N, k_, 1.f, bottom[0]->cdata(), blobs_[0]->cdata(), has_bias_ ? 1.f : 0.f, y, cuda::stream());
+  cuda_gemm_at(ctx().precision, Trans::kNo, tw, M, N, k_, 1.f, bottom[0]->cdata(), blobs_[0]->cdata(),
+               has_bias_ ? 1.f : 0.f, y, cuda::stream());
 }
 
 void InnerProductLayer::backward_cuda(const Blobs& top, const std::vector<bool>& propagate_down,
@@ -120,16 +122,18 @@ void InnerProductLayer::backward_cuda(const Blobs& top, const std::vector<bool>&
   const float* dy = top[0]->cdiff();
   const float* x = bottom[0]->cdata();
   const int64_t M = m_, N = num_output_, K = k_;
+  const Precision p = ctx().precision;  // the bias sums stay fp32 (as on cuDNN's and cuBLAS's side)
   float* dw = blobs_[0]->mutable_diff();
   if (layout_ == WeightLayout::kOutByIn)
-    cuda_gemm(Trans::kYes, Trans::kNo, N, K, M, 1.f, dy, x, 1.f, dw, cuda::stream());  // (N, K) +=
+    cuda_gemm_at(p, Trans::kYes, Trans::kNo, N, K, M, 1.f, dy, x, 1.f, dw, cuda::stream());  // (N, K) +=
   else
-    cuda_gemm(Trans::kYes, Trans::kNo, K, N, M, 1.f, x, dy, 1.f, dw, cuda::stream());  // (K, N) +=
+    cuda_gemm_at(p, Trans::kYes, Trans::kNo, K, N, M, 1.f, x, dy, 1.f, dw, cuda::stream());  // (K, N) +=
   // bias diff (N) += dY^T (N, M) * ones (M).
   if (has_bias_) cuda_gemv(Trans::kYes, M, N, 1.f, dy, ones_cuda(), 1.f, blobs_[1]->mutable_diff(), cuda::stream());
   if (propagate_down[0]) {
     const Trans tw = layout_ == WeightLayout::kOutByIn ? Trans::kNo : Trans::kYes;
-    cuda_gemm(Trans::kNo, tw, M, K, N, 1.f, dy, blobs_[0]->cdata(), 0.f, bottom[0]->mutable_diff(), cuda::stream());
+    cuda_gemm_at(p, Trans::kNo, tw, M, K, N, 1.f, dy, blobs_[0]->cdata(), 0.f, bottom[0]->mutable_diff(),
+                 cuda::stream());
   }
 }
 #else

@@ -48,6 +48,9 @@ struct ParityOptions {
   std::vector<bool> propagate_down;
   // Runs forward(+backward) this many times (state that evolves: running statistics).
   int repeats = 1;
+  // Solver precision and loss scale (LayerContext) on both devices.
+  Precision precision = Precision::kFP32;
+  float loss_scale = 1.f;
 };
 
 namespace detail_parity {
@@ -94,6 +97,8 @@ inline void expect_cuda_parity(const std::string& layer_text, const std::vector<
   ctx_cpu.comm = ctx_gpu.comm = &comm;
   ctx_cpu.phase = ctx_gpu.phase = o.phase;
   ctx_cpu.iter = ctx_gpu.iter = o.iter;
+  ctx_cpu.precision = ctx_gpu.precision = o.precision;
+  ctx_cpu.loss_scale = ctx_gpu.loss_scale = o.loss_scale;
   Rng rng_cpu(99), rng_gpu(99);
 
   const size_t nb = bottoms.size();
@@ -153,8 +158,9 @@ inline void expect_cuda_parity(const std::string& layer_text, const std::vector<
     if (o.backward) {
       for (size_t t = 0; t < tc.size(); ++t) {
         if (cpu->is_loss() && t == 0) {
-          // A loss top's diff is its loss weight (1 here), as the Net seeds it.
-          tc[t]->diff().fill(1.f);
+          // A loss top's diff is its loss weight (1 here) times the loss scale, as the
+          // Net seeds it.
+          tc[t]->diff().fill(o.loss_scale);
         } else {
           detail_parity::fill(tc[t]->diff(), -1, 1, o.seed + 1000 + t + 10 * rep);
         }

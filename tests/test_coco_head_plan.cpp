@@ -61,10 +61,10 @@ class RecordingOps final : public CocoHeadOps {
   void shard_columns(float* c, const int32_t* ids, int64_t M, int64_t s0, int64_t n, int64_t K) const override {
     cpu.shard_columns(c, ids, M, s0, n, K);
   }
-  void gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float a, const float* A, const float* B, float b,
-            float* C) const override {
+  void gemm(Precision p, Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float a, const float* A, const float* B,
+            float b, float* C) const override {
     note(b == 0.f ? "gemm" : "gemm+=");
-    cpu.gemm(ta, tb, M, N, K, a, A, B, b, C);
+    cpu.gemm(p, ta, tb, M, N, K, a, A, B, b, C);
   }
   void copy(int64_t n, const float* x, float* y) const override { cpu.copy(n, x, y); }
   void set(int64_t n, float v, float* x) const override { cpu.set(n, v, x); }

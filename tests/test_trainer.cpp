@@ -109,6 +109,48 @@ TEST(Trainer, ResumeContinuesBitForBit) {
   EXPECT_EQ(r2.test_accuracy, r_full.test_accuracy);
 }
 
+// FP16 from a loss scale of 2^24: the head's scaled softmax gradient overflows fp16
+// (its target terms reach 2^24 / 8), so the first steps are skipped, each halving
+// the scale, until it fits; a window of 2 then doubles it again now and then. A run
+// resumed from iteration 4 (inside that) continues bit for bit: the scale and its
+// counters travel in the checkpoint.
+TEST(Trainer, Fp16LossScaleSkipsOverflowsAndResumesBitForBit) {
+  Fixture f;
+  std::ofstream(f.config, std::ios::app) << "precision: FP16\nloss_scale: 16777216\nloss_scale_window: 2\n";
+  LocalCommunicator comm;
+  Trainer full(f.options(10), &comm);
+  const auto r_full = full.run();
+  EXPECT_GT(r_full.loss_scale_skipped_steps, 2);
+  EXPECT_LT(r_full.loss_scale_skipped_steps, 9);
+  EXPECT_LT(full.solver().loss_scale(), 16777216.f);
+  EXPECT_TRUE(std::isfinite(r_full.last_loss));
+  const auto want = params_of(full);
+
+  auto opt = f.options(10);
+  opt.resume = f.dir / "snap_iter_4.ckpt";
+  Trainer second(opt, &comm);
+  const auto r2 = second.run();
+  const auto got = params_of(second);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], want[i]) << "parameter/state blob " << i;
+  EXPECT_EQ(second.solver().loss_scale(), full.solver().loss_scale());
+  EXPECT_EQ(r2.loss_scale_skipped_steps, r_full.loss_scale_skipped_steps);
+}
+
+// BF16 trains (the loss falls as in FP32) and is not FP32 (the weights differ).
+TEST(Trainer, Bf16TrainsAndDiffersFromFp32) {
+  Fixture f;
+  LocalCommunicator comm;
+  Trainer fp32(f.options(10), &comm);
+  const auto r32 = fp32.run();
+  std::ofstream(f.config, std::ios::app) << "precision: BF16\n";
+  Trainer bf16(f.options(10), &comm);
+  const auto r16 = bf16.run();
+  EXPECT_EQ(bf16.train_net().precision(), Precision::kBF16);
+  EXPECT_NEAR(r16.last_loss, r32.last_loss, 0.05 * r32.last_loss);
+  EXPECT_NE(params_of(bf16), params_of(fp32));
+}
+
 TEST(Trainer, MetricsLinesAndTheLossFalls) {
   Fixture f;
   LocalCommunicator comm;

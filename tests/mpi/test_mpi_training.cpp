@@ -159,6 +159,22 @@ TEST(MpiTraining, ClippingByTheGlobalNormKeepsNRanksEqualToOneRank) {
   expect_same_params(many.params, one.params);
 }
 
+// FP16 from a loss scale of 2^16: on this dense texture the first steps' weight
+// gradients overflow fp16 on some rank, and every rank skips them together, halving
+// the scale alike; the steps that pass equal one process's. Rounding to fp16 is
+// elementwise, so N ranks see the same operands as one.
+TEST(MpiTraining, Fp16LossScaleSkipsTogetherAndNRanksEqualOneRank) {
+  LocalCommunicator local;
+  const RunOutput one =
+      train(&local, 5, g_dir + "/fp16_one_r" + std::to_string(g_comm->rank()), "", "solver_fp16.prototxt");
+  const RunOutput many = train(g_comm, 5, g_dir + "/fp16_many", "", "solver_fp16.prototxt");
+  EXPECT_GT(one.result.loss_scale_skipped_steps, 0);
+  EXPECT_LT(one.result.loss_scale_skipped_steps, 5);
+  EXPECT_EQ(many.result.loss_scale_skipped_steps, one.result.loss_scale_skipped_steps);
+  EXPECT_NEAR(many.result.last_loss, one.result.last_loss, 1e-4 * std::max(1.0, std::fabs(one.result.last_loss)));
+  expect_same_params(many.params, one.params);
+}
+
 // Gradient accumulation: two batches of 5 per update (iter_size 2) equal one batch
 // of 10, in one process and on N ranks (the sharded head included: each batch's
 // loss is its own mean, the update takes the mean of the two), with clipping by the
@@ -488,6 +504,11 @@ int main(int argc, char** argv) {
       write_bytes(coco::g_dir + "/t10k-labels-idx1-ubyte", idx_labels(test));
       std::ofstream(coco::g_dir + "/solver.prototxt") << coco::solver_text();
       std::ofstream(coco::g_dir + "/solver_clip.prototxt") << coco::solver_text(0.01f);
+      // A tenth of the rate: at 0.05 this texture's activations leave fp16's range.
+      std::string fp16 = coco::solver_text();
+      fp16.replace(fp16.find("base_lr: 0.05"), 13, "base_lr: 0.005");
+      std::ofstream(coco::g_dir + "/solver_fp16.prototxt")
+          << fp16 << "precision: FP16\nloss_scale: 65536\nloss_scale_window: 2\n";
       std::ofstream(coco::g_dir + "/solver_accumulate.prototxt") << coco::solver_text(0, 5, 2);
       std::ofstream(coco::g_dir + "/solver_accumulate_clip.prototxt") << coco::solver_text(0.01f, 5, 2);
       std::ofstream(coco::g_dir + "/solver_sampled.prototxt") << coco::solver_text(0, 10, 1, 0.5f);
