@@ -175,6 +175,12 @@ Trainer::Trainer(const TrainOptions& opt, Communicator* comm, Communicator* host
 // The solver's settings after the command line's overrides, checked.
 void Trainer::read_solver_settings() {
   auto& s = cfg_.solver;
+  if (!opt_.precision.empty()) {
+    proto::SolverParameter::Precision p;
+    if (!proto::SolverParameter::Precision_Parse(opt_.precision, &p))
+      COCO_THROW("--precision ", opt_.precision, " is not FP32, BF16 or FP16");
+    s.set_precision(p);
+  }
   validate_solver(s, opt_.config);
   if (opt_.max_iter >= 0) s.set_max_iter(static_cast<int>(opt_.max_iter));
   max_iter_ = s.max_iter();
@@ -666,7 +672,10 @@ void Trainer::skip_or_stop_nonfinite(int64_t it, double loss) {
     COCO_THROW("iteration ", it, ": the loss (", loss, ") or a gradient is not finite: ", why,
                result.last_snapshot.empty() ? std::string("; no checkpoint was written in this run")
                                             : "; the last good checkpoint is " + result.last_snapshot,
-               " (lower base_lr or check the data; --on-nonfinite skip skips such steps)");
+               " (lower base_lr or check the data; --on-nonfinite skip skips such steps",
+               train_net_->precision() == Precision::kFP16
+                   ? "; under precision FP16 a value past 65504 overflows: BF16 keeps fp32's range)"
+                   : ")");
   restore_state(*train_net_, run_->state_backup);
   ++result.skipped_steps;
   if (run_->lead || finding.mine)

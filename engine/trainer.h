@@ -55,6 +55,8 @@ struct TrainOptions {
   // layer that produced it and no checkpoint is written after the last good one) or
   // skip the update and count it (true).
   bool skip_nonfinite = false;
+  // Overrides the solver's precision: "FP32", "BF16" or "FP16" (empty: the config's).
+  std::string precision;
 };
 
 struct TrainResult {

@@ -116,6 +116,11 @@ void add_train_flags(CLI::App& app, TrainFlags& flags) {
   app.add_flag_callback("--debug-gradcheck", [&opt] { opt.debug = opt.debug_gradcheck = true; },
                         "with --debug: first check every loss layer's gradient\nagainst finite differences on the "
                         "first batch");
+  coco::add_choice_option(app, "--precision", opt.precision, {"FP32", "BF16", "FP16"},
+                          "convolutions and GEMMs on operands rounded to this\nformat, summed in fp32 (overrides the "
+                          "solver's\nprecision; FP16 adds dynamic loss scaling); on a CPU\nthe 16-bit formats are "
+                          "emulated, slower than FP32")
+      ->type_name("P");
   coco::add_choice_option(app, "--on-nonfinite", flags.on_nonfinite, {"stop", "skip"},
                           "a step whose loss or gradient is NaN/Inf: stop\n(default; names the layer, writes no "
                           "checkpoint after\nthe last good one) or skip (no update; counted and\nlogged)")

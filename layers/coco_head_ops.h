@@ -56,6 +56,7 @@ class CocoHeadOps {
   virtual void accuracy_candidates(float* cand, const float* best, const float* raw_max, const float* best_class,
                                    const float* labels, int rank, int64_t M) const = 0;
   virtual void accuracy(float* accuracy, const float* cand, int64_t M) const = 0;
+  // inv_m: the factor of G, 1/M times the loss scale (CocoHeadIo::loss_scale).
   virtual void softmax_grad(float* z, const float* row_max, const float* row_sum, const float* labels, int64_t M,
                             int64_t t, int64_t first_class, float inv_m, const CocoMarginParams& margin) const = 0;
   virtual void centroid_grad(float* dc, const float* h, const float* u, const float* c_inv_norm, int64_t t,

@@ -151,6 +151,25 @@ TEST(Trainer, Bf16TrainsAndDiffersFromFp32) {
   EXPECT_NE(params_of(bf16), params_of(fp32));
 }
 
+// --precision overrides the config's, and is checked with the solver's rules.
+TEST(Trainer, PrecisionFlagOverridesTheConfig) {
+  Fixture f;
+  LocalCommunicator comm;
+  auto opt = f.options(1);
+  opt.precision = "FP16";
+  Trainer t(opt, &comm);
+  EXPECT_EQ(t.train_net().precision(), Precision::kFP16);
+  EXPECT_EQ(t.solver().loss_scale(), 65536.f);
+  opt.precision = "FP8";
+  EXPECT_NE(error_of([&] { Trainer bad(opt, &comm); }).find("--precision FP8 is not FP32, BF16 or FP16"),
+            std::string::npos);
+  std::ofstream(f.config, std::ios::app) << "precision: FP16\nloss_scale: 1024\n";
+  opt.precision = "BF16";
+  EXPECT_NE(error_of([&] { Trainer bad(opt, &comm); }).find("loss_scale = 1024 is not allowed: set only with precision: "
+                                                            "FP16"),
+            std::string::npos);
+}
+
 TEST(Trainer, MetricsLinesAndTheLossFalls) {
   Fixture f;
   LocalCommunicator comm;

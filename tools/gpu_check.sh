@@ -12,7 +12,8 @@
 #   3. coco-bench head --device cuda at (512,512,100000) and (1024,512,1000000),
 #      head time against its three cuBLAS GEMMs measured in the same process; the
 #      running maximum at 100000 and class sampling (0.1) at 1000000 beside them
-#   4. coco-train --device cuda:0 on MNIST for 500 iterations, when data/mnist exists
+#   4. coco-train --device cuda:0 on MNIST for 500 iterations, when data/mnist exists,
+#      in FP32, BF16 and FP16 (--precision)
 # Each step has its own time limit, so one hang does not eat the whole budget.
 set -u
 bin=${1:?usage: gpu_check.sh BIN_DIR [OUT_DIR]}
@@ -29,7 +30,8 @@ step() {  # step NAME LIMIT_S CMD...
   printf '%-28s rc=%-3s %6.1f s\n' "$name" "$rc" "$(echo "$(date +%s.%N) - $t0" | bc)" | tee -a "$summary"
 }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$out/gpu.txt" 2>&1
-for t in test_cuda_elementwise test_cuda_losses test_cuda_cudnn test_cuda_coco_loss test_cuda_net test_nccl_communicator; do
+for t in test_cuda_elementwise test_cuda_losses test_cuda_cudnn test_cuda_coco_loss test_cuda_precision test_cuda_net \
+    test_nccl_communicator; do
   b=$(find_bin $t) && step "$t" 240 "$b" --gtest_brief=1
 done
 b=$(find_bin coco-bench)
@@ -45,9 +47,16 @@ b=$(find_bin coco-train)
 if [ -n "$b" ] && [ -d data/mnist ]; then
   step train_mnist_cuda 240 "$b" --config configs/mnist_coco.prototxt --device cuda:0 --max-iter 500 \
     --snapshot-prefix "$out/snap/mnist"
+  # The same run with BF16 and FP16 operands (solver precision): images/s beside FP32's.
+  for p in BF16 FP16; do
+    step train_mnist_cuda_$p 240 "$b" --config configs/mnist_coco.prototxt --device cuda:0 --max-iter 500 \
+      --precision $p --snapshot-prefix "$out/snap/mnist_$p"
+  done
 fi
 grep -h -E "PASSED|FAILED|SKIPPED" "$out"/test_*.log >> "$summary" 2>/dev/null
 grep -h -E "TrainStep" "$out/bench_train_step.log" >> "$summary" 2>/dev/null
 grep -h '"ratio"' "$out"/bench_head_*.log >> "$summary" 2>/dev/null
-grep -h -E "images/s|final" "$out/train_mnist_cuda.log" | tail -3 >> "$summary" 2>/dev/null
+for l in "$out"/train_mnist_cuda*.log; do
+  grep -h -E "images/s|final|overflowed" "$l" | tail -3 >> "$summary" 2>/dev/null
+done
 cat "$summary"
