@@ -98,6 +98,14 @@ int device_count() {
 
 bool available() { return device_count() > 0; }
 
+int compute_capability() {
+  int major = 0, minor = 0;
+  const int dev = current_device();
+  COCO_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+  COCO_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+  return 10 * major + minor;
+}
+
 void set_device(int index) {
   const int n = device_count();
   if (index < 0 || index >= n)
@@ -200,6 +208,7 @@ namespace {
 
 int device_count() { return 0; }
 bool available() { return false; }
+int compute_capability() { no_cuda(); }
 void set_device(int) { no_cuda(); }
 int current_device() { no_cuda(); }
 Stream stream() { no_cuda(); }

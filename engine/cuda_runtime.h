@@ -33,6 +33,8 @@ int device_count();
 // (stream, handles). Throws if the index is out of range.
 void set_device(int index);
 int current_device();
+// The current device's compute capability as 10 * major + minor (90: Hopper).
+int compute_capability();
 
 // The current device's compute stream and handles (bound to that stream).
 Stream stream();

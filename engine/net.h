@@ -107,6 +107,7 @@ class Net {
     scan_action_ = action;
   }
   bool debug() const { return debug_; }
+  ScanAction scan_action() const { return scan_action_; }
   // The first NaN/Inf recorded since the last call, and where in the pass it was
   // found (the forward of layer i is step i, the backward of layer i step 2L - 1 - i;
   // -1: nothing found); forgets it.

@@ -14,6 +14,7 @@
 #include "engine/global_batch.h"
 #include "engine/training_checkpoint.h"
 #include "engine/common.h"
+#include "engine/cuda_runtime.h"
 #include "engine/logging.h"
 #include "engine/memory_plan.h"
 #include "engine/math.h"
@@ -159,13 +160,18 @@ Trainer::Trainer(const TrainOptions& opt, Communicator* comm, Communicator* host
   load_starting_point();
   // Parameters are loaded on the host; then the nets and the momentum move.
   if (opt.device != Device::kCPU) {
+    if (train_net_->precision() == Precision::kBF16 && cuda::compute_capability() < 80)
+      COCO_THROW(opt_.config, ": precision BF16 needs a GPU of compute capability 8.0 or newer (cuBLAS and cuDNN "
+                 "have no bf16 arithmetic before Ampere); this one is ", cuda::compute_capability() / 10, ".",
+                 cuda::compute_capability() % 10, ": use FP16 or FP32");
     train_net_->to_device(opt.device);
     if (test_net_) test_net_->to_device(opt.device);
     if (validator_) validator_->to_device(opt.device);
     solver_->to_device(opt.device);
   }
   if (opt.debug) {
-    train_net_->set_debug(true);
+    // FP16's overflows are the loss scale's to handle: the scan records them.
+    train_net_->set_debug(true, solver_->dynamic_loss_scale() ? Net::ScanAction::kRecord : Net::ScanAction::kThrow);
     if (test_net_) test_net_->set_debug(true);
   }
   // One consistent start on every rank (rank 0's replicated parameters).
@@ -179,7 +185,10 @@ void Trainer::read_solver_settings() {
     proto::SolverParameter::Precision p;
     if (!proto::SolverParameter::Precision_Parse(opt_.precision, &p))
       COCO_THROW("--precision ", opt_.precision, " is not FP32, BF16 or FP16");
-    s.set_precision(p);
+    if (p == proto::SolverParameter::FP32)
+      s.clear_precision();  // the default: the run's text (its fingerprint) as without the flag
+    else
+      s.set_precision(p);
   }
   validate_solver(s, opt_.config);
   if (opt_.max_iter >= 0) s.set_max_iter(static_cast<int>(opt_.max_iter));
@@ -348,6 +357,7 @@ void Trainer::fill_inputs(Net& net, bool train, int64_t first, int64_t count) {
 // first NaN would pair its next collectives with another rank's re-run.
 Trainer::NonfiniteFinding Trainer::diagnose_nonfinite(int64_t iter) {
   const bool was = train_net_->debug();
+  const Net::ScanAction was_action = train_net_->scan_action();
   train_net_->set_debug(true, Net::ScanAction::kRecord);
   // The re-run must not move running statistics a second time.
   std::vector<Tensor> state;
@@ -367,7 +377,7 @@ Trainer::NonfiniteFinding Trainer::diagnose_nonfinite(int64_t iter) {
     if (any > 0) break;
   }
   train_net_->set_batch_in_iter(0);
-  train_net_->set_debug(was);
+  train_net_->set_debug(was, was_action);
   restore_state(*train_net_, state);
   return agree_on_finding(found);
 }
@@ -519,6 +529,10 @@ TrainResult Trainer::run() {
     if (test_due(it)) run_test_pass(it);
     const StepOutcome step = train_step(it);
     if (step.kind == StepOutcome::kUpdated) record_step(it, step);
+    // Due whether or not the step updated: a skipped step (an FP16 overflow, or
+    // --on-nonfinite skip) leaves a consistent state, and its checkpoint is expected.
+    const int64_t every = cfg_.solver.snapshot();
+    if (every > 0 && (it + 1) % every == 0 && it + 1 < max_iter_) run_->result.last_snapshot = snapshot(it + 1);
     if (validation_due(it + 1)) run_validation(it + 1);
   }
   finish_run();
@@ -687,8 +701,9 @@ void Trainer::skip_or_stop_nonfinite(int64_t it, double loss) {
 // BF16/FP16: what runs in the format, and on a CPU that it is an emulation.
 void Trainer::log_precision() {
   const Precision p = train_net_->precision();
-  if (p == Precision::kFP32 || !run_->lead) return;
   const DynamicLossScale* scale = solver_->dynamic_loss_scale();
+  run_->result.loss_scale_skipped_steps = scale ? scale->skipped() : 0;
+  if (p == Precision::kFP32 || !run_->lead) return;
   spdlog::info("precision {}: convolutions and GEMMs on {} operands with fp32 sums; fp32 weights, momentum and "
                "softmax statistics{}{}",
                precision_name(p), precision_name(p),
@@ -698,7 +713,6 @@ void Trainer::log_precision() {
                opt_.device == Device::kCPU ? "; on the CPU the format is emulated (rounded operands): slower than FP32, "
                                              "for checking numerics"
                                            : "");
-  run_->result.loss_scale_skipped_steps = scale ? scale->skipped() : 0;
 }
 
 // FP16: gradients that overflowed at the loss scale; the step is undone and the scale
@@ -710,6 +724,7 @@ bool Trainer::lower_loss_scale(int64_t it) {
   const float was = scale->value();
   if (!scale->back_off()) return false;
   restore_state(*train_net_, run_->state_backup);
+  train_net_->take_first_nonfinite();  // --debug's record of the overflow: handled
   run_->result.loss_scale_skipped_steps = scale->skipped();
   if (run_->lead && !opt_.quiet)
     spdlog::info("iteration {}: FP16 gradients overflowed at loss scale {}, step skipped ({} so far); scale now {}",
@@ -718,7 +733,7 @@ bool Trainer::lower_loss_scale(int64_t it) {
   return true;
 }
 
-// After an update: the smoothed loss, the display line and metrics, a snapshot when due.
+// After an update: the smoothed loss, the display line and metrics.
 void Trainer::record_step(int64_t it, const StepOutcome& step) {
   TrainResult& result = run_->result;
   run_->throughput.add_step(step.seconds, batch_ * iter_size());
@@ -735,7 +750,6 @@ void Trainer::record_step(int64_t it, const StepOutcome& step) {
     run_->metrics.write({{"iter", it + 1}, {"loss", result.last_loss}, {"lr", lr}, {"images_per_s", ips}});
     run_->throughput.start_window();
   }
-  if (s.snapshot() > 0 && (it + 1) % s.snapshot() == 0 && it + 1 < max_iter_) result.last_snapshot = snapshot(it + 1);
 }
 
 // The last test pass and snapshot, and the run's throughput.

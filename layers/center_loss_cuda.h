@@ -27,6 +27,6 @@ void center_loss_forward_cuda(float* loss, float* dist, double* row, const float
 // top_diff is the device scalar of the loss top's diff.
 void center_loss_backward_cuda(float* dc, float* dx, int32_t* chain, const float* dist, const float* labels,
                                const float* top_diff, int64_t n, int64_t d, int64_t k, bool seed_update,
-                               cuda::Stream stream);
+                               float loss_scale, cuda::Stream stream);
 
 }  // namespace coco

@@ -93,6 +93,7 @@ void CenterLossLayer::backward_cpu(const Blobs& top, const std::vector<bool>& pr
   for (int64_t i = 0; i < n; ++i) members[static_cast<size_t>(label[i])].push_back(i);
   float* dc = blobs_[0]->mutable_diff();
   const CenterUpdate update = update_;
+  const double seed_scale = ctx().loss_scale;
 #pragma omp parallel
   {
     std::vector<double> acc(static_cast<size_t>(d));  // (D): sum_i (c_j - x_i)
@@ -103,7 +104,9 @@ void CenterLossLayer::backward_cpu(const Blobs& top, const std::vector<bool>& pr
       std::fill(acc.begin(), acc.end(), 0.0);
       for (int64_t i : mj)
         for (int64_t col = 0; col < d; ++col) acc[col] -= dist[i * d + col];
-      const double coef = update == CenterUpdate::kSeed ? 1.0 / (1.0 + static_cast<double>(mj.size()))
+      // SEED's step does not read the top diff: the loss scale (FP16) enters here,
+      // as it does through the top diff everywhere else.
+      const double coef = update == CenterUpdate::kSeed ? seed_scale / (1.0 + static_cast<double>(mj.size()))
                                                         : static_cast<double>(top_diff) / static_cast<double>(n);
       float* dcj = dc + j * d;
       for (int64_t col = 0; col < d; ++col) dcj[col] += static_cast<float>(coef * acc[col]);
@@ -137,7 +140,7 @@ void CenterLossLayer::backward_cuda(const Blobs& top, const std::vector<bool>& p
   center_loss_backward_cuda(blobs_[0]->mutable_diff(), propagate_down[0] ? bottom[0]->mutable_diff() : nullptr,
                             reinterpret_cast<int32_t*>(chain_dev_.data()), distance_.data(), float_labels(*bottom[1], label_floats_),
                             top[0]->cdiff(), num_, dim_, num_classes_, update_ == CenterUpdate::kSeed,
-                            cuda::stream());
+                            ctx().loss_scale, cuda::stream());
 }
 #else
 COCO_CUDA_STUBS(CenterLossLayer)

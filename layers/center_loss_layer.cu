@@ -88,12 +88,13 @@ __global__ void center_loss_chain_kernel(int32_t* chain, const float* labels, in
 // t, t + blockDim, ... over the class's samples in batch order (double), exactly the
 // CPU path's acc[col] -= dist[i * d + col], then adds coef * acc to the centre diff.
 __global__ void center_loss_centre_kernel(float* dc, const int32_t* chain, const float* dist, const float* labels,
-                                          const float* top_diff, int64_t n, int64_t d, bool seed_update) {
+                                          const float* top_diff, int64_t n, int64_t d, bool seed_update,
+                                          float loss_scale) {
   for (int64_t h = blockIdx.x; h < n; h += gridDim.x) {
     if (chain[n + h] == 0) continue;  // block-uniform
     int64_t members = 0;
     for (int64_t m = h; m >= 0; m = chain[m]) ++members;
-    const double coef = seed_update ? 1.0 / (1.0 + static_cast<double>(members))
+    const double coef = seed_update ? static_cast<double>(loss_scale) / (1.0 + static_cast<double>(members))
                                     : static_cast<double>(top_diff[0]) / static_cast<double>(n);
     float* dcj = dc + static_cast<int64_t>(labels[h]) * d;
     for (int64_t col = threadIdx.x; col < d; col += blockDim.x) {
@@ -127,12 +128,12 @@ void center_loss_forward_cuda(float* loss, float* dist, double* row, const float
 
 void center_loss_backward_cuda(float* dc, float* dx, int32_t* chain, const float* dist, const float* labels,
                                const float* top_diff, int64_t n, int64_t d, int64_t k, bool seed_update,
-                               cuda::Stream stream) {
+                               float loss_scale, cuda::Stream stream) {
   if (n <= 0) return;
   center_loss_chain_kernel<<<cuda::blocks_for(n), cuda::kThreads, 0, stream>>>(chain, labels, n, k);
   cuda::check_launch("center_loss_chain_kernel");
   center_loss_centre_kernel<<<capped(n), kCentreBlock, 0, stream>>>(dc, chain, dist, labels, top_diff, n, d,
-                                                                    seed_update);
+                                                                    seed_update, loss_scale);
   cuda::check_launch("center_loss_centre_kernel");
   if (dx != nullptr) {
     center_loss_bottom_kernel<<<cuda::blocks_for(n * d), cuda::kThreads, 0, stream>>>(dx, dist, top_diff, n, d);

@@ -147,7 +147,8 @@ CudnnConvolution::~CudnnConvolution() {
 Algos CudnnConvolution::Impl::choose(cudnnHandle_t h) const {
   Algos a;
   const std::string where = " for the convolution with " + geometry_str(g) +
-                            (deterministic ? " (deterministic mode)" : "");
+                            (deterministic ? " (deterministic mode)" : "") +
+                            (precision == Precision::kFP32 ? "" : std::string(" at precision ") + precision_name(precision));
   {
     int max_count = 0;
     COCO_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max_count));

@@ -18,6 +18,7 @@
 #include "engine/math.h"
 #include "engine/proto/coco.pb.h"
 #include "engine/settings.h"
+#include "layers/center_loss_layer.h"
 #include "layers/coco_loss_layer.h"
 #include "layers/convolution_layer.h"
 #include "layers/inner_product_layer.h"
@@ -336,6 +337,30 @@ TEST(Precision, HeadGradientsCarryTheLossScale) {
   const double scaled = error(run_head("scale: 8", M, D, K, Precision::kFP16, 65536.f), 65536.f);
   EXPECT_LT(scaled, 2e-3);
   EXPECT_GT(unscaled, 5 * scaled) << "scaled " << scaled;
+}
+
+// CenterLoss's SEED centre step does not read the top diff, so the loss scale is
+// applied to it directly: at scale 1024 every gradient is 1024 times scale 1's.
+TEST(Precision, CenterLossSeedStepCarriesTheLossScale) {
+  std::vector<std::vector<float>> dc, dx;
+  for (float s : {1.f, 1024.f}) {
+    CenterLossLayer layer(layer_param(R"(name: "c" type: "CenterLoss" bottom: "x" bottom: "y" top: "l"
+        center_loss_param { num_output: 4 center_filler { type: "gaussian" } })"));
+    Blob x({6, 3}), y({6}), l;
+    set_values(x.data(), uniform(18, 41));
+    for (int i = 0; i < 6; ++i) y.mutable_data()[i] = static_cast<float>(i % 4);
+    LayerHarness h;
+    h.ctx.loss_scale = s;
+    h.setup(layer, {&x, &y}, {&l});
+    layer.blobs()[0]->diff().zero();
+    layer.forward({&x, &y}, {&l});
+    l.diff().fill(s);
+    layer.backward({&l}, {true, false}, {&x, &y});
+    dc.push_back(layer.blobs()[0]->diff().to_vector());
+    dx.push_back(x.diff().to_vector());
+  }
+  for (size_t i = 0; i < dc[0].size(); ++i) ASSERT_EQ(dc[1][i], 1024.f * dc[0][i]) << i;
+  for (size_t i = 0; i < dx[0].size(); ++i) ASSERT_EQ(dx[1][i], 1024.f * dx[0][i]) << i;
 }
 
 TEST(DynamicLossScale, HalvesOnOverflowDoublesAfterTheWindowAndTravelsInTheState) {

@@ -137,6 +137,18 @@ TEST(Trainer, Fp16LossScaleSkipsOverflowsAndResumesBitForBit) {
   EXPECT_EQ(r2.loss_scale_skipped_steps, r_full.loss_scale_skipped_steps);
 }
 
+// A snapshot falls due on a skipped step too: from 2^60 every one of the first
+// four steps overflows, and the checkpoint of iteration 4 is still written.
+TEST(Trainer, Fp16SkippedStepsStillWriteTheirSnapshot) {
+  Fixture f;
+  std::ofstream(f.config, std::ios::app) << "precision: FP16\nloss_scale: 1152921504606846976\n";
+  LocalCommunicator comm;
+  Trainer t(f.options(6), &comm);
+  const auto r = t.run();
+  EXPECT_GE(r.loss_scale_skipped_steps, 4);
+  EXPECT_TRUE(std::filesystem::exists(f.dir / "snap_iter_4.ckpt"));
+}
+
 // BF16 trains (the loss falls as in FP32) and is not FP32 (the weights differ).
 TEST(Trainer, Bf16TrainsAndDiffersFromFp32) {
   Fixture f;

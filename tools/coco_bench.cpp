@@ -220,6 +220,14 @@ void add_head_flags(CLI::App& app, HeadFlags& f) {
                           "class sampling: the share of each rank's classes a step\ncomputes, in (0, 1] (default 1: all); "
                           "the floor is then\nthe GEMMs at ceil(rate K_r) classes")
       ->type_name("r");
+  app.add_option_function<std::string>(
+         "--precision",
+         [&o](const std::string& v) {
+           o.precision = v == "BF16" ? coco::Precision::kBF16 : v == "FP16" ? coco::Precision::kFP16 : coco::Precision::kFP32;
+         },
+         "FP32 (default), BF16 or FP16: the GEMMs' operands (and the\nfloor's) rounded to it, fp32 sums")
+      ->check(CLI::IsMember({"FP32", "BF16", "FP16"}))
+      ->type_name("P");
   coco::add_int_option(app, "--chunk", o.chunk, 0, "classes per chunk (default 8192)");
   coco::add_number_option(app, "--cache-mb", o.cache_mb,
                           "logits kept between forward and backward (default 256;\n0: no logits cache)")

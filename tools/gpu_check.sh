@@ -1,5 +1,5 @@
 #!/bin/bash
-# gpu_check.sh BIN_DIR [OUT_DIR]: the GPU checks of the CUDA backend in one bounded run.
+# gpu_check.sh BIN_DIR [OUT_DIR [ONLY]]: the GPU checks of the CUDA backend in one bounded run.
 #
 # Meant for a GPU machine that has the CUDA libraries but maybe none of Debian's:
 # build with CUDA on a Debian machine, copy the binaries there together with the
@@ -11,19 +11,25 @@
 #   2. coco-bench BM_TrainStepCuda/128,/512 beside BM_TrainStep/128 (images/s)
 #   3. coco-bench head --device cuda at (512,512,100000) and (1024,512,1000000),
 #      head time against its three cuBLAS GEMMs measured in the same process; the
-#      running maximum at 100000 and class sampling (0.1) at 1000000 beside them
+#      running maximum at 100000, class sampling (0.1) and BF16 at 1000000 beside them
 #   4. coco-train --device cuda:0 on MNIST for 500 iterations, when data/mnist exists,
 #      in FP32, BF16 and FP16 (--precision)
 # Each step has its own time limit, so one hang does not eat the whole budget.
+# All steps together may take most of an hour; ONLY, a bash regex over the step
+# names below, runs a subset within a shorter lease, e.g.
+#   gpu_check.sh build out 'test_cuda_precision|train_mnist_cuda'
+
 set -u
-bin=${1:?usage: gpu_check.sh BIN_DIR [OUT_DIR]}
+bin=${1:?usage: gpu_check.sh BIN_DIR [OUT_DIR [ONLY]]}
 out=${2:-gpu-check}
+only=${3:-}
 mkdir -p "$out"
 find_bin() { for d in "$bin" "$bin/tests"; do [ -x "$d/$1" ] && { echo "$d/$1"; return; }; done; }
 summary="$out/summary.txt"
 : > "$summary"
 step() {  # step NAME LIMIT_S CMD...
   local name=$1 limit=$2; shift 2
+  if [ -n "$only" ] && ! [[ $name =~ $only ]]; then return; fi
   local t0=$(date +%s.%N)
   timeout "$limit" "$@" > "$out/$name.log" 2>&1
   local rc=$?
@@ -42,6 +48,8 @@ if [ -n "$b" ]; then
   # The running maximum beside the fixed shift, and class sampling at a million classes.
   step bench_head_100k_running 120 "$b" head --device cuda:0 --M 512 --D 512 --K 100000 --softmax-shift RUNNING_MAX
   step bench_head_1m_sampled 120 "$b" head --device cuda:0 --M 1024 --D 512 --K 1000000 --sample-rate 0.1
+  # The head on BF16 operands (cublasGemmEx) at a million classes, against its floor in BF16.
+  step bench_head_1m_bf16 180 "$b" head --device cuda:0 --M 1024 --D 512 --K 1000000 --precision BF16
 fi
 b=$(find_bin coco-train)
 if [ -n "$b" ] && [ -d data/mnist ]; then

@@ -20,6 +20,11 @@
 // while the head ran (inputs, centroids, scratch and logits cache; before the
 // floor's buffers).
 //
+// --precision BF16|FP16 rounds the head's GEMM operands (solver precision) and the
+// floor's alike (the rounding's copies included on both sides); the line adds
+// "precision". On a CPU that is the emulation: it measures the rounding's cost,
+// not a speed-up.
+//
 // Check: --features X.npy (M x D float32), --centroids C.npy (K x D float32),
 // --labels Y.npy (M int64) and --scale A run one forward and backward and write
 // loss.npy, grad_features.npy and grad_centroids.npy to --dump DIR. Under mpirun
@@ -126,10 +131,12 @@ struct Head {
   std::unique_ptr<CocoLossLayer> layer;
   Blob x, y, loss;
   // m of the global batch's rows on this rank (its shard_range share).
-  Head(Communicator& comm, const proto::LayerParameter& p, int64_t m, int64_t global_m, int64_t d, Device dev)
+  Head(Communicator& comm, const proto::LayerParameter& p, int64_t m, int64_t global_m, int64_t d, Device dev,
+       Precision precision = Precision::kFP32)
       : x({m, d}, dev), y({m}, dev), loss(Shape{}, dev) {
     ctx.comm = &comm;
     ctx.global_batch = global_m;
+    ctx.precision = precision;
     layer = std::make_unique<CocoLossLayer>(p);
     if (dev == Device::kCPU) {
       layer->setup({&x, &y}, {&loss}, &ctx, rng);
@@ -273,9 +280,10 @@ double time_cpu(Communicator& comm, Head& h, const HeadBenchOptions& o, int64_t 
     const auto t0 = Clock::now();
     for (int64_t c0 = 0; c0 < Kr; c0 += T) {
       const int64_t t = std::min(T, Kr - c0);
-      cpu_gemm(Trans::kNo, Trans::kYes, M, t, D, 1.f, f.data(), c.data(), 0.f, z.data());
-      cpu_gemm(Trans::kYes, Trans::kNo, t, D, M, 1.f, z.data(), f.data(), 0.f, gc.data());
-      cpu_gemm(Trans::kNo, Trans::kNo, M, D, t, 1.f, z.data(), c.data(), c0 == 0 ? 0.f : 1.f, gf.data());
+      cpu_gemm_at(o.precision, Trans::kNo, Trans::kYes, M, t, D, 1.f, f.data(), c.data(), 0.f, z.data());
+      cpu_gemm_at(o.precision, Trans::kYes, Trans::kNo, t, D, M, 1.f, z.data(), f.data(), 0.f, gc.data());
+      cpu_gemm_at(o.precision, Trans::kNo, Trans::kNo, M, D, t, 1.f, z.data(), c.data(), c0 == 0 ? 0.f : 1.f,
+                  gf.data());
     }
     if (r > 0) *floor = std::min(*floor, since(t0));
   }
@@ -304,9 +312,10 @@ double time_cuda(Communicator& comm, Head& h, const HeadBenchOptions& o, int64_t
   *floor = 1e30;
   for (int r = 0; r < o.repeats + 1; ++r) {
     timer.start();
-    cuda_gemm(Trans::kNo, Trans::kYes, M, Kr, D, 1.f, f.data(), c.data(), 0.f, z.data(), cuda::stream());
-    cuda_gemm(Trans::kYes, Trans::kNo, Kr, D, M, 1.f, z.data(), f.data(), 0.f, gc.data(), cuda::stream());
-    cuda_gemm(Trans::kNo, Trans::kNo, M, D, Kr, 1.f, z.data(), c.data(), 0.f, gf.data(), cuda::stream());
+    const Precision p = o.precision;
+    cuda_gemm_at(p, Trans::kNo, Trans::kYes, M, Kr, D, 1.f, f.data(), c.data(), 0.f, z.data(), cuda::stream());
+    cuda_gemm_at(p, Trans::kYes, Trans::kNo, Kr, D, M, 1.f, z.data(), f.data(), 0.f, gc.data(), cuda::stream());
+    cuda_gemm_at(p, Trans::kNo, Trans::kNo, M, D, Kr, 1.f, z.data(), c.data(), 0.f, gf.data(), cuda::stream());
     const double dt = timer.stop();
     if (r > 0) *floor = std::min(*floor, dt);
   }
@@ -329,7 +338,7 @@ int run_head_bench(Communicator& comm, const HeadBenchOptions& o, Communicator* 
       cuda::empty_cache();  // the last shape's buffers are free: give them back
       cuda::reset_peak_memory_stats();
     }
-    Head h(hc, head_param(o, K, o.scale), mine.count, M, D, o.device);
+    Head h(hc, head_param(o, K, o.scale), mine.count, M, D, o.device, o.precision);
     std::vector<float> x(mine.count * D), y(mine.count);
     for (int64_t i = 0; i < mine.count * D; ++i) x[i] = uniform01(3, comm.rank(), i) - 0.5f;
     for (int64_t i = 0; i < mine.count; ++i) y[i] = static_cast<float>(hash3(4, comm.rank(), i) % static_cast<uint64_t>(K));
@@ -363,6 +372,7 @@ int run_head_bench(Communicator& comm, const HeadBenchOptions& o, Communicator* 
                   static_cast<double>(rss), h.layer->shard().count * D * 4.0 / (1 << 20), o.logit_type.c_str(), o.margin_type.c_str(),
                   h.layer->used_fixed_shift() ? "fixed" : "running max", static_cast<double>(o.sample_rate),
                   static_cast<long long>(Kr), bytes[0], bytes[1], bytes[2]);
+      if (o.precision != Precision::kFP32) std::printf(", \"precision\": \"%s\"", precision_name(o.precision));
       if (gpu)
         std::printf(", \"device\": \"cuda:%d\", \"peak_device_mb\": %.1f", cuda::current_device(),
                     static_cast<double>(pk));

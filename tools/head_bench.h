@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "comm/communicator.h"
+#include "engine/precision.h"
 #include "engine/tensor.h"
 
 namespace coco {
@@ -26,6 +27,9 @@ struct HeadBenchOptions {
   float cache_mb = 256;
   // Where the head runs: the CPU, or a GPU (the current CUDA device, set by the caller).
   Device device = Device::kCPU;
+  // The head's GEMMs on operands rounded to this format (solver precision); the
+  // floor's GEMMs alike (cpu_gemm_at / cuda_gemm_at, the rounding included).
+  Precision precision = Precision::kFP32;
 };
 
 // Returns the process exit code. `comm` carries the host-side reductions of the
