@@ -529,10 +529,11 @@ TrainResult Trainer::run() {
     if (test_due(it)) run_test_pass(it);
     const StepOutcome step = train_step(it);
     if (step.kind == StepOutcome::kUpdated) record_step(it, step);
-    // Due whether or not the step updated: a skipped step (an FP16 overflow, or
-    // --on-nonfinite skip) leaves a consistent state, and its checkpoint is expected.
+    // Due after an FP16 overflow too: such skips are routine and leave finite
+    // weights. A step skipped for a NaN (--on-nonfinite skip) writes none.
     const int64_t every = cfg_.solver.snapshot();
-    if (every > 0 && (it + 1) % every == 0 && it + 1 < max_iter_) run_->result.last_snapshot = snapshot(it + 1);
+    if (step.kind != StepOutcome::kSkipped && every > 0 && (it + 1) % every == 0 && it + 1 < max_iter_)
+      run_->result.last_snapshot = snapshot(it + 1);
     if (validation_due(it + 1)) run_validation(it + 1);
   }
   finish_run();
@@ -664,10 +665,13 @@ Trainer::StepOutcome Trainer::train_step(int64_t it) {
   StepOutcome out;
   out.loss = agg[0] + global_loss;
   if (!std::isfinite(out.loss) || agg[1] != 0) {
-    out.kind = StepOutcome::kSkipped;
     // A finite loss with overflowing gradients is FP16's loss scale at work.
-    if (std::isfinite(out.loss) && lower_loss_scale(it)) return out;
+    if (std::isfinite(out.loss) && lower_loss_scale(it)) {
+      out.kind = StepOutcome::kOverflow;
+      return out;
+    }
     skip_or_stop_nonfinite(it, out.loss);
+    out.kind = StepOutcome::kSkipped;
     return out;
   }
   solver_->apply_update(it, grad_norm);

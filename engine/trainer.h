@@ -105,7 +105,9 @@ class Trainer {
   struct RunState;
   // What one training step did: updated the parameters, or was skipped (non-finite).
   struct StepOutcome {
-    enum Kind { kUpdated, kSkipped } kind = kUpdated;
+    // kOverflow: FP16 gradients overflowed at the loss scale (halved); kSkipped: a
+    // non-finite step under --on-nonfinite skip.
+    enum Kind { kUpdated, kOverflow, kSkipped } kind = kUpdated;
     double loss = 0;     // the global loss of the batch
     double seconds = 0;  // the step's time (updated steps)
   };
