@@ -142,6 +142,24 @@ void cuda_gemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha,
                                 to_int(K, "K"), &alpha, B, ldb, A, lda, &beta, C, to_int(N, "N")));
 }
 
+void cuda_gemm_at(Precision p, Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                  const float* B, float beta, float* C, Stream s) {
+  if (p == Precision::kFP32 || M == 0 || N == 0 || K == 0) {
+    cuda_gemm(ta, tb, M, N, K, alpha, A, B, beta, C, s);
+    return;
+  }
+  HalfScratch a(M * K), b(K * N);
+  cuda_to_half(p, M * K, A, a.get(), s);
+  cuda_to_half(p, K * N, B, b.get(), s);
+  // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands.
+  const int lda = to_int(ta == Trans::kNo ? K : M, "lda"), ldb = to_int(tb == Trans::kNo ? N : K, "ldb");
+  const cudaDataType_t t = p == Precision::kBF16 ? CUDA_R_16BF : CUDA_R_16F;
+  COCO_CUBLAS_CHECK(cublasGemmEx(cublas_on(s), tb == Trans::kNo ? CUBLAS_OP_N : CUBLAS_OP_T,
+                                 ta == Trans::kNo ? CUBLAS_OP_N : CUBLAS_OP_T, to_int(N, "N"), to_int(M, "M"),
+                                 to_int(K, "K"), &alpha, b.get(), t, ldb, a.get(), t, lda, &beta, C, CUDA_R_32F,
+                                 to_int(N, "N"), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
 void cuda_gemv(Trans ta, int64_t M, int64_t N, float alpha, const float* A, const float* x, float beta, float* y,
                Stream s) {
   if (M == 0 || N == 0) return;

@@ -11,8 +11,13 @@ namespace {
 constexpr float kMaxScale = 0x1p64f;
 }
 
+bool is_valid_loss_scale(double s) {
+  int e = 0;
+  return std::isfinite(s) && s >= 1 && s <= kMaxScale && std::frexp(s, &e) == 0.5;
+}
+
 DynamicLossScale::DynamicLossScale(float initial, int window) : scale_(initial), window_(window) {
-  COCO_CHECK(initial >= 1 && initial <= kMaxScale && window >= 1, "bad loss scale ", initial, " / window ", window);
+  COCO_CHECK(is_valid_loss_scale(initial) && window >= 1, "bad loss scale ", initial, " / window ", window);
 }
 
 bool DynamicLossScale::back_off() {
@@ -37,9 +42,7 @@ void DynamicLossScale::save(proto::SolverState* state) const {
 
 void DynamicLossScale::restore(const proto::SolverState& state, const std::string& origin) {
   if (!state.has_loss_scale()) return;
-  int e = 0;
-  if (!(state.loss_scale() >= 1 && state.loss_scale() <= kMaxScale && std::frexp(state.loss_scale(), &e) == 0.5f) ||
-      state.loss_scale_good_steps() < 0 || state.loss_scale_skipped() < 0)
+  if (!is_valid_loss_scale(state.loss_scale()) || state.loss_scale_good_steps() < 0 || state.loss_scale_skipped() < 0)
     COCO_THROW(origin, ": the loss scale state (", state.loss_scale(), ", ", state.loss_scale_good_steps(), ", ",
                state.loss_scale_skipped(), ") is not a power of two >= 1 with non-negative counts");
   scale_ = state.loss_scale();

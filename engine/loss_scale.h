@@ -17,6 +17,11 @@
 
 namespace coco {
 
+// A loss scale coco accepts: a power of two in [1, 2^64] (unscaling is exact, and
+// past 2^64 every float gradient would overflow). The solver setting's rule and a
+// checkpoint's state are both checked with it.
+bool is_valid_loss_scale(double s);
+
 class DynamicLossScale {
  public:
   DynamicLossScale(float initial, int window);

@@ -16,6 +16,15 @@ const char* precision_name(Precision p) {
   return "?";
 }
 
+bool precision_from_name(const std::string& name, Precision* p) {
+  for (Precision q : {Precision::kFP32, Precision::kBF16, Precision::kFP16})
+    if (name == precision_name(q)) {
+      *p = q;
+      return true;
+    }
+  return false;
+}
+
 namespace {
 
 uint32_t bits_of(float x) {
@@ -30,13 +39,13 @@ float float_of(uint32_t b) {
   return x;
 }
 
-// Rounds the significand to keep `drop` fewer low bits, ties to even, on the bit
-// pattern: a carry out of the significand steps the exponent, which is the right
-// result up to infinity.
-inline float round_low_bits(float x, int drop) {
-  const uint32_t b = bits_of(x);
-  const uint32_t half = (1u << (drop - 1)) - 1, lsb = (b >> drop) & 1u;
-  return float_of((b + half + lsb) & ~((1u << drop) - 1));
+// Rounds a float's bit pattern to `drop` fewer significand bits, ties to even: a
+// carry out of the significand steps the exponent, which is the right result up to
+// infinity. On bits, so that the loops over arrays vectorise.
+template <int drop>
+inline uint32_t round_low_bits(uint32_t b) {
+  constexpr uint32_t half = (1u << (drop - 1)) - 1;
+  return (b + half + ((b >> drop) & 1u)) & ~((1u << drop) - 1);
 }
 
 constexpr float kHalfMax = 65504.f;
@@ -47,7 +56,7 @@ inline float round_fp16(float x) {
   const float a = std::fabs(x);
   float r;
   if (a >= kHalfMinNormal) {
-    r = round_low_bits(a, 13);
+    r = float_of(round_low_bits<13>(bits_of(a)));
     if (r > kHalfMax) r = INFINITY;
   } else {
     // Subnormal halves are the multiples of 2^-24 below 2^-14. Next to 0.5 a float's
@@ -59,14 +68,20 @@ inline float round_fp16(float x) {
   return std::copysign(r, x);
 }
 
+// bf16 has fp32's exponent: only the low 16 bits go. A NaN stays a (quiet) NaN,
+// which the bit rounding could otherwise carry into infinity.
+inline uint32_t round_bf16_bits(uint32_t b) {
+  return (b & 0x7fffffffu) > 0x7f800000u ? b | 0x00400000u : round_low_bits<16>(b);
+}
+
+inline float round_bf16(float x) { return float_of(round_bf16_bits(bits_of(x))); }
+
 COCO_CPU_CLONES void round_bf16_n(const float* in, float* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     uint32_t b;
     std::memcpy(&b, in + i, 4);
-    const bool nan = (b & 0x7fffffffu) > 0x7f800000u;
-    const uint32_t r = (b + 0x7fffu + ((b >> 16) & 1u)) & 0xffff0000u;
-    const uint32_t o = nan ? (b | 0x00400000u) : r;  // a NaN stays a (quiet) NaN
-    std::memcpy(out + i, &o, 4);
+    b = round_bf16_bits(b);
+    std::memcpy(out + i, &b, 4);
   }
 }
 
@@ -75,11 +90,7 @@ COCO_CPU_CLONES void round_bf16_n(const float* in, float* out, int64_t n) {
 float round_to(Precision p, float x) {
   switch (p) {
     case Precision::kFP32: return x;
-    case Precision::kBF16: {
-      float r;
-      round_bf16_n(&x, &r, 1);
-      return r;
-    }
+    case Precision::kBF16: return round_bf16(x);
     case Precision::kFP16: return round_fp16(x);
   }
   return x;

@@ -19,6 +19,9 @@ namespace coco {
 enum class Precision { kFP32, kBF16, kFP16 };
 
 const char* precision_name(Precision p);  // "FP32", "BF16", "FP16"
+// The inverse of precision_name (the solver's enum spells them alike); false for
+// any other name.
+bool precision_from_name(const std::string& name, Precision* p);
 
 // x rounded to the nearest value of format p, ties to even: bf16 keeps 8 bits of
 // significand and fp32's exponent range; fp16 keeps 11 bits, its largest value is

@@ -7,6 +7,7 @@
 #include <iterator>
 
 #include "engine/common.h"
+#include "engine/loss_scale.h"
 
 namespace coco {
 
@@ -50,11 +51,6 @@ void check(const Msg& m, const Rule<Msg> (&rules)[N], const std::string& where) 
 bool finite(double x) { return std::isfinite(x); }
 
 bool finite_in(double x, double lo, double hi) { return std::isfinite(x) && x >= lo && x <= hi; }
-
-bool power_of_two_in(double x, double lo, double hi) {
-  int e = 0;
-  return finite_in(x, lo, hi) && std::frexp(x, &e) == 0.5;
-}
 
 // ---- the solver ----
 
@@ -133,7 +129,7 @@ const Rule<Solver> kSolverRules[] = {
      "0 without val_data { source: \"bin:FILE\" } (there is nothing to validate on)"},
     {"val_folds", [](const Solver& p) { return p.val_folds() >= 2 && p.val_folds() <= 100; }, "an integer in [2, 100]"},
     {"snapshot", [](const Solver& p) { return p.snapshot() >= 0; }, "an integer >= 0 (0: only the final snapshot)"},
-    {"loss_scale", [](const Solver& p) { return power_of_two_in(p.loss_scale(), 1, 0x1p64); },
+    {"loss_scale", [](const Solver& p) { return is_valid_loss_scale(p.loss_scale()); },
      "a power of two in [1, 2^64] (dividing it back out must be exact)"},
     {"loss_scale", [](const Solver& p) { return !p.has_loss_scale() || p.precision() == Solver::FP16; },
      "set only with precision: FP16 (FP32 and BF16 keep fp32's exponent range and need no scaling)"},

@@ -30,11 +30,10 @@ namespace coco {
 namespace {
 
 Precision solver_precision(const proto::SolverParameter& s) {
-  switch (s.precision()) {
-    case proto::SolverParameter::BF16: return Precision::kBF16;
-    case proto::SolverParameter::FP16: return Precision::kFP16;
-    default: return Precision::kFP32;
-  }
+  Precision p = Precision::kFP32;
+  COCO_CHECK(precision_from_name(proto::SolverParameter::Precision_Name(s.precision()), &p),
+             "no coco precision for the solver's ", proto::SolverParameter::Precision_Name(s.precision()));
+  return p;
 }
 
 // The label input (the net's second) holds int32 class ids, as the data sources
@@ -515,6 +514,8 @@ Trainer::TestOutcome Trainer::test(int64_t iter) {
 TrainResult Trainer::run() {
   COCO_CHECK(!opt_.dry_run && solver_, "run() on a dry-run trainer");
   run_ = std::make_unique<RunState>(opt_.metrics, comm_->rank() == 0, cfg_.solver.average_loss());
+  if (const DynamicLossScale* scale = solver_->dynamic_loss_scale())
+    run_->result.loss_scale_skipped_steps = scale->skipped();  // a resumed run's count goes on
   last_snapshot_.clear();
   spdlog::info("training {} from iteration {} to {} ({:.2f} epochs of {} samples), {}, {} learnable values, seed {}, "
                "{} CPU thread(s) per rank",
@@ -705,9 +706,8 @@ void Trainer::skip_or_stop_nonfinite(int64_t it, double loss) {
 // BF16/FP16: what runs in the format, and on a CPU that it is an emulation.
 void Trainer::log_precision() {
   const Precision p = train_net_->precision();
-  const DynamicLossScale* scale = solver_->dynamic_loss_scale();
-  run_->result.loss_scale_skipped_steps = scale ? scale->skipped() : 0;
   if (p == Precision::kFP32 || !run_->lead) return;
+  const DynamicLossScale* scale = solver_->dynamic_loss_scale();
   spdlog::info("precision {}: convolutions and GEMMs on {} operands with fp32 sums; fp32 weights, momentum and "
                "softmax statistics{}{}",
                precision_name(p), precision_name(p),

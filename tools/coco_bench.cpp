@@ -222,9 +222,7 @@ void add_head_flags(CLI::App& app, HeadFlags& f) {
       ->type_name("r");
   app.add_option_function<std::string>(
          "--precision",
-         [&o](const std::string& v) {
-           o.precision = v == "BF16" ? coco::Precision::kBF16 : v == "FP16" ? coco::Precision::kFP16 : coco::Precision::kFP32;
-         },
+         [&o](const std::string& v) { coco::precision_from_name(v, &o.precision); },
          "FP32 (default), BF16 or FP16: the GEMMs' operands (and the\nfloor's) rounded to it, fp32 sums")
       ->check(CLI::IsMember({"FP32", "BF16", "FP16"}))
       ->type_name("P");
